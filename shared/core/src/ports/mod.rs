@@ -1,0 +1,16 @@
+//! Ports: the traits between the pipeline and its adapters. A stage knows these, never
+//! an adapter; only the services pick adapters.
+
+pub mod backfill;
+pub mod export;
+pub mod paths;
+pub mod queue;
+pub mod source;
+pub mod store;
+
+pub use backfill::{BackfillJob, BackfillState, BackfillStore};
+pub use export::{ExportCursor, ExportStore, ImageResults};
+pub use paths::{PathIdConflict, PathRegistry};
+pub use queue::{Delivery, DeliveryHandle, JobConsumer, JobPublisher, QueueError};
+pub use source::{ImageSource, SourceError};
+pub use store::{ResultStore, StoreError};

@@ -1,0 +1,72 @@
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+use crate::{
+    BinaryCode, CodeRecord, DetectionRecord, ErrorClass, FailureRecord, ImageId, ModelVersion,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or timed out; retrying may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that does not decode, or a request the store refuses; retrying won't help.
+    #[error("store data or request invalid: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::Unavailable(_) => ErrorClass::Transient,
+            StoreError::Invalid(_) => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Durable results keyed by (image ID, model version). Every write is an idempotent
+/// upsert: writing the same record twice leaves the same state as writing it once, which
+/// makes at-least-once delivery safe.
+#[async_trait]
+pub trait ResultStore: Send + Sync {
+    /// Stores detections and crops; returns only when they are durable.
+    async fn put_detections(&self, records: &[DetectionRecord]) -> Result<(), StoreError>;
+
+    /// Stores codes; a stored code clears earlier failures of that (image, version).
+    async fn put_codes(&self, records: &[CodeRecord]) -> Result<(), StoreError>;
+
+    /// Records failures (latest reason per image, version and stage wins).
+    async fn put_failures(&self, records: &[FailureRecord]) -> Result<(), StoreError>;
+
+    async fn detection(
+        &self,
+        id: ImageId,
+        version: &ModelVersion,
+    ) -> Result<Option<DetectionRecord>, StoreError>;
+
+    async fn code(
+        &self,
+        id: ImageId,
+        version: &ModelVersion,
+    ) -> Result<Option<CodeRecord>, StoreError>;
+
+    /// Every recorded failure of an image, under any model version.
+    async fn failures(&self, id: ImageId) -> Result<Vec<FailureRecord>, StoreError>;
+
+    /// The subset of `ids` that already have a code under `version`.
+    async fn coded(
+        &self,
+        ids: &[ImageId],
+        version: &ModelVersion,
+    ) -> Result<HashSet<ImageId>, StoreError>;
+
+    /// Codes under `version` that may be near `probe`: a superset of every code within
+    /// the store's guaranteed search radius. The embedded store returns all of them;
+    /// a bucketed store returns those sharing a bucket with the probe.
+    async fn candidate_codes(
+        &self,
+        probe: &BinaryCode,
+        version: &ModelVersion,
+    ) -> Result<Vec<CodeRecord>, StoreError>;
+}
