@@ -1,0 +1,95 @@
+//! Per-image cost of the imaging steps on the 13 real photos, with the `image` crate's
+//! own triangle-filter resize as the baseline for ours.
+//!
+//! Each benchmark processes all photos once per iteration; criterion's throughput line
+//! reads as photos per second.
+//!
+//!     cargo bench -p imgfeat-imaging -- --warm-up-time 1 --measurement-time 3
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use imgfeat_core::CropRect;
+use imgfeat_imaging::{DecodeLimits, RgbImage, crop, decode_rgb, encode_jpeg, resize_to_tensor};
+
+fn photos() -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// A centred 400x300 region (every photo is at least that large).
+fn centre_400x300(img: &RgbImage) -> CropRect {
+    CropRect {
+        x: (img.width() - 400) / 2,
+        y: (img.height() - 300) / 2,
+        width: 400,
+        height: 300,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let files = photos();
+    let limits = DecodeLimits::default();
+    let images: Vec<RgbImage> = files
+        .iter()
+        .map(|b| decode_rgb(b, &limits).unwrap())
+        .collect();
+    let crops: Vec<RgbImage> = images
+        .iter()
+        .map(|img| crop(img, centre_400x300(img)).unwrap())
+        .collect();
+
+    let mut group = c.benchmark_group("per_photo");
+    group.throughput(Throughput::Elements(files.len() as u64));
+
+    group.bench_function("decode_rgb", |b| {
+        b.iter(|| {
+            for bytes in &files {
+                black_box(decode_rgb(black_box(bytes), &limits).unwrap());
+            }
+        })
+    });
+
+    let mut tensor = vec![0f32; 300 * 300 * 3];
+    group.bench_function("resize_to_tensor_300", |b| {
+        b.iter(|| {
+            for img in &images {
+                let whole = CropRect::whole(img.width(), img.height());
+                resize_to_tensor(black_box(img), whole, 300, 300, &mut tensor).unwrap();
+                black_box(&tensor);
+            }
+        })
+    });
+
+    group.bench_function("baseline_image_triangle_300", |b| {
+        b.iter(|| {
+            for img in &images {
+                black_box(image::imageops::resize(
+                    black_box(img),
+                    300,
+                    300,
+                    image::imageops::FilterType::Triangle,
+                ));
+            }
+        })
+    });
+
+    group.bench_function("encode_jpeg_400x300_q90", |b| {
+        b.iter(|| {
+            for c in &crops {
+                black_box(encode_jpeg(black_box(c), 90).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,17 @@
+//! Pixels in and out of the pipeline: decode untrusted bytes to RGB8 under limits,
+//! resize a region to a model's input tensor exactly like the Python reference (Pillow
+//! bilinear), crop the main object and encode it as JPEG.
+
+mod crop;
+mod decode;
+mod encode;
+mod error;
+mod region;
+mod resize;
+
+pub use crop::crop;
+pub use decode::{DecodeLimits, decode_rgb};
+pub use encode::encode_jpeg;
+pub use error::ImagingError;
+pub use image::RgbImage;
+pub use resize::resize_to_tensor;
