@@ -1,0 +1,239 @@
+//! Model manifests: what a model file is, where it came from, and how to feed it. A
+//! manifest pins its files by sha256, so a wrong or corrupt file is refused at load
+//! instead of producing quietly wrong codes under a trusted model version.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use imgfeat_core::ModelVersion;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::ModelError;
+
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten`. The kind's
+// own struct refuses the leftovers instead, so a misspelt key is still an error.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub licence: String,
+    pub provenance: String,
+    #[serde(flatten)]
+    pub kind: ManifestKind,
+    /// The folder the manifest was read from; its file names are relative to it.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ManifestKind {
+    Detector(OnnxSpec),
+    Backbone(OnnxSpec),
+    Simhash(SimHashSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSpec {
+    pub file: String,
+    pub sha256: String,
+    pub input: InputSpec,
+    /// Role (e.g. `boxes`, `scores`, `embedding`) -> output name in the graph.
+    pub outputs: BTreeMap<String, String>,
+    pub labels: Option<LabelsSpec>,
+    pub thresholds: Option<ThresholdSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub name: String,
+    pub layout: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsSpec {
+    pub file: String,
+    /// The score column that means "no object", if the model has one.
+    pub background: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub score: f32,
+    pub nms_iou: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimHashSpec {
+    pub bits: u32,
+    pub dim: u32,
+    pub projection: String,
+    pub projection_sha256: String,
+    pub mean: String,
+    pub mean_sha256: String,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Manifest {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        manifest.dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        manifest.validate(path)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ModelError> {
+        let bad = |message: String| ModelError::Manifest {
+            path: path.to_path_buf(),
+            message,
+        };
+        self.version()
+            .map_err(|e| bad(format!("name/version: {e}")))?;
+        match &self.kind {
+            ManifestKind::Detector(spec) | ManifestKind::Backbone(spec) => {
+                if spec.input.layout != "NHWC" {
+                    return Err(bad(format!(
+                        "input layout {:?} is not supported (only NHWC)",
+                        spec.input.layout
+                    )));
+                }
+                if spec.input.width == 0 || spec.input.height == 0 {
+                    return Err(bad("input width and height must be positive".into()));
+                }
+                let roles: &[&str] = match self.kind {
+                    ManifestKind::Detector(_) => &["boxes", "scores"],
+                    _ => &["embedding"],
+                };
+                for role in roles {
+                    if !spec.outputs.contains_key(*role) {
+                        return Err(bad(format!("outputs.{role} is missing")));
+                    }
+                }
+                if matches!(self.kind, ManifestKind::Detector(_)) && spec.labels.is_none() {
+                    return Err(bad("a detector needs a labels file".into()));
+                }
+            }
+            ManifestKind::Simhash(spec) => {
+                if spec.bits == 0 || spec.bits > 4096 || spec.dim == 0 {
+                    return Err(bad("bits must be 1..=4096 and dim positive".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn version(&self) -> Result<ModelVersion, imgfeat_core::ids::InvalidModelVersion> {
+        ModelVersion::of_model(&self.name, &self.version)
+    }
+
+    /// [`Self::version`] as a model error naming the manifest.
+    pub fn model_version(&self) -> Result<ModelVersion, ModelError> {
+        self.version().map_err(|e| ModelError::Manifest {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Resolves a file named by the manifest and checks its sha256.
+    pub fn verified_file(&self, file: &str, sha256: &str) -> Result<PathBuf, ModelError> {
+        let path = self.dir.join(file);
+        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(sha256) {
+            return Err(ModelError::HashMismatch {
+                path,
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        Ok(path)
+    }
+
+    /// Reads a labels file: one label a line, index = class id.
+    pub fn read_labels(&self, spec: &LabelsSpec) -> Result<Vec<String>, ModelError> {
+        let path = self.dir.join(&spec.file);
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(text.lines().map(|l| l.trim().to_string()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    }
+
+    #[test]
+    fn shipped_manifests_parse_and_their_files_match() {
+        for (file, kind) in [
+            ("ssd_mobilenetv2_oidv4_24cls.toml", "detector"),
+            ("nanodet_m_416_coco.toml", "detector"),
+            ("efficientnet_lite0_imagenet.toml", "backbone"),
+            ("simhash64_effnet_lite0.toml", "simhash"),
+        ] {
+            let m = Manifest::load(&models_dir().join(file)).unwrap();
+            match &m.kind {
+                ManifestKind::Detector(s) | ManifestKind::Backbone(s) => {
+                    assert_ne!(kind, "simhash");
+                    m.verified_file(&s.file, &s.sha256).unwrap();
+                }
+                ManifestKind::Simhash(s) => {
+                    assert_eq!(kind, "simhash");
+                    m.verified_file(&s.projection, &s.projection_sha256)
+                        .unwrap();
+                    m.verified_file(&s.mean, &s.mean_sha256).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_hash_is_a_clear_error() {
+        let m = Manifest::load(&models_dir().join("simhash64_effnet_lite0.toml")).unwrap();
+        let err = m
+            .verified_file("labels_coco80.txt", &"0".repeat(64))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wrong or corrupt model file"), "{err}");
+        assert!(err.contains("bd17f1ee"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_layouts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        let base =
+            std::fs::read_to_string(models_dir().join("efficientnet_lite0_imagenet.toml")).unwrap();
+        std::fs::write(&p, base.replace("layout = \"NHWC\"", "layout = \"NCHW\"")).unwrap();
+        let err = Manifest::load(&p).unwrap_err().to_string();
+        assert!(err.contains("only NHWC"), "{err}");
+        std::fs::write(&p, format!("colour = 1\n{base}")).unwrap();
+        let err = Manifest::load(&p).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}
