@@ -1,0 +1,19 @@
+//! The embedded result store of imgfeat: results, failures, backfill jobs and the folder
+//! indexer's path registry in one SQLite file ([`SqliteStore`]), plus the conformance
+//! suite every [`ResultStore`](imgfeat_core::ports::ResultStore) implementation must pass
+//! ([`conformance`]).
+
+mod backfill;
+pub mod conformance;
+pub mod copy;
+mod error;
+mod export;
+mod paths;
+mod results;
+mod rows;
+mod schema;
+mod sqlite;
+
+pub use paths::{FIRST_ASSIGNED_ID, PathIdConflict, numeric_stem};
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::{SqliteOptions, SqliteStore};
