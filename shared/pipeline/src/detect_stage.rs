@@ -1,0 +1,403 @@
+//! The detector worker: fetch -> decode -> batch -> detect -> crop -> persist ->
+//! publish -> ack. Fetch and decode run concurrently per delivery (bounded), inference
+//! runs on the model's own thread, and crop + persist of one batch overlap with
+//! inference of the next.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use imgfeat_core::message::{DetectJob, ExtractJob};
+use imgfeat_core::ports::{
+    Delivery, ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError,
+};
+use imgfeat_core::{
+    CropRect, Detection, DetectionRecord, FailureKind, FailureReason, ImageId, ModelVersion, Stage,
+};
+use imgfeat_imaging::{DecodeLimits, RgbImage};
+use imgfeat_model::Detector;
+use imgfeat_model::postprocess::{MainObjectRule, choose_main_object};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::batcher::{BatchPolicy, next_batch};
+use crate::cpu_pool::CpuPool;
+use crate::events::{Event, Events, Outcome, Phase, Worker};
+use crate::intake::take_deliveries;
+use crate::model_thread::ModelThread;
+use crate::settle::{Failed, Settler};
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorStageConfig {
+    pub batch: BatchPolicy,
+    pub main_object: MainObjectRule,
+    /// JPEG quality of stored crops.
+    pub crop_jpeg_quality: u8,
+    /// Deliveries being fetched, decoded, batched or persisted at once. Bounds memory:
+    /// each holds a decoded image.
+    pub max_in_flight: usize,
+    /// Attempts before a transient failure is dead-lettered (must match the queue's).
+    pub max_attempts: u32,
+    /// Pass crops to the extractor inside the job (one process) instead of via the store.
+    #[serde(skip)]
+    pub inline_crops: bool,
+}
+
+impl Default for DetectorStageConfig {
+    fn default() -> Self {
+        Self {
+            batch: BatchPolicy::default(),
+            main_object: MainObjectRule::default(),
+            crop_jpeg_quality: 90,
+            max_in_flight: 32,
+            max_attempts: 5,
+            inline_crops: false,
+        }
+    }
+}
+
+pub struct DetectorStage {
+    pub source: Arc<dyn ImageSource>,
+    pub store: Arc<dyn ResultStore>,
+    pub publisher: Arc<dyn JobPublisher<ExtractJob>>,
+    pub model: ModelThread<Detector>,
+    pub model_version: ModelVersion,
+    pub input_size: (u32, u32),
+    pub pool: CpuPool,
+    pub limits: DecodeLimits,
+    pub config: DetectorStageConfig,
+    pub events: Events,
+}
+
+/// An image decoded and resized, waiting for its batch.
+struct Prepared {
+    delivery: Delivery<DetectJob>,
+    job: DetectJob,
+    image: RgbImage,
+    tensor: Vec<f32>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A batch after inference, waiting for crops and persistence.
+struct Detected {
+    items: Vec<Prepared>,
+    detections: Result<Vec<Vec<Detection>>, String>,
+}
+
+impl DetectorStage {
+    /// Runs until the consumer ends or `shutdown` fires; in both cases every delivery
+    /// taken is finished (persisted and acked, or settled as a failure) before it returns.
+    pub async fn run<C>(self: Arc<Self>, mut consumer: C, shutdown: Shutdown)
+    where
+        C: JobConsumer<DetectJob>,
+    {
+        let policy = self.config.batch;
+        let (prep_tx, mut prep_rx) = mpsc::channel::<Prepared>(policy.max_batch.max(1) * 2);
+        let (det_tx, mut det_rx) = mpsc::channel::<Detected>(1);
+
+        let infer = {
+            let this = self.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&mut prep_rx, &policy).await {
+                    this.events.emit(Event::BatchClosed {
+                        worker: Worker::Detector,
+                        size: batch.items.len(),
+                        waited_seconds: batch.waited.as_secs_f64(),
+                    });
+                    let detected = this.infer(batch.items).await;
+                    if det_tx.send(detected).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let persist = {
+            let this = self.clone();
+            tokio::spawn(async move {
+                while let Some(detected) = det_rx.recv().await {
+                    this.persist(detected).await;
+                }
+            })
+        };
+
+        let this = self.clone();
+        let tx = prep_tx.clone();
+        take_deliveries(
+            &mut consumer,
+            shutdown,
+            self.config.max_in_flight,
+            Worker::Detector,
+            &self.events,
+            move |delivery, permit| {
+                let (this, tx) = (this.clone(), tx.clone());
+                async move {
+                    if let Some(prepared) = this.prepare(delivery, permit).await {
+                        let _ = tx.send(prepared).await;
+                    }
+                }
+            },
+        )
+        .await;
+        drop(prep_tx);
+        let _ = infer.await;
+        let _ = persist.await;
+    }
+
+    fn settler(&self) -> Settler {
+        Settler {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            worker: Worker::Detector,
+            max_attempts: self.config.max_attempts,
+        }
+    }
+
+    async fn fail(
+        &self,
+        delivery: Delivery<DetectJob>,
+        job: &DetectJob,
+        stage: Stage,
+        reason: FailureReason,
+    ) {
+        self.events.emit(Event::InFlight {
+            worker: Worker::Detector,
+            delta: -1,
+        });
+        let failed = Failed {
+            delivery,
+            image_id: job.image_id,
+            stage,
+            reason,
+            enqueued_at_ms: job.enqueued_at_ms,
+        };
+        self.settler().settle(&self.model_version, failed).await;
+    }
+
+    async fn prepare(
+        &self,
+        delivery: Delivery<DetectJob>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<Prepared> {
+        let job = delivery.job.clone();
+        if let Some(wanted) = &job.model
+            && wanted != &self.model_version
+        {
+            let reason = FailureReason::new(
+                FailureKind::MalformedMessage,
+                format!(
+                    "job asks for detector {wanted}, this worker runs {}",
+                    self.model_version
+                ),
+            );
+            self.fail(delivery, &job, Stage::Message, reason).await;
+            return None;
+        }
+        let started = Instant::now();
+        let bytes = match self.source.fetch(job.image_id).await {
+            Ok(b) => b,
+            Err(e) => {
+                let reason = source_reason(&e);
+                self.fail(delivery, &job, Stage::Fetch, reason).await;
+                return None;
+            }
+        };
+        self.events.phase(Worker::Detector, Phase::Fetch, started);
+
+        let started = Instant::now();
+        let limits = self.limits;
+        let (w, h) = self.input_size;
+        let decoded = self
+            .pool
+            .run(move || -> Result<(RgbImage, Vec<f32>), FailureReason> {
+                let image = imgfeat_imaging::decode_rgb(&bytes, &limits).map_err(|e| e.reason())?;
+                let mut tensor = vec![0f32; (w * h * 3) as usize];
+                let whole = CropRect::whole(image.width(), image.height());
+                imgfeat_imaging::resize_to_tensor(&image, whole, w, h, &mut tensor)
+                    .map_err(|e| e.reason())?;
+                Ok((image, tensor))
+            })
+            .await
+            .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
+        match decoded {
+            Ok((image, tensor)) => {
+                self.events.phase(Worker::Detector, Phase::Decode, started);
+                Some(Prepared {
+                    delivery,
+                    job,
+                    image,
+                    tensor,
+                    _permit: permit,
+                })
+            }
+            Err(reason) => {
+                self.fail(delivery, &job, Stage::Decode, reason).await;
+                None
+            }
+        }
+    }
+
+    async fn infer(&self, items: Vec<Prepared>) -> Detected {
+        let started = Instant::now();
+        let mut input = Vec::with_capacity(items.iter().map(|p| p.tensor.len()).sum());
+        let mut sizes = Vec::with_capacity(items.len());
+        for p in &items {
+            input.extend_from_slice(&p.tensor);
+            sizes.push((p.image.width(), p.image.height()));
+        }
+        let detections = self
+            .model
+            .call(move |d: &mut Detector| d.detect(&input, &sizes))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        self.events
+            .phase(Worker::Detector, Phase::Inference, started);
+        Detected { items, detections }
+    }
+
+    async fn persist(&self, detected: Detected) {
+        let Detected { items, detections } = detected;
+        let detections = match detections {
+            Ok(d) => d,
+            Err(message) => {
+                // An inference error is retried: it may be memory pressure or a bad
+                // batch-mate; a persistent one ends in the dead-letter queue.
+                for p in items {
+                    let reason = FailureReason::new(
+                        FailureKind::Unavailable,
+                        format!("inference failed: {message}"),
+                    );
+                    self.fail(p.delivery, &p.job, Stage::Detect, reason).await;
+                }
+                return;
+            }
+        };
+
+        let started = Instant::now();
+        let rule = self.config.main_object;
+        let quality = self.config.crop_jpeg_quality;
+        let version = self.model_version.clone();
+        let (meta, images): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .map(|p| ((p.delivery, p.job, p._permit), p.image))
+            .unzip();
+        let jobs: Vec<(ImageId, RgbImage, Vec<Detection>)> = meta
+            .iter()
+            .zip(images)
+            .zip(detections)
+            .map(|(((_, job, _), image), dets)| (job.image_id, image, dets))
+            .collect();
+        let built = self
+            .pool
+            .run(move || {
+                jobs.into_iter()
+                    .map(|(id, image, dets)| {
+                        build_record(id, &version, &image, dets, &rule, quality)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_else(|e| {
+                meta.iter()
+                    .map(|_| Err(FailureReason::new(FailureKind::Internal, e.to_string())))
+                    .collect()
+            });
+        self.events
+            .phase(Worker::Detector, Phase::Postprocess, started);
+
+        // Deliveries and their records side by side, so the records (crop bytes
+        // included) are moved to the store and the extract jobs, never copied.
+        let mut ok = Vec::new();
+        let mut records: Vec<DetectionRecord> = Vec::new();
+        for ((delivery, job, permit), record) in meta.into_iter().zip(built) {
+            match record {
+                Ok(record) => {
+                    ok.push((delivery, job, permit));
+                    records.push(record);
+                }
+                Err(reason) => self.fail(delivery, &job, Stage::Detect, reason).await,
+            }
+        }
+        if ok.is_empty() {
+            return;
+        }
+
+        let started = Instant::now();
+        if let Err(e) = self.store.put_detections(&records).await {
+            let reason =
+                FailureReason::new(FailureKind::Unavailable, format!("storing detections: {e}"));
+            for (delivery, job, _) in ok {
+                self.fail(delivery, &job, Stage::Persist, reason.clone())
+                    .await;
+            }
+            return;
+        }
+        self.events.phase(Worker::Detector, Phase::Persist, started);
+
+        let started = Instant::now();
+        let inline = self.config.inline_crops;
+        let extract_jobs: Vec<ExtractJob> = ok
+            .iter()
+            .zip(records)
+            .map(|((_, job, _), record)| ExtractJob {
+                image_id: job.image_id,
+                detector_version: self.model_version.clone(),
+                enqueued_at_ms: job.enqueued_at_ms,
+                crop_jpeg: inline.then(|| Arc::new(record.crop_jpeg)),
+            })
+            .collect();
+        if let Err(e) = self.publisher.publish(&extract_jobs).await {
+            let reason = FailureReason::new(
+                FailureKind::Unavailable,
+                format!("publishing extract jobs: {e}"),
+            );
+            for (delivery, job, _) in ok {
+                self.fail(delivery, &job, Stage::Persist, reason.clone())
+                    .await;
+            }
+            return;
+        }
+        self.events.phase(Worker::Detector, Phase::Publish, started);
+
+        for (delivery, job, _permit) in ok {
+            if let Err(e) = delivery.handle.ack().await {
+                tracing::warn!(image_id = job.image_id.0, error = %e, "ack failed; the broker will redeliver");
+            }
+            self.events.emit(Event::InFlight {
+                worker: Worker::Detector,
+                delta: -1,
+            });
+            self.events
+                .completed(Worker::Detector, Outcome::Ok, Some(job.enqueued_at_ms));
+        }
+    }
+}
+
+/// Chooses the main object, crops the ORIGINAL image to it and encodes the crop.
+pub fn build_record(
+    image_id: ImageId,
+    version: &ModelVersion,
+    image: &RgbImage,
+    detections: Vec<Detection>,
+    rule: &MainObjectRule,
+    jpeg_quality: u8,
+) -> Result<DetectionRecord, FailureReason> {
+    let (width, height) = (image.width(), image.height());
+    let main = choose_main_object(&detections, width, height, rule);
+    let crop = imgfeat_imaging::crop(image, main.crop).map_err(|e| e.reason())?;
+    let crop_jpeg = imgfeat_imaging::encode_jpeg(&crop, jpeg_quality).map_err(|e| e.reason())?;
+    Ok(DetectionRecord {
+        image_id,
+        model_version: version.clone(),
+        image_width: width,
+        image_height: height,
+        detections,
+        main,
+        crop_jpeg,
+    })
+}
+
+pub(crate) fn source_reason(e: &SourceError) -> FailureReason {
+    e.reason()
+}

@@ -1,0 +1,287 @@
+//! The extractor worker: crop -> decode -> batch -> backbone + hash head -> persist
+//! -> ack. The crop comes inside the job when detector and extractor share a process,
+//! from the store otherwise; either way the code is computed from the stored JPEG crop,
+//! so codes are reproducible from crops alone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use imgfeat_core::message::ExtractJob;
+use imgfeat_core::ports::{Delivery, JobConsumer, ResultStore};
+use imgfeat_core::{
+    BinaryCode, CodeRecord, CropRect, FailureKind, FailureReason, ModelVersion, Stage,
+};
+use imgfeat_imaging::DecodeLimits;
+use imgfeat_model::Extractor;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::batcher::{BatchPolicy, next_batch};
+use crate::cpu_pool::CpuPool;
+use crate::events::{Event, Events, Outcome, Phase, Worker};
+use crate::intake::take_deliveries;
+use crate::model_thread::ModelThread;
+use crate::settle::{Failed, Settler};
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractorStageConfig {
+    pub batch: BatchPolicy,
+    pub max_in_flight: usize,
+    pub max_attempts: u32,
+}
+
+impl Default for ExtractorStageConfig {
+    fn default() -> Self {
+        Self {
+            batch: BatchPolicy::default(),
+            max_in_flight: 32,
+            max_attempts: 5,
+        }
+    }
+}
+
+pub struct ExtractorStage {
+    pub store: Arc<dyn ResultStore>,
+    pub model: ModelThread<Extractor>,
+    /// `backbone@v+head@v`; codes are stored under this after the detector's version.
+    pub extractor_version: ModelVersion,
+    pub input_size: (u32, u32),
+    pub pool: CpuPool,
+    pub limits: DecodeLimits,
+    pub config: ExtractorStageConfig,
+    pub events: Events,
+}
+
+struct Prepared {
+    delivery: Delivery<ExtractJob>,
+    job: ExtractJob,
+    version: ModelVersion,
+    tensor: Vec<f32>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ExtractorStage {
+    pub async fn run<C>(self: Arc<Self>, mut consumer: C, shutdown: Shutdown)
+    where
+        C: JobConsumer<ExtractJob>,
+    {
+        let policy = self.config.batch;
+        let (prep_tx, mut prep_rx) = mpsc::channel::<Prepared>(policy.max_batch.max(1) * 2);
+        let batches = {
+            let this = self.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&mut prep_rx, &policy).await {
+                    this.events.emit(Event::BatchClosed {
+                        worker: Worker::Extractor,
+                        size: batch.items.len(),
+                        waited_seconds: batch.waited.as_secs_f64(),
+                    });
+                    this.process(batch.items).await;
+                }
+            })
+        };
+        let this = self.clone();
+        let tx = prep_tx.clone();
+        take_deliveries(
+            &mut consumer,
+            shutdown,
+            self.config.max_in_flight,
+            Worker::Extractor,
+            &self.events,
+            move |delivery, permit| {
+                let (this, tx) = (this.clone(), tx.clone());
+                async move {
+                    if let Some(prepared) = this.prepare(delivery, permit).await {
+                        let _ = tx.send(prepared).await;
+                    }
+                }
+            },
+        )
+        .await;
+        drop(prep_tx);
+        let _ = batches.await;
+    }
+
+    async fn fail(
+        &self,
+        delivery: Delivery<ExtractJob>,
+        job: &ExtractJob,
+        version: &ModelVersion,
+        stage: Stage,
+        reason: FailureReason,
+    ) {
+        self.events.emit(Event::InFlight {
+            worker: Worker::Extractor,
+            delta: -1,
+        });
+        let settler = Settler {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            worker: Worker::Extractor,
+            max_attempts: self.config.max_attempts,
+        };
+        let failed = Failed {
+            delivery,
+            image_id: job.image_id,
+            stage,
+            reason,
+            enqueued_at_ms: job.enqueued_at_ms,
+        };
+        settler.settle(version, failed).await;
+    }
+
+    async fn prepare(
+        &self,
+        delivery: Delivery<ExtractJob>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<Prepared> {
+        let job = delivery.job.clone();
+        let version = match self.extractor_version.after(&job.detector_version) {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = FailureReason::new(FailureKind::MalformedMessage, e.to_string());
+                let v = self.extractor_version.clone();
+                self.fail(delivery, &job, &v, Stage::Message, reason).await;
+                return None;
+            }
+        };
+        let started = Instant::now();
+        let crop = match &job.crop_jpeg {
+            Some(bytes) => bytes.clone(),
+            None => match self
+                .store
+                .detection(job.image_id, &job.detector_version)
+                .await
+            {
+                Ok(Some(record)) => Arc::new(record.crop_jpeg),
+                Ok(None) => {
+                    let reason = FailureReason::new(
+                        FailureKind::NotFound,
+                        format!(
+                            "no crop stored for image {} under {}",
+                            job.image_id, job.detector_version
+                        ),
+                    );
+                    self.fail(delivery, &job, &version, Stage::Fetch, reason)
+                        .await;
+                    return None;
+                }
+                Err(e) => {
+                    let reason = FailureReason::new(
+                        FailureKind::Unavailable,
+                        format!("reading the crop: {e}"),
+                    );
+                    self.fail(delivery, &job, &version, Stage::Fetch, reason)
+                        .await;
+                    return None;
+                }
+            },
+        };
+        self.events.phase(Worker::Extractor, Phase::Fetch, started);
+
+        let started = Instant::now();
+        let limits = self.limits;
+        let (w, h) = self.input_size;
+        let tensor = self
+            .pool
+            .run(move || -> Result<Vec<f32>, FailureReason> {
+                let image = imgfeat_imaging::decode_rgb(&crop, &limits).map_err(|e| e.reason())?;
+                let mut tensor = vec![0f32; (w * h * 3) as usize];
+                let whole = CropRect::whole(image.width(), image.height());
+                imgfeat_imaging::resize_to_tensor(&image, whole, w, h, &mut tensor)
+                    .map_err(|e| e.reason())?;
+                Ok(tensor)
+            })
+            .await
+            .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
+        match tensor {
+            Ok(tensor) => {
+                self.events.phase(Worker::Extractor, Phase::Decode, started);
+                Some(Prepared {
+                    delivery,
+                    job,
+                    version,
+                    tensor,
+                    _permit: permit,
+                })
+            }
+            Err(reason) => {
+                self.fail(delivery, &job, &version, Stage::Decode, reason)
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn process(&self, items: Vec<Prepared>) {
+        let started = Instant::now();
+        let batch = items.len();
+        let mut input = Vec::with_capacity(items.iter().map(|p| p.tensor.len()).sum());
+        for p in &items {
+            input.extend_from_slice(&p.tensor);
+        }
+        let codes: Result<Vec<BinaryCode>, String> = self
+            .model
+            .call(move |m: &mut Extractor| m.codes(&input, batch))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        self.events
+            .phase(Worker::Extractor, Phase::Inference, started);
+        let codes = match codes {
+            Ok(c) => c,
+            Err(message) => {
+                for p in items {
+                    let reason = FailureReason::new(
+                        FailureKind::Unavailable,
+                        format!("inference failed: {message}"),
+                    );
+                    self.fail(p.delivery, &p.job, &p.version, Stage::Extract, reason)
+                        .await;
+                }
+                return;
+            }
+        };
+
+        let started = Instant::now();
+        let records: Vec<CodeRecord> = items
+            .iter()
+            .zip(codes)
+            .map(|(p, code)| CodeRecord {
+                image_id: p.job.image_id,
+                model_version: p.version.clone(),
+                code,
+            })
+            .collect();
+        if let Err(e) = self.store.put_codes(&records).await {
+            let reason =
+                FailureReason::new(FailureKind::Unavailable, format!("storing codes: {e}"));
+            for p in items {
+                self.fail(
+                    p.delivery,
+                    &p.job,
+                    &p.version,
+                    Stage::Persist,
+                    reason.clone(),
+                )
+                .await;
+            }
+            return;
+        }
+        self.events
+            .phase(Worker::Extractor, Phase::Persist, started);
+        for p in items {
+            if let Err(e) = p.delivery.handle.ack().await {
+                tracing::warn!(image_id = p.job.image_id.0, error = %e, "ack failed; the broker will redeliver");
+            }
+            self.events.emit(Event::InFlight {
+                worker: Worker::Extractor,
+                delta: -1,
+            });
+            self.events
+                .completed(Worker::Extractor, Outcome::Ok, Some(p.job.enqueued_at_ms));
+        }
+    }
+}

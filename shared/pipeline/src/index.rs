@@ -1,0 +1,328 @@
+//! `imgfeat index DIR`: the whole pipeline in one process over a folder, with the
+//! in-process queue between the same detector and extractor stages the fleet runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use imgfeat_core::message::{DetectJob, ExtractJob};
+use imgfeat_core::ports::{JobPublisher, PathRegistry, ResultStore, StoreError};
+use imgfeat_core::{ImageId, ModelVersion, now_ms};
+use serde::Serialize;
+
+use crate::events::{Event, EventSink, Events, Outcome, Worker};
+use crate::fs_source::PathMapSource;
+use crate::local_queue::{LocalRetry, local_queue};
+use crate::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
+use crate::settings::PipelineSettings;
+use crate::shutdown::Shutdown;
+
+/// File endings the folder scan treats as images. Anything else is ignored; a file with
+/// an image ending that is not an image is recorded as a failure.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("cannot read folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Version(String),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexOptions {
+    /// Process every image again, even those already done under this model version.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IndexSummary {
+    pub folder: String,
+    pub detector_version: String,
+    pub code_version: String,
+    /// Image files found.
+    pub discovered: u64,
+    /// Other files, not considered.
+    pub ignored: u64,
+    /// Already coded under this version.
+    pub skipped: u64,
+    /// Coded in this run.
+    pub processed: u64,
+    /// Failed in this run, by reason.
+    pub failed: BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+impl IndexSummary {
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+/// Counts final outcomes as they happen.
+#[derive(Default)]
+pub struct Tally {
+    inner: Mutex<(u64, BTreeMap<String, u64>)>,
+}
+
+impl Tally {
+    fn counts(&self) -> (u64, BTreeMap<String, u64>) {
+        self.inner.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+}
+
+impl EventSink for Tally {
+    fn emit(&self, event: &Event) {
+        let Event::Completed {
+            worker, outcome, ..
+        } = event
+        else {
+            return;
+        };
+        let Ok(mut g) = self.inner.lock() else {
+            return;
+        };
+        match (worker, outcome) {
+            (Worker::Extractor, Outcome::Ok) => g.0 += 1,
+            (_, Outcome::Failed(k) | Outcome::DeadLettered(k)) => {
+                *g.1.entry(k.as_str().to_string()).or_default() += 1
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Image files below `dir` (recursively, sorted), and how many other files there were.
+pub fn scan_folder(dir: &Path) -> Result<(Vec<PathBuf>, u64), IndexError> {
+    let mut images = Vec::new();
+    let mut ignored = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| IndexError::Folder {
+            path: d.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| IndexError::Folder {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                ignored += 1;
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if is_image_name(&path) {
+                images.push(path);
+            } else {
+                ignored += 1;
+            }
+        }
+    }
+    images.sort();
+    Ok((images, ignored))
+}
+
+fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+pub struct IndexRun<'a> {
+    pub settings: &'a PipelineSettings,
+    pub detector: &'a DetectorParts,
+    pub extractor: &'a ExtractorParts,
+    pub store: Arc<dyn ResultStore>,
+    pub registry: &'a dyn PathRegistry,
+    pub events: Events,
+}
+
+impl IndexRun<'_> {
+    /// The version codes of this run are stored under.
+    pub fn code_version(&self) -> Result<ModelVersion, IndexError> {
+        self.extractor
+            .version
+            .after(&self.detector.version)
+            .map_err(|e| IndexError::Version(e.to_string()))
+    }
+
+    /// Indexes `dir`: new and failed images, or everything with `force`. Individual bad
+    /// images are failures in the summary, not errors of the run.
+    pub async fn run(&self, dir: &Path, options: IndexOptions) -> Result<IndexSummary, IndexError> {
+        let started = Instant::now();
+        let code_version = self.code_version()?;
+        let (files, ignored) = scan_folder(dir)?;
+        let keys: Vec<String> = files
+            .iter()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let ids = self.registry.register_paths(&keys).await?;
+
+        let tally = Arc::new(Tally::default());
+        let events = self.events.clone().with(tally.clone());
+        let mut conflicts = 0u64;
+        let mut paths: HashMap<ImageId, PathBuf> = HashMap::new();
+        for (file, id) in files.iter().zip(ids) {
+            match id {
+                Ok(id) => {
+                    paths.insert(id, file.clone());
+                }
+                Err(conflict) => {
+                    tracing::warn!("{conflict}");
+                    conflicts += 1;
+                }
+            }
+        }
+        events.emit(Event::Planned {
+            images: paths.len() as u64,
+        });
+        let mut todo: Vec<ImageId> = paths.keys().copied().collect();
+        todo.sort();
+        let mut skipped = 0u64;
+        if !options.force {
+            let done = self.store.coded(&todo, &code_version).await?;
+            skipped = done.len() as u64;
+            todo.retain(|id| !done.contains(id));
+            for _ in 0..skipped {
+                events.emit(Event::Completed {
+                    worker: Worker::Extractor,
+                    outcome: Outcome::Skipped,
+                    latency_seconds: None,
+                });
+            }
+        }
+
+        self.process(&todo, paths, &events).await;
+
+        let (processed, mut failed) = tally.counts();
+        if conflicts > 0 {
+            failed.insert("id_conflict".into(), conflicts);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(IndexSummary {
+            folder: dir.display().to_string(),
+            detector_version: self.detector.version.to_string(),
+            code_version: code_version.to_string(),
+            discovered: files.len() as u64,
+            ignored,
+            skipped,
+            processed,
+            failed,
+            seconds,
+            images_per_second: if seconds > 0.0 {
+                processed as f64 / seconds
+            } else {
+                0.0
+            },
+        })
+    }
+
+    async fn process(&self, todo: &[ImageId], paths: HashMap<ImageId, PathBuf>, events: &Events) {
+        if todo.is_empty() {
+            return;
+        }
+        let settings = self.settings;
+        let retry = LocalRetry {
+            max_attempts: settings.detector.max_attempts,
+            ..LocalRetry::default()
+        };
+        let capacity = settings
+            .detector
+            .max_in_flight
+            .max(settings.detector.batch.max_batch);
+        let (detect_pub, detect_rx, _detect_dead) = local_queue::<DetectJob>(capacity, retry);
+        let (extract_pub, extract_rx, _extract_dead) = local_queue::<ExtractJob>(capacity, retry);
+
+        let pool = match parts::cpu_pool(settings) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        };
+        let source = Arc::new(PathMapSource::new(paths, settings.decode.max_bytes));
+        let mut detector = parts::detector_stage(
+            settings,
+            self.detector,
+            pool.clone(),
+            StageAdapters {
+                source,
+                store: self.store.clone(),
+                publisher: Arc::new(extract_pub),
+            },
+            events.clone(),
+        );
+        // One process: hand the crop to the extractor directly instead of re-reading it.
+        detector.config.inline_crops = true;
+        let extractor = parts::extractor_stage(
+            settings,
+            self.extractor,
+            pool,
+            self.store.clone(),
+            events.clone(),
+        );
+
+        let detect_task = tokio::spawn(Arc::new(detector).run(detect_rx, Shutdown::never()));
+        let extract_task = tokio::spawn(Arc::new(extractor).run(extract_rx, Shutdown::never()));
+
+        let now = now_ms();
+        for chunk in todo.chunks(64) {
+            let jobs: Vec<DetectJob> = chunk
+                .iter()
+                .map(|&image_id| DetectJob {
+                    image_id,
+                    enqueued_at_ms: now,
+                    model: None,
+                })
+                .collect();
+            if detect_pub.publish(&jobs).await.is_err() {
+                tracing::error!("the detector stopped early");
+                break;
+            }
+        }
+        drop(detect_pub);
+        if let Err(e) = detect_task.await {
+            tracing::error!("detector task failed: {e}");
+        }
+        if let Err(e) = extract_task.await {
+            tracing::error!("extractor task failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_finds_images_recursively_and_ignores_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for f in ["a.JPG", "b.png", "notes.txt", "sub/c.webp", "sub/d"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let (images, ignored) = scan_folder(dir.path()).unwrap();
+        let names: Vec<_> = images
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["a.JPG", "b.png", "sub/c.webp"]);
+        assert_eq!(ignored, 2);
+        assert!(scan_folder(&dir.path().join("missing")).is_err());
+    }
+}

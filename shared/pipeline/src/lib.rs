@@ -1,0 +1,25 @@
+//! The pipeline stages and their plumbing: fetch -> decode -> batch -> infer -> crop
+//! -> persist -> publish -> ack. Stages know ports, never adapters; services (and the
+//! embedded `index` run) choose the adapters.
+
+pub mod batcher;
+pub mod cpu_pool;
+pub mod detect_stage;
+pub mod events;
+pub mod extract_stage;
+pub mod fs_source;
+pub mod index;
+mod intake;
+pub mod local_queue;
+pub mod model_thread;
+pub mod parts;
+pub mod search;
+pub mod settings;
+mod settle;
+pub mod shutdown;
+
+pub use batcher::BatchPolicy;
+pub use events::{Event, EventSink, Events, Outcome, Phase, Worker};
+pub use index::{IndexOptions, IndexRun, IndexSummary};
+pub use settings::PipelineSettings;
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};

@@ -1,0 +1,134 @@
+//! Loading the models named by the settings onto their own threads, and assembling
+//! the stages from them and the adapters a service picked.
+
+use std::sync::Arc;
+
+use imgfeat_core::ModelVersion;
+use imgfeat_core::message::ExtractJob;
+use imgfeat_core::ports::{ImageSource, JobPublisher, ResultStore};
+use imgfeat_model::{Detector, Extractor, OrtRuntime};
+
+use crate::cpu_pool::CpuPool;
+use crate::detect_stage::DetectorStage;
+use crate::events::Events;
+use crate::extract_stage::ExtractorStage;
+use crate::model_thread::ModelThread;
+use crate::settings::PipelineSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Model(#[from] imgfeat_model::ModelError),
+    #[error(transparent)]
+    Thread(#[from] crate::model_thread::ModelThreadError),
+    #[error(transparent)]
+    Pool(#[from] crate::cpu_pool::PoolError),
+}
+
+pub struct DetectorParts {
+    pub model: ModelThread<Detector>,
+    pub version: ModelVersion,
+    pub input_size: (u32, u32),
+}
+
+pub struct ExtractorParts {
+    pub model: ModelThread<Extractor>,
+    /// `backbone@v+head@v`, before the detector's version is prefixed.
+    pub version: ModelVersion,
+    pub input_size: (u32, u32),
+    pub bits: usize,
+}
+
+pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadError> {
+    let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
+    let runtime = OrtRuntime::get()?;
+    let path = dir.join(&settings.models.detector);
+    let session = settings.models.detector_session;
+    let thresholds = settings.models.thresholds;
+    let (model, (version, input_size)) = ModelThread::spawn("detector", move || {
+        Detector::load(&runtime, &path, session, thresholds).map(|d| {
+            let info = (d.version().clone(), d.input_size());
+            (d, info)
+        })
+    })?;
+    Ok(DetectorParts {
+        model,
+        version,
+        input_size,
+    })
+}
+
+pub fn load_extractor(settings: &PipelineSettings) -> Result<ExtractorParts, LoadError> {
+    let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
+    let runtime = OrtRuntime::get()?;
+    let backbone = dir.join(&settings.models.backbone);
+    let head = dir.join(&settings.models.hash_head);
+    let session = settings.models.extractor_session;
+    let (model, (version, input_size, bits)) = ModelThread::spawn("extractor", move || {
+        Extractor::load(&runtime, &backbone, &head, session).map(|e| {
+            let info = (e.version().clone(), e.input_size(), e.bits());
+            (e, info)
+        })
+    })?;
+    Ok(ExtractorParts {
+        model,
+        version,
+        input_size,
+        bits,
+    })
+}
+
+pub fn cpu_pool(settings: &PipelineSettings) -> Result<CpuPool, LoadError> {
+    Ok(CpuPool::new(
+        settings.decode.threads,
+        settings.decode.max_queued,
+    )?)
+}
+
+pub struct StageAdapters {
+    pub source: Arc<dyn ImageSource>,
+    pub store: Arc<dyn ResultStore>,
+    pub publisher: Arc<dyn JobPublisher<ExtractJob>>,
+}
+
+pub fn detector_stage(
+    settings: &PipelineSettings,
+    parts: &DetectorParts,
+    pool: CpuPool,
+    adapters: StageAdapters,
+    events: Events,
+) -> DetectorStage {
+    DetectorStage {
+        source: adapters.source,
+        store: adapters.store,
+        publisher: adapters.publisher,
+        model: parts.model.clone(),
+        model_version: parts.version.clone(),
+        input_size: parts.input_size,
+        pool,
+        limits: settings.decode.limits(),
+        config: settings.detector.clone(),
+        events,
+    }
+}
+
+pub fn extractor_stage(
+    settings: &PipelineSettings,
+    parts: &ExtractorParts,
+    pool: CpuPool,
+    store: Arc<dyn ResultStore>,
+    events: Events,
+) -> ExtractorStage {
+    ExtractorStage {
+        store,
+        model: parts.model.clone(),
+        extractor_version: parts.version.clone(),
+        input_size: parts.input_size,
+        pool,
+        limits: settings.decode.limits(),
+        config: settings.extractor.clone(),
+        events,
+    }
+}

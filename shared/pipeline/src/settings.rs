@@ -1,0 +1,227 @@
+//! The pipeline's part of the configuration: models, decoding and the two stages.
+//! Services embed it in their own settings; every field has a default.
+
+use std::path::{Path, PathBuf};
+
+use imgfeat_core::ModelVersion;
+use imgfeat_imaging::DecodeLimits;
+use imgfeat_model::Manifest;
+use imgfeat_model::{DetectorThresholds, SessionOptions};
+use serde::Deserialize;
+
+use crate::detect_stage::DetectorStageConfig;
+use crate::extract_stage::ExtractorStageConfig;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    pub models: ModelSettings,
+    pub decode: DecodeSettings,
+    pub detector: DetectorStageConfig,
+    pub extractor: ExtractorStageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Folder of the model manifests; unset: `models/` of the working directory, of the
+    /// repository, or beside the executable, whichever exists.
+    pub dir: Option<PathBuf>,
+    /// Detector manifest (file name in `dir`). `nanodet_m_416_coco.toml` is the
+    /// alternative; its results are stored under its own model version.
+    pub detector: String,
+    pub backbone: String,
+    pub hash_head: String,
+    pub detector_session: SessionOptions,
+    pub extractor_session: SessionOptions,
+    /// Overrides the detector manifest's recommended thresholds.
+    pub thresholds: Option<DetectorThresholds>,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            detector: "ssd_mobilenetv2_oidv4_24cls.toml".into(),
+            backbone: "efficientnet_lite0_imagenet.toml".into(),
+            hash_head: "simhash64_effnet_lite0.toml".into(),
+            detector_session: SessionOptions::default(),
+            extractor_session: SessionOptions::default(),
+            thresholds: None,
+        }
+    }
+}
+
+impl ModelSettings {
+    pub fn resolve_dir(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = &self.dir {
+            return if dir.is_dir() {
+                Ok(dir.clone())
+            } else {
+                Err(format!("models.dir {} is not a folder", dir.display()))
+            };
+        }
+        let mut tried = vec![PathBuf::from("models")];
+        tried.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(d) = exe.parent()
+        {
+            tried.push(d.join("models"));
+            tried.push(d.join("../models"));
+        }
+        tried
+            .iter()
+            .find(|d| d.join(&self.detector).is_file())
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "no models folder with {} found (tried {}); set IMGFEAT_PIPELINE__MODELS__DIR",
+                    self.detector,
+                    tried
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodeSettings {
+    /// Threads decoding, resizing, cropping and encoding.
+    pub threads: usize,
+    /// CPU tasks queued at once (bounds decoded images held in memory).
+    pub max_queued: usize,
+    pub max_bytes: u64,
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeSettings {
+    fn default() -> Self {
+        let limits = DecodeLimits::default();
+        Self {
+            // Half the cores (at least one), like each session's intra-op threads:
+            // decode, resize, crop and encode take ~10 ms of CPU per image against ~28 ms
+            // in the two models, so one thread in two cores keeps the models fed, and a
+            // pool as wide as the machine only preempts the model threads
+            // (imgfeat-bench, 2 cores: 40.6 vs 42.0 ms of CPU per image).
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get() / 2)
+                .unwrap_or(1)
+                .max(1),
+            max_queued: 16,
+            max_bytes: limits.max_bytes,
+            max_pixels: limits.max_pixels,
+        }
+    }
+}
+
+impl DecodeSettings {
+    pub fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_bytes: self.max_bytes,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+impl PipelineSettings {
+    /// The detector version and the code version these settings produce, read from the
+    /// manifests alone (no model is loaded).
+    pub fn versions(&self) -> Result<(ModelVersion, ModelVersion), String> {
+        let dir = self.models.resolve_dir()?;
+        let version = |file: &str| -> Result<ModelVersion, String> {
+            let m = Manifest::load(&dir.join(file)).map_err(|e| e.to_string())?;
+            m.version().map_err(|e| e.to_string())
+        };
+        let detector = version(&self.models.detector)?;
+        let backbone = version(&self.models.backbone)?;
+        let head = version(&self.models.hash_head)?;
+        let code = head
+            .after(&backbone)
+            .and_then(|v| v.after(&detector))
+            .map_err(|e| e.to_string())?;
+        Ok((detector, code))
+    }
+
+    /// Checks values that parse but cannot work, with messages naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for (key, policy) in [
+            ("detector.batch", self.detector.batch),
+            ("extractor.batch", self.extractor.batch),
+        ] {
+            if policy.max_batch == 0 || policy.max_batch > 256 {
+                problems.push(format!("pipeline.{key}.max_batch must be 1..=256"));
+            }
+            if policy.max_wait_ms > 60_000 {
+                problems.push(format!("pipeline.{key}.max_wait_ms must be at most 60000"));
+            }
+        }
+        if !(1..=100).contains(&self.detector.crop_jpeg_quality) {
+            problems.push("pipeline.detector.crop_jpeg_quality must be 1..=100".into());
+        }
+        if self.detector.max_in_flight == 0 || self.extractor.max_in_flight == 0 {
+            problems.push("pipeline.*.max_in_flight must be at least 1".into());
+        }
+        if self.decode.threads == 0 || self.decode.threads > 256 {
+            problems.push("pipeline.decode.threads must be 1..=256".into());
+        }
+        if self.decode.max_bytes == 0 || self.decode.max_pixels == 0 {
+            problems.push("pipeline.decode.max_bytes and max_pixels must be positive".into());
+        }
+        for (key, s) in [
+            ("detector_session", self.models.detector_session),
+            ("extractor_session", self.models.extractor_session),
+        ] {
+            if s.intra_threads == 0 || s.intra_threads > 256 {
+                problems.push(format!(
+                    "pipeline.models.{key}.intra_threads must be 1..=256"
+                ));
+            }
+        }
+        if let Some(t) = self.models.thresholds
+            && (!(0.0..1.0).contains(&t.score) || !(0.0..=1.0).contains(&t.nms_iou))
+        {
+            problems.push("pipeline.models.thresholds: score in [0,1), nms_iou in [0,1]".into());
+        }
+        let rule = self.detector.main_object;
+        if !(0.0..1.0).contains(&rule.score_floor) {
+            problems.push("pipeline.detector.main_object.score_floor must be in [0,1)".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        PipelineSettings::default().validate().unwrap();
+        let mut s = PipelineSettings::default();
+        s.detector.batch.max_batch = 0;
+        s.detector.crop_jpeg_quality = 0;
+        let err = s.validate().unwrap_err();
+        assert!(err.contains("pipeline.detector.batch.max_batch"), "{err}");
+        assert!(err.contains("crop_jpeg_quality"), "{err}");
+    }
+
+    #[test]
+    fn the_repository_models_folder_is_found() {
+        let dir = ModelSettings::default().resolve_dir().unwrap();
+        assert!(dir.join("ssd_mobilenetv2_oidv4_24cls.onnx").is_file());
+        let missing = ModelSettings {
+            dir: Some("/nonexistent".into()),
+            ..ModelSettings::default()
+        };
+        assert!(missing.resolve_dir().unwrap_err().contains("/nonexistent"));
+    }
+}
