@@ -1,0 +1,25 @@
+//! ScyllaDB / Cassandra 4.x adapters for imgfeat: the results store ([`CqlStore`]:
+//! `ResultStore`, `BackfillStore`, `ExportStore`) and an image source reading a blob
+//! table ([`CqlImageSource`]).
+//!
+//! Everything here is plain CQL both servers accept: prepared, idempotent statements;
+//! no lightweight transactions, no `ALLOW FILTERING`, no secondary indexes.
+
+pub mod buckets;
+pub mod config;
+#[cfg(test)]
+mod cqlcheck;
+pub mod errors;
+pub mod export;
+pub mod retry;
+pub mod rows;
+pub mod schema;
+pub mod session;
+pub mod source;
+pub mod statements;
+pub mod store;
+
+pub use config::{ConsistencyLevel, CqlConfig, Replication, RetryConfig, TtlConfig};
+pub use schema::MigrationReport;
+pub use source::{CqlImageSource, CqlSourceConfig, IdType, SourceSetupError};
+pub use store::CqlStore;
