@@ -1,0 +1,151 @@
+//! Settings of the RabbitMQ adapter. Every service of the fleet must use the same
+//! `prefix`, `retry_delays_ms` and `delivery_limit`: they are baked into the queue
+//! declarations, and RabbitMQ refuses a redeclaration with other arguments.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How the fleet talks to RabbitMQ. Durations are milliseconds so that they read the same
+/// in a TOML file and in `IMGFEAT_AMQP__*` environment variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// AMQP URI with credentials and URL-encoded vhost (`%2f` is `/`). Query parameters
+    /// such as `?heartbeat=10` are passed to the broker.
+    pub url: String,
+    /// Prepended to every queue name (`<prefix>.detect`, ...), so that several fleets or
+    /// test runs share a vhost without seeing each other's messages.
+    pub prefix: String,
+    /// Unacknowledged deliveries a consumer channel may hold (one channel per consumed
+    /// queue). Keep it >= max_batch x batches in flight, or batches never fill.
+    pub prefetch: u16,
+    /// Delay before each retry: the n-th retry waits `retry_delays_ms[n-1]`, the last entry
+    /// repeats. Each distinct delay is a retry queue with that TTL, per work queue.
+    pub retry_delays_ms: Vec<u64>,
+    /// Deliveries of a job (first one included) before a transient failure is given up
+    /// and dead-lettered.
+    pub max_attempts: u32,
+    /// Broker-side guard against crash loops: a message redelivered this many times
+    /// without being settled (e.g. it kills the worker) is dead-lettered by RabbitMQ.
+    /// 0 disables the guard. Counts every return of an unacked message, so keep it well
+    /// above the number of restarts a message may see while prefetched.
+    pub delivery_limit: u32,
+    /// First wait before reconnecting after the broker went away; doubles each time.
+    pub reconnect_initial_ms: u64,
+    /// Cap of the reconnect wait.
+    pub reconnect_max_ms: u64,
+    /// How long a publish keeps trying (reconnecting and republishing) before it
+    /// reports the queue unavailable.
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "imgfeat".into(),
+            prefetch: 64,
+            retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
+            max_attempts: 6,
+            delivery_limit: 50,
+            reconnect_initial_ms: 200,
+            reconnect_max_ms: 10_000,
+            publish_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("amqp.url {0:?} is not a valid AMQP URI: {1}")]
+    Url(String, String),
+    #[error("amqp.prefix {0:?} must be 1..=100 characters of [A-Za-z0-9._-]")]
+    Prefix(String),
+    #[error("amqp.{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("amqp.retry_delays_ms must list at least one delay, each >= 1 ms")]
+    RetryDelays,
+    #[error("amqp.reconnect_max_ms ({max}) is below amqp.reconnect_initial_ms ({initial})")]
+    Reconnect { initial: u64, max: u64 },
+}
+
+impl AmqpConfig {
+    /// Checks the settings once at start-up, so that a typo fails loudly there instead of
+    /// as a broker error much later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.url
+            .parse::<lapin::uri::AMQPUri>()
+            .map_err(|e| ConfigError::Url(self.url.clone(), e.to_string()))?;
+        let prefix_ok = !self.prefix.is_empty()
+            && self.prefix.len() <= 100
+            && self
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !prefix_ok {
+            return Err(ConfigError::Prefix(self.prefix.clone()));
+        }
+        if self.prefetch == 0 {
+            return Err(ConfigError::Zero("prefetch"));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Zero("max_attempts"));
+        }
+        if self.reconnect_initial_ms == 0 {
+            return Err(ConfigError::Zero("reconnect_initial_ms"));
+        }
+        if self.publish_timeout_ms == 0 {
+            return Err(ConfigError::Zero("publish_timeout_ms"));
+        }
+        if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
+            return Err(ConfigError::RetryDelays);
+        }
+        if self.reconnect_max_ms < self.reconnect_initial_ms {
+            return Err(ConfigError::Reconnect {
+                initial: self.reconnect_initial_ms,
+                max: self.reconnect_max_ms,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    /// The reconnect schedule this config asks for.
+    pub fn reconnect_backoff(&self) -> crate::Backoff {
+        crate::Backoff::new(
+            Duration::from_millis(self.reconnect_initial_ms),
+            Duration::from_millis(self.reconnect_max_ms),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(AmqpConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_name() {
+        let bad = |f: fn(&mut AmqpConfig)| {
+            let mut c = AmqpConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.url = "http://x".into()).contains("amqp.url"));
+        assert!(bad(|c| c.prefix = "a b".into()).contains("amqp.prefix"));
+        assert!(bad(|c| c.prefix = String::new()).contains("amqp.prefix"));
+        assert!(bad(|c| c.prefetch = 0).contains("prefetch"));
+        assert!(bad(|c| c.retry_delays_ms = vec![]).contains("retry_delays_ms"));
+        assert!(bad(|c| c.retry_delays_ms = vec![5, 0]).contains("retry_delays_ms"));
+        assert!(bad(|c| c.max_attempts = 0).contains("max_attempts"));
+        assert!(bad(|c| c.reconnect_max_ms = 1).contains("reconnect_max_ms"));
+    }
+}

@@ -1,0 +1,33 @@
+//! RabbitMQ (lapin) adapter of imgfeat's queue ports.
+//!
+//! - [`AmqpConnection`]: one shared connection, re-opened with back-off, declaring the
+//!   [`Topology`] on every (re)connect, with a [`BrokerState`] watch for `/readyz`.
+//! - [`AmqpPublisher`]: a `JobPublisher` with publisher confirms.
+//! - [`AmqpConsumer`]: a `JobConsumer` over several queues in priority order, which
+//!   dead-letters undecodable messages itself; its delivery handles retry through TTL
+//!   queues and dead-letter with the reason in headers (see [`headers`]).
+//! - [`dlq`]: list and requeue dead letters.
+
+mod backoff;
+mod config;
+mod confirm;
+mod connection;
+mod consumer;
+pub mod depth;
+pub mod dlq;
+mod error;
+mod handle;
+pub mod headers;
+mod publisher;
+mod topology;
+
+pub use backoff::Backoff;
+pub use config::{AmqpConfig, ConfigError};
+pub use connection::{AmqpConnection, BrokerState};
+pub use consumer::{AmqpConsumer, ConsumerStop};
+pub use error::AmqpError;
+pub use publisher::AmqpPublisher;
+pub use topology::{Topology, WorkQueue};
+
+/// Re-exported for tests and tools that need to talk to the broker directly.
+pub use lapin;

@@ -1,0 +1,246 @@
+//! Queue names and their idempotent declaration.
+//!
+//! Every work queue `<p>.<q>` (quorum) has:
+//! - retry queues `<p>.<q>.retry.<ms>ms`, one per distinct configured delay: quorum
+//!   queues with a per-queue `x-message-ttl` whose dead-letter target is the work queue
+//!   itself, so an expired message walks back into `<p>.<q>`. One queue per delay
+//!   (rather than per-message TTL in one queue) because RabbitMQ expires messages only
+//!   at the head of a queue: a 1 s retry behind a 10 min one would wait 10 min.
+//!   Per work queue (rather than per stage) so that a live job retries into the live
+//!   queue and a backfill job into the backfill queue.
+//! - a dead-letter queue `<p>.<q>.dlq` (quorum, no TTL, no delivery limit, so that
+//!   peeking at it with get + requeue never loses a message).
+//!
+//! The work queue's own dead-letter target is its DLQ too: with `x-delivery-limit`, a
+//! message that keeps coming back unsettled (it crashes its worker) is parked by the
+//! broker, with `x-first-death-reason: delivery_limit` instead of our reason header.
+//! Retries themselves never count against that limit: they are republished copies.
+
+use std::time::Duration;
+
+use lapin::Channel;
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use crate::{AmqpConfig, AmqpError};
+
+/// The queues that carry jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkQueue {
+    /// Live uploads for the detector: always served before the backfill.
+    Detect,
+    /// Backfill ranges for the detector.
+    DetectBackfill,
+    /// Crops for the extractor.
+    Extract,
+    /// Upload events from the platform, forwarded by ingest to `Detect`.
+    Uploads,
+}
+
+impl WorkQueue {
+    pub const ALL: [WorkQueue; 4] = [
+        WorkQueue::Detect,
+        WorkQueue::DetectBackfill,
+        WorkQueue::Extract,
+        WorkQueue::Uploads,
+    ];
+
+    /// The name after the prefix; also what `imgfeat dlq` takes on its command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkQueue::Detect => "detect",
+            WorkQueue::DetectBackfill => "detect.backfill",
+            WorkQueue::Extract => "extract",
+            WorkQueue::Uploads => "uploads",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WorkQueue> {
+        WorkQueue::ALL.into_iter().find(|q| q.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for WorkQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Queue names under one prefix, and the retry schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+    retry_delays: Vec<Duration>,
+    delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(config: &AmqpConfig) -> Self {
+        Self {
+            prefix: config.prefix.clone(),
+            retry_delays: config
+                .retry_delays_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+            delivery_limit: config.delivery_limit,
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn queue(&self, q: WorkQueue) -> String {
+        format!("{}.{}", self.prefix, q.as_str())
+    }
+
+    pub fn dlq(&self, q: WorkQueue) -> String {
+        format!("{}.{}.dlq", self.prefix, q.as_str())
+    }
+
+    pub fn retry_queue(&self, q: WorkQueue, delay: Duration) -> String {
+        format!(
+            "{}.{}.retry.{}ms",
+            self.prefix,
+            q.as_str(),
+            delay.as_millis()
+        )
+    }
+
+    /// The delay before re-running a job whose attempt number `failed_attempt` (1-based)
+    /// failed: the configured delays in turn, the last one repeating.
+    pub fn retry_delay(&self, failed_attempt: u32) -> Duration {
+        let i = (failed_attempt.max(1) - 1) as usize;
+        self.retry_delays
+            .get(i)
+            .or(self.retry_delays.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    fn distinct_delays(&self) -> Vec<Duration> {
+        let mut d = self.retry_delays.clone();
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    /// Every queue name of the topology, e.g. for cleaning up after a test.
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for q in WorkQueue::ALL {
+            names.push(self.queue(q));
+            names.push(self.dlq(q));
+            for d in self.distinct_delays() {
+                names.push(self.retry_queue(q, d));
+            }
+        }
+        names
+    }
+
+    /// Declares every queue. Idempotent: each service calls it at every (re)connect.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), AmqpError> {
+        for q in WorkQueue::ALL {
+            let dlq = self.dlq(q);
+            declare(channel, &dlq, quorum()).await?;
+
+            let mut work = quorum();
+            dead_letter_to(&mut work, &dlq);
+            if self.delivery_limit > 0 {
+                work.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
+                );
+            }
+            declare(channel, &self.queue(q), work).await?;
+
+            for delay in self.distinct_delays() {
+                let mut retry = quorum();
+                dead_letter_to(&mut retry, &self.queue(q));
+                retry.insert(
+                    "x-message-ttl".into(),
+                    AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                );
+                declare(channel, &self.retry_queue(q, delay), retry).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every queue of the topology (tests and teardown only: loses messages).
+    pub async fn delete(&self, channel: &Channel) -> Result<(), AmqpError> {
+        for name in self.all_queues() {
+            channel
+                .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
+                .await
+                .map_err(AmqpError::broker("queue.delete"))?;
+        }
+        Ok(())
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long_string("quorum"));
+    args
+}
+
+/// Broker-side dead-lettering that is itself at-least-once: quorum queues only promise
+/// that with `x-dead-letter-strategy: at-least-once`, which requires `reject-publish`.
+fn dead_letter_to(args: &mut FieldTable, target: &str) {
+    args.insert("x-dead-letter-exchange".into(), long_string(""));
+    args.insert("x-dead-letter-routing-key".into(), long_string(target));
+    args.insert(
+        "x-dead-letter-strategy".into(),
+        long_string("at-least-once"),
+    );
+    args.insert("x-overflow".into(), long_string("reject-publish"));
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+async fn declare(channel: &Channel, name: &str, args: FieldTable) -> Result<(), AmqpError> {
+    channel
+        .queue_declare(name.into(), QueueDeclareOptions::durable(), args)
+        .await
+        .map(|_| ())
+        .map_err(AmqpError::Topology)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix() {
+        let t = Topology::new(&AmqpConfig {
+            prefix: "p".into(),
+            retry_delays_ms: vec![1000, 5000, 5000],
+            ..AmqpConfig::default()
+        });
+        assert_eq!(t.queue(WorkQueue::DetectBackfill), "p.detect.backfill");
+        assert_eq!(t.dlq(WorkQueue::Extract), "p.extract.dlq");
+        assert_eq!(
+            t.retry_queue(WorkQueue::Detect, Duration::from_secs(5)),
+            "p.detect.retry.5000ms"
+        );
+        // 4 work queues x (work + dlq + 2 distinct delays)
+        assert_eq!(t.all_queues().len(), 16);
+        for q in WorkQueue::ALL {
+            assert_eq!(WorkQueue::parse(q.as_str()), Some(q));
+        }
+    }
+
+    #[test]
+    fn retry_delays_step_through_and_repeat_the_last() {
+        let t = Topology::new(&AmqpConfig {
+            retry_delays_ms: vec![1000, 5000],
+            ..AmqpConfig::default()
+        });
+        let d: Vec<_> = (1..=4).map(|a| t.retry_delay(a).as_millis()).collect();
+        assert_eq!(d, vec![1000, 5000, 5000, 5000]);
+    }
+}

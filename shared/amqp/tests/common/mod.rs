@@ -1,0 +1,137 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use imgfeat_amqp::lapin::BasicProperties;
+use imgfeat_amqp::lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use imgfeat_amqp::lapin::types::FieldTable;
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, Topology, WorkQueue};
+use imgfeat_core::ports::{Delivery, JobConsumer};
+
+/// A broker fixture with its own queue prefix; its queues are deleted on drop, even when
+/// the test panicked.
+pub struct Fixture {
+    pub config: AmqpConfig,
+    pub conn: AmqpConnection,
+}
+
+pub fn unique_prefix(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "test-{name}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub fn test_config(name: &str) -> AmqpConfig {
+    AmqpConfig {
+        prefix: unique_prefix(name),
+        prefetch: 20,
+        retry_delays_ms: vec![100, 300],
+        max_attempts: 3,
+        reconnect_initial_ms: 100,
+        reconnect_max_ms: 1_000,
+        publish_timeout_ms: 20_000,
+        ..AmqpConfig::default()
+    }
+}
+
+impl Fixture {
+    pub async fn new(name: &str) -> Fixture {
+        Self::with(test_config(name)).await
+    }
+
+    pub async fn with(config: AmqpConfig) -> Fixture {
+        let conn = AmqpConnection::connect(config.clone())
+            .await
+            .expect("broker at 127.0.0.1:5672 (start it with `rabbitmq-server -detached`)");
+        Fixture { config, conn }
+    }
+
+    pub fn queue(&self, q: WorkQueue) -> String {
+        self.conn.topology().queue(q)
+    }
+
+    /// Ready messages in a queue (unacked ones are not counted).
+    pub async fn count(&self, name: &str) -> u32 {
+        let ch = self.conn.channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    }
+
+    /// Publishes raw bytes, bypassing the typed publisher (for poison messages).
+    pub async fn publish_raw(&self, q: WorkQueue, bodies: &[&[u8]]) {
+        let ch = self.conn.channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        for body in bodies {
+            ch.basic_publish(
+                "".into(),
+                self.queue(q).as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// The next delivery, failing the test instead of hanging.
+pub async fn next_within<M: Send>(
+    consumer: &mut impl JobConsumer<M>,
+    timeout: Duration,
+) -> Delivery<M> {
+    tokio::time::timeout(timeout, consumer.next())
+        .await
+        .expect("timed out waiting for a delivery")
+        .expect("consumer ended")
+        .expect("consumer error")
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let config = self.config.clone();
+        // Async cleanup from Drop: a thread with its own runtime, joined, so the queues
+        // are gone before the next test starts even if this one panicked.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let topology = Topology::new(&config);
+                let Ok(conn) = AmqpConnection::connect(config).await else {
+                    return;
+                };
+                if let Ok(ch) = conn.channel().await {
+                    let _ = topology.delete(&ch).await;
+                }
+                conn.close().await;
+            });
+        })
+        .join();
+    }
+}
