@@ -1,0 +1,27 @@
+//! Telemetry of every imgfeat service: Prometheus metrics counted from the pipeline's
+//! events (one definition shared with the progress bar and the run summary), queue depths
+//! polled from RabbitMQ, build and model info, and the `/metrics`, `/healthz` and
+//! `/readyz` endpoints. Metric names and labels are listed in this crate's README.
+//!
+//! ```no_run
+//! # async fn demo(conn: imgfeat_amqp::AmqpConnection) -> std::io::Result<()> {
+//! use imgfeat_telemetry::{Readiness, Telemetry, serve};
+//! let telemetry = Telemetry::new("detector");
+//! let events = imgfeat_pipeline::Events::new().with(telemetry.events());
+//! let readiness = Readiness::new().check("broker", imgfeat_telemetry::broker_check(&conn));
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:9090").await?;
+//! serve(listener, telemetry, readiness, std::future::pending()).await
+//! # }
+//! ```
+
+mod http;
+mod metrics;
+mod queues;
+mod readiness;
+
+pub use http::{router, serve};
+pub use metrics::{BATCH_SIZE_BUCKETS, METRIC_NAMES, Telemetry};
+pub use queues::{fleet_queues, poll_queue_depths};
+pub use readiness::{
+    BoxFuture, CheckStatus, Readiness, ReadinessReport, broker_check, store_check,
+};
