@@ -1,0 +1,192 @@
+//! Images behind an HTTP URL template: timeouts, bounded concurrency, a byte limit
+//! enforced while streaming (a lying or missing Content-Length cannot exhaust memory),
+//! and status codes sorted into permanent and transient failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imgfeat_core::ImageId;
+use imgfeat_core::ports::{ImageSource, SourceError};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// e.g. `http://images.internal/{id}.jpg`
+    pub url_template: String,
+    pub connect_timeout_ms: u64,
+    /// Whole request, headers and body.
+    pub timeout_ms: u64,
+    pub max_concurrent_fetches: usize,
+}
+
+impl Default for HttpSourceConfig {
+    fn default() -> Self {
+        Self {
+            url_template: "http://127.0.0.1:8000/{id}.jpg".into(),
+            connect_timeout_ms: 2_000,
+            timeout_ms: 10_000,
+            max_concurrent_fetches: 16,
+        }
+    }
+}
+
+pub struct HttpSource {
+    client: reqwest::Client,
+    config: HttpSourceConfig,
+    permits: Arc<Semaphore>,
+    max_bytes: u64,
+}
+
+impl HttpSource {
+    pub fn new(config: HttpSourceConfig, max_bytes: u64) -> Result<Self, String> {
+        if !config.url_template.contains("{id}") {
+            return Err(format!(
+                "url_template {:?} has no {{id}}",
+                config.url_template
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_fetches.max(1))),
+            config,
+            max_bytes,
+        })
+    }
+}
+
+#[async_trait]
+impl ImageSource for HttpSource {
+    async fn fetch(&self, id: ImageId) -> Result<Vec<u8>, SourceError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| SourceError::Unavailable("source closed".into()))?;
+        let url = self.config.url_template.replace("{id}", &id.to_string());
+        let unavailable = |e: reqwest::Error| SourceError::Unavailable(format!("{url}: {e}"));
+        let mut response = self.client.get(&url).send().await.map_err(unavailable)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+            return Err(SourceError::NotFound(id, format!("{url}: HTTP {status}")));
+        }
+        if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(SourceError::NotFound(id, format!("{url}: HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(SourceError::Unavailable(format!("{url}: HTTP {status}")));
+        }
+        if let Some(len) = response.content_length()
+            && len > self.max_bytes
+        {
+            return Err(SourceError::TooLarge {
+                id,
+                size: len,
+                limit: self.max_bytes,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if (body.len() + chunk.len()) as u64 > self.max_bytes {
+                return Err(SourceError::TooLarge {
+                    id,
+                    size: (body.len() + chunk.len()) as u64,
+                    limit: self.max_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgfeat_core::FailureKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A tiny HTTP server answering each request from a table by path.
+    async fn serve(routes: Vec<(&'static str, &'static str, Vec<u8>)>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 2048];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (status, body) = routes
+                        .iter()
+                        .find(|(p, _, _)| *p == path)
+                        .map(|(_, s, b)| (*s, b.clone()))
+                        .unwrap_or(("404 Not Found", Vec::new()));
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}/{{id}}.jpg")
+    }
+
+    #[tokio::test]
+    async fn fetches_and_sorts_http_failures() {
+        let template = serve(vec![
+            ("/1.jpg", "200 OK", b"jpegbytes".to_vec()),
+            ("/2.jpg", "200 OK", vec![0u8; 100]),
+            ("/3.jpg", "503 Service Unavailable", Vec::new()),
+            ("/4.jpg", "403 Forbidden", Vec::new()),
+        ])
+        .await;
+        let cfg = HttpSourceConfig {
+            url_template: template,
+            ..HttpSourceConfig::default()
+        };
+        let src = HttpSource::new(cfg, 50).unwrap();
+        assert_eq!(src.fetch(ImageId(1)).await.unwrap(), b"jpegbytes");
+        let kind = |r: Result<Vec<u8>, SourceError>| r.unwrap_err().reason().kind;
+        assert_eq!(kind(src.fetch(ImageId(2)).await), FailureKind::TooLarge);
+        assert_eq!(kind(src.fetch(ImageId(3)).await), FailureKind::Unavailable);
+        assert_eq!(kind(src.fetch(ImageId(4)).await), FailureKind::NotFound);
+        assert_eq!(kind(src.fetch(ImageId(5)).await), FailureKind::NotFound);
+        let refused = HttpSource::new(
+            HttpSourceConfig {
+                url_template: "http://127.0.0.1:1/{id}".into(),
+                connect_timeout_ms: 500,
+                ..HttpSourceConfig::default()
+            },
+            50,
+        )
+        .unwrap();
+        assert_eq!(
+            kind(refused.fetch(ImageId(1)).await),
+            FailureKind::Unavailable
+        );
+        assert!(
+            HttpSource::new(
+                HttpSourceConfig {
+                    url_template: "http://x/".into(),
+                    ..HttpSourceConfig::default()
+                },
+                1
+            )
+            .is_err()
+        );
+    }
+}

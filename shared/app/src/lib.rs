@@ -1,0 +1,12 @@
+//! What every imgfeat binary does the same way: read layered settings, set up logging,
+//! and open the adapters the settings choose. Binaries stay thin on top of this.
+
+pub mod http_source;
+pub mod logging;
+pub mod paths;
+pub mod settings;
+pub mod stores;
+pub mod worker;
+mod worker_telemetry;
+
+pub use settings::{AppSettings, SettingsError, load_settings};

@@ -1,0 +1,36 @@
+//! The embedded store as the folder indexer's path registry port.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use imgfeat_core::ImageId;
+use imgfeat_core::ports::{PathIdConflict, PathRegistry, StoreError};
+use imgfeat_store::SqliteStore;
+
+pub struct SqlitePathRegistry(pub Arc<SqliteStore>);
+
+#[async_trait]
+impl PathRegistry for SqlitePathRegistry {
+    async fn register_paths(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Result<ImageId, PathIdConflict>>, StoreError> {
+        Ok(self
+            .0
+            .register_paths(paths)
+            .await?
+            .into_iter()
+            .map(|r| {
+                r.map_err(|c| PathIdConflict {
+                    path: c.path,
+                    id: c.id,
+                    other: c.other,
+                })
+            })
+            .collect())
+    }
+
+    async fn path_of(&self, id: ImageId) -> Result<Option<String>, StoreError> {
+        self.0.path_of(id).await
+    }
+}

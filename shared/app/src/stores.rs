@@ -1,0 +1,93 @@
+//! Opening the store and the image source the settings name.
+
+use std::sync::Arc;
+
+use imgfeat_core::ports::{BackfillStore, ExportStore, ImageSource, ResultStore, StoreError};
+use imgfeat_store::SqliteStore;
+use serde::Deserialize;
+
+use crate::http_source::{HttpSource, HttpSourceConfig};
+use crate::settings::{StoreKind, StoreSettings};
+
+pub fn open_embedded(settings: &StoreSettings) -> Result<Arc<SqliteStore>, StoreError> {
+    Ok(Arc::new(SqliteStore::open(&settings.path)?))
+}
+
+/// Every store port of one store, as trait objects.
+#[derive(Clone)]
+pub struct OpenStore {
+    pub results: Arc<dyn ResultStore>,
+    pub backfills: Arc<dyn BackfillStore>,
+    pub export: Arc<dyn ExportStore>,
+}
+
+pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreError> {
+    match settings.kind {
+        StoreKind::Embedded => {
+            let s = open_embedded(settings)?;
+            Ok(OpenStore {
+                results: s.clone(),
+                backfills: s.clone(),
+                export: s,
+            })
+        }
+        StoreKind::Cql => {
+            let s = Arc::new(imgfeat_cql::CqlStore::connect(&settings.cql).await?);
+            Ok(OpenStore {
+                results: s.clone(),
+                backfills: s.clone(),
+                export: s,
+            })
+        }
+    }
+}
+
+/// Where workers read images from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSettings {
+    /// A path template with `{id}`, e.g. `/data/images/{id}.jpg`.
+    Folder { template: String },
+    /// A URL template with `{id}`, fetched with timeouts and bounded concurrency.
+    Http(HttpSourceConfig),
+    /// A CQL blob table.
+    Cql(Box<imgfeat_cql::CqlSourceConfig>),
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings::Folder {
+            template: "images/{id}.jpg".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceSetupError {
+    #[error("source.template: {0}")]
+    Folder(String),
+    #[error("source (http): {0}")]
+    Http(String),
+    #[error("source (cql): {0}")]
+    Cql(String),
+}
+
+pub async fn open_source(
+    settings: &SourceSettings,
+    max_bytes: u64,
+) -> Result<Arc<dyn ImageSource>, SourceSetupError> {
+    Ok(match settings {
+        SourceSettings::Folder { template } => Arc::new(
+            imgfeat_pipeline::fs_source::TemplateSource::new(template.clone(), max_bytes)
+                .map_err(SourceSetupError::Folder)?,
+        ),
+        SourceSettings::Http(cfg) => {
+            Arc::new(HttpSource::new(cfg.clone(), max_bytes).map_err(SourceSetupError::Http)?)
+        }
+        SourceSettings::Cql(cfg) => Arc::new(
+            imgfeat_cql::CqlImageSource::connect(cfg)
+                .await
+                .map_err(|e| SourceSetupError::Cql(e.to_string()))?,
+        ),
+    })
+}
