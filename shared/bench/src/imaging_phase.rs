@@ -1,0 +1,189 @@
+//! (a) The per-image CPU work outside the models, on one thread: decode + resize to
+//! the detector's input, and the crop chain (crop + JPEG encode + decode of the crop +
+//! resize to the backbone's input).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use imgfeat_core::{CropRect, Detection};
+use imgfeat_imaging::{DecodeLimits, RgbImage, crop, decode_rgb, encode_jpeg, resize_to_tensor};
+use imgfeat_model::MainObjectRule;
+use imgfeat_model::postprocess::choose_main_object;
+use serde::Serialize;
+
+use crate::BenchError;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DecodeReport {
+    pub images: usize,
+    pub megapixels_mean: f64,
+    pub decode_ms: f64,
+    pub resize_ms: f64,
+    /// decode_rgb + resize_to_tensor (300x300), per image.
+    pub decode_resize_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CropChainReport {
+    pub images: usize,
+    /// Mean share of the photo the main-object crop covers.
+    pub crop_area_mean: f64,
+    pub crop_ms: f64,
+    /// Prototype: the same crop as one memcpy per row (what `imaging::crop` could do
+    /// instead of `crop_imm(..).to_image()`, which copies pixel by pixel).
+    pub crop_rows_ms: f64,
+    pub encode_ms: f64,
+    pub crop_jpeg_kib_mean: f64,
+    pub decode_crop_ms: f64,
+    pub resize_ms: f64,
+    /// crop + encode_jpeg + decode of the crop + resize (224x224), per image.
+    pub total_ms: f64,
+}
+
+fn ms(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1000.0 / n.max(1) as f64
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, BenchError> {
+    std::fs::read(path).map_err(|e| BenchError::io(path, e))
+}
+
+/// The report, the kept detector tensors and their photos' original sizes.
+pub type Decoded = (DecodeReport, Vec<f32>, Vec<(u32, u32)>);
+
+/// Decodes and resizes every file once, single-threaded. Returns the report and the
+/// detector tensors (and original sizes) of the first `keep` files, cycling the corpus
+/// when it is smaller.
+pub fn decode_and_resize(
+    files: &[PathBuf],
+    input: (u32, u32),
+    limits: &DecodeLimits,
+    keep: usize,
+) -> Result<Decoded, BenchError> {
+    let (w, h) = input;
+    let len = (w * h * 3) as usize;
+    let mut tensor = vec![0f32; len];
+    let (mut decode, mut resize) = (Duration::ZERO, Duration::ZERO);
+    let mut pixels = 0f64;
+    let mut kept = Vec::with_capacity(keep * len);
+    let mut sizes = Vec::with_capacity(keep);
+    // Warm the thread-local resizer and the allocator on one image, untimed.
+    if let Some(first) = files.first() {
+        let img = decode_rgb(&read(first)?, limits).map_err(BenchError::imaging)?;
+        resize_to_tensor(&img, whole(&img), w, h, &mut tensor).map_err(BenchError::imaging)?;
+    }
+    for (i, path) in files.iter().enumerate() {
+        let bytes = read(path)?;
+        let started = Instant::now();
+        let img = decode_rgb(&bytes, limits).map_err(BenchError::imaging)?;
+        let decoded = Instant::now();
+        resize_to_tensor(&img, whole(&img), w, h, &mut tensor).map_err(BenchError::imaging)?;
+        resize += decoded.elapsed();
+        decode += decoded - started;
+        pixels += f64::from(img.width()) * f64::from(img.height());
+        if i < keep {
+            kept.extend_from_slice(&tensor);
+            sizes.push(img.dimensions());
+        }
+    }
+    // Cycle a small corpus to fill `keep` tensors.
+    let have = sizes.len();
+    for i in have..keep {
+        let j = i % have.max(1);
+        kept.extend_from_within(j * len..(j + 1) * len);
+        sizes.push(sizes[j]);
+    }
+    let n = files.len();
+    Ok((
+        DecodeReport {
+            images: n,
+            megapixels_mean: pixels / n.max(1) as f64 / 1e6,
+            decode_ms: ms(decode, n),
+            resize_ms: ms(resize, n),
+            decode_resize_ms: ms(decode + resize, n),
+        },
+        kept,
+        sizes,
+    ))
+}
+
+/// Times the crop chain on the main objects the detector found in `files`, and returns
+/// the backbone tensors of those crops (the pipeline's own crops, so (b) and (c) run
+/// on realistic inputs).
+pub fn crop_chain(
+    files: &[PathBuf],
+    detections: &[Vec<Detection>],
+    rule: &MainObjectRule,
+    quality: u8,
+    input: (u32, u32),
+    limits: &DecodeLimits,
+) -> Result<(CropChainReport, Vec<f32>), BenchError> {
+    let (w, h) = input;
+    let len = (w * h * 3) as usize;
+    let mut tensor = vec![0f32; len];
+    let mut tensors = Vec::with_capacity(files.len() * len);
+    let mut t = [Duration::ZERO; 4];
+    let mut rows = Duration::ZERO;
+    let (mut area, mut jpeg_bytes) = (0f64, 0f64);
+    for (path, dets) in files.iter().zip(detections) {
+        let img: RgbImage = decode_rgb(&read(path)?, limits).map_err(BenchError::imaging)?;
+        let main = choose_main_object(dets, img.width(), img.height(), rule);
+        area += f64::from(main.crop.width) * f64::from(main.crop.height)
+            / (f64::from(img.width()) * f64::from(img.height()));
+        let r0 = Instant::now();
+        let by_rows = crop_rows(&img, main.crop);
+        rows += r0.elapsed();
+        let s0 = Instant::now();
+        let cropped = crop(&img, main.crop).map_err(BenchError::imaging)?;
+        if by_rows.as_ref() != Some(&cropped) {
+            return Err(BenchError::Imaging("the row-copy crop differs".into()));
+        }
+        let s1 = Instant::now();
+        let jpeg = encode_jpeg(&cropped, quality).map_err(BenchError::imaging)?;
+        let s2 = Instant::now();
+        let back = decode_rgb(&jpeg, limits).map_err(BenchError::imaging)?;
+        let s3 = Instant::now();
+        resize_to_tensor(&back, whole(&back), w, h, &mut tensor).map_err(BenchError::imaging)?;
+        let s4 = Instant::now();
+        for (acc, d) in t.iter_mut().zip([s1 - s0, s2 - s1, s3 - s2, s4 - s3]) {
+            *acc += d;
+        }
+        jpeg_bytes += jpeg.len() as f64;
+        tensors.extend_from_slice(&tensor);
+    }
+    let n = files.len().min(detections.len());
+    Ok((
+        CropChainReport {
+            images: n,
+            crop_area_mean: area / n.max(1) as f64,
+            crop_ms: ms(t[0], n),
+            crop_rows_ms: ms(rows, n),
+            encode_ms: ms(t[1], n),
+            crop_jpeg_kib_mean: jpeg_bytes / n.max(1) as f64 / 1024.0,
+            decode_crop_ms: ms(t[2], n),
+            resize_ms: ms(t[3], n),
+            total_ms: ms(t.iter().sum(), n),
+        },
+        tensors,
+    ))
+}
+
+/// A crop as one slice copy per row.
+pub fn crop_rows(img: &RgbImage, r: CropRect) -> Option<RgbImage> {
+    let stride = img.width() as usize * 3;
+    let (x, w) = (r.x as usize * 3, r.width as usize * 3);
+    let mut out = Vec::with_capacity(w * r.height as usize);
+    for row in img
+        .as_raw()
+        .chunks_exact(stride)
+        .skip(r.y as usize)
+        .take(r.height as usize)
+    {
+        out.extend_from_slice(row.get(x..x + w)?);
+    }
+    RgbImage::from_raw(r.width, r.height, out)
+}
+
+fn whole(img: &RgbImage) -> CropRect {
+    CropRect::whole(img.width(), img.height())
+}
