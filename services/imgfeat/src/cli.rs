@@ -1,0 +1,126 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "imgfeat",
+    version,
+    about = "Main-object crops and binary codes for similar-image search"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Settings file (TOML); `IMGFEAT_*` environment variables override it.
+    #[arg(long, global = true, env = "IMGFEAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The embedded store file (overrides store.path).
+    #[arg(long, global = true)]
+    pub store: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Index every image below DIR: detect, crop, embed, code, store.
+    Index {
+        dir: PathBuf,
+        /// Process images already done under this model version again.
+        #[arg(long)]
+        force: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Serve /metrics, /healthz and /readyz here during the run (e.g. 127.0.0.1:9100).
+        #[arg(long)]
+        metrics_addr: Option<String>,
+    },
+    /// Show what is stored for an image, by ID or by the path it was indexed from.
+    Show { image: String },
+    /// The images whose codes are nearest to this image's code (ID or indexed path).
+    Similar {
+        image: String,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+    },
+    /// One-run benchmark on a generated corpus: decode+resize, each model at batch 1
+    /// and 8, the model-only ceiling, and `index` end to end (a benchmark, not a test).
+    Bench {
+        /// Photos in the generated corpus (seeded transforms of fixtures/photos).
+        #[arg(long, default_value_t = 500)]
+        images: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Corpus folder (reused when it matches); default under target/imgfeat-bench.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Extra end-to-end configurations, e.g. `old:intra=2,decode=2`.
+        #[arg(long = "e2e", value_name = "SPEC")]
+        variants: Vec<String>,
+        /// End-to-end runs of each configuration.
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
+        /// Seconds spent on each model-only measurement.
+        #[arg(long, default_value_t = 3.0)]
+        model_seconds: f64,
+        /// Only the end-to-end phase (for its peak memory alone).
+        #[arg(long)]
+        e2e_only: bool,
+    },
+    /// Schema and moving results between stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Inspect and re-drive the dead-letter queues.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create or migrate the configured store's schema (idempotent).
+    Migrate,
+    /// Copy every result from one store to another, resumably.
+    ///
+    /// A store is a SQLite file path, or `cql:HOST:PORT[,HOST:PORT...]` for
+    /// Cassandra/ScyllaDB (keyspace and the rest from the store.cql settings).
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Progress file; rerunning with the same file resumes where it stopped.
+        #[arg(long, default_value = "imgfeat-data/copy-checkpoint.json")]
+        checkpoint: PathBuf,
+        /// Images per page (and per checkpoint).
+        #[arg(long, default_value_t = 500)]
+        page: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show dead letters with their reasons, without removing them.
+    List {
+        /// detect, detect.backfill, extract or uploads.
+        #[arg(long, default_value = "detect")]
+        queue: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move dead letters back to their work queue (attempts reset).
+    Requeue {
+        #[arg(long, default_value = "detect")]
+        queue: String,
+        /// At most this many; all when unset.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}

@@ -1,0 +1,83 @@
+mod bench;
+mod dlq;
+mod index;
+mod show;
+mod similar;
+mod store;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use imgfeat_app::AppSettings;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut settings =
+        AppSettings::load(cli.global.config.as_deref()).context("loading settings")?;
+    if let Some(store) = &cli.global.store {
+        settings.store.path = store.clone();
+    }
+    imgfeat_app::logging::init(&settings.log);
+    let json = cli.global.json;
+    match cli.command {
+        Command::Index {
+            dir,
+            force,
+            quiet,
+            metrics_addr,
+        } => index::run(&settings, &dir, force, quiet, json, metrics_addr.as_deref()).await,
+        Command::Show { image } => show::run(&settings, &image, json).await,
+        Command::Similar { image, k } => similar::run(&settings, &image, k, json).await,
+        Command::Bench {
+            images,
+            seed,
+            corpus,
+            variants,
+            repeats,
+            model_seconds,
+            e2e_only,
+        } => {
+            let variants = variants
+                .iter()
+                .map(|s| s.parse::<imgfeat_bench::Variant>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = imgfeat_bench::BenchOptions {
+                images,
+                seed,
+                corpus_dir: corpus,
+                pipeline: settings.pipeline.clone(),
+                variants,
+                repeats,
+                model_budget: std::time::Duration::from_secs_f64(model_seconds.max(0.1)),
+                e2e_only,
+                ..imgfeat_bench::BenchOptions::default()
+            };
+            bench::run(options, json).await
+        }
+        Command::Store(cmd) => store::run(&settings, cmd, json).await,
+        Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
+    }
+}
+
+/// Prints a value as pretty JSON.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// An image named on the command line: a decimal ID, or a file indexed before.
+pub async fn resolve_image(
+    store: &imgfeat_store::SqliteStore,
+    arg: &str,
+) -> anyhow::Result<imgfeat_core::ImageId> {
+    if let Ok(id) = arg.parse::<u64>() {
+        return Ok(imgfeat_core::ImageId(id));
+    }
+    let path = std::fs::canonicalize(arg)
+        .map_err(|e| anyhow::anyhow!("{arg} is neither an image ID nor a readable file: {e}"))?;
+    store
+        .id_of_path(&path.display().to_string())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{} has not been indexed", path.display()))
+}

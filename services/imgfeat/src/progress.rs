@@ -1,0 +1,51 @@
+//! The progress bar of `imgfeat index`, fed by pipeline events.
+
+use imgfeat_pipeline::{Event, EventSink};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct ProgressSink {
+    bar: ProgressBar,
+}
+
+impl ProgressSink {
+    pub fn new(visible: bool) -> Self {
+        let bar = if visible {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images, {per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Self { bar }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl EventSink for ProgressSink {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::Planned { images } => self.bar.set_length(*images),
+            Event::Completed {
+                worker, outcome, ..
+            } => {
+                let done_here = match worker {
+                    imgfeat_pipeline::Worker::Extractor => outcome.is_final(),
+                    // A detector success goes on to the extractor; its failures end here.
+                    imgfeat_pipeline::Worker::Detector => {
+                        outcome.is_final() && *outcome != imgfeat_pipeline::Outcome::Ok
+                    }
+                };
+                if done_here {
+                    self.bar.inc(1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
