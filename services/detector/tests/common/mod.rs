@@ -1,0 +1,465 @@
+//! A fleet on the real broker for tests: its own vhost, images on disk, a SQLite store
+//! file, ingest and extractor in this process, detectors as child processes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use imgfeat_amqp::lapin::BasicProperties;
+use imgfeat_amqp::lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue};
+use imgfeat_app::worker::WorkerSettings;
+use imgfeat_core::ports::{ExportStore, ResultStore};
+use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
+use imgfeat_store::SqliteStore;
+
+const PREFIX: &str = "t";
+
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    // The tests share 2 cores and one broker; one fleet at a time.
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn photos() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/photos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub struct ChildGuard(pub Child, pub PathBuf);
+
+impl ChildGuard {
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub images: usize,
+    pub detections: usize,
+    pub codes: usize,
+    pub failures: usize,
+    pub failure_kinds: Vec<(u64, String)>,
+}
+
+pub struct Fleet {
+    pub vhost: String,
+    pub dir: tempfile::TempDir,
+    pub store_path: PathBuf,
+    pub config_path: PathBuf,
+    pub http: String,
+    pub code_version: ModelVersion,
+    amqp: AmqpConfig,
+    ingest_stop: Option<imgfeat_ingest::ShutdownTrigger>,
+    extractor: Option<tokio::task::JoinHandle<()>>,
+    deleted: bool,
+    detectors: usize,
+}
+
+impl Fleet {
+    /// Images 1..=n on disk (copies of the 13 photos, image i is photo (i-1) % 13).
+    pub async fn start(name: &str, n: u64) -> Fleet {
+        let vhost = format!("imgfeat-test-{name}-{}", std::process::id());
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &vhost])
+            .output();
+        rabbitmqctl(&["add_vhost", &vhost]);
+        rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("images")).unwrap();
+        let photos = photos();
+        for id in 1..=n {
+            let src = &photos[((id - 1) % photos.len() as u64) as usize];
+            std::fs::copy(src, dir.path().join(format!("images/{id}.img"))).unwrap();
+        }
+        let store_path = dir.path().join("store.sqlite3");
+        let url = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
+        let config_path = dir.path().join("worker.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                r#"shutdown_grace_ms = 5000
+[amqp]
+url = "{url}"
+prefix = "{PREFIX}"
+retry_delays_ms = [200, 400]
+max_attempts = 3
+[store]
+path = "{store}"
+[source]
+kind = "folder"
+template = "{images}/{{id}}.img"
+[pipeline.decode]
+threads = 1
+[pipeline.models.detector_session]
+intra_threads = 1
+[pipeline.models.extractor_session]
+intra_threads = 1
+[log]
+level = "warn"
+"#,
+                store = store_path.display(),
+                images = dir.path().join("images").display(),
+            ),
+        )
+        .unwrap();
+        let settings = WorkerSettings::load(Some(&config_path)).unwrap();
+        let (_, code_version) = settings.pipeline.versions().unwrap();
+        // Open (and migrate) the store once before several processes race to.
+        drop(SqliteStore::open(&store_path).unwrap());
+
+        let mut ingest = imgfeat_ingest::Settings {
+            amqp: settings.amqp.clone(),
+            ..Default::default()
+        };
+        ingest.store.path = store_path.clone();
+        ingest.backfill.rate_per_sec = 0;
+        ingest.backfill.chunk_size = 1000;
+        ingest.limits.max_backfill_range = 1_000_000;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = format!("http://{}", listener.local_addr().unwrap());
+        let (ingest_stop, ingest_shutdown) = imgfeat_ingest::shutdown_pair();
+        tokio::spawn(async move {
+            if let Err(e) = imgfeat_ingest::run(ingest, listener, ingest_shutdown).await {
+                eprintln!("ingest stopped: {e}");
+            }
+        });
+        let extractor_settings = settings.clone();
+        let extractor = tokio::spawn(async move {
+            if let Err(e) = imgfeat_app::worker::run_extractor(
+                extractor_settings,
+                imgfeat_pipeline::Events::new(),
+            )
+            .await
+            {
+                eprintln!("extractor stopped: {e}");
+            }
+        });
+        // Ingest answers 503 until its broker connection is up, as it should.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = reqwest::get(format!("{http}/readyz")).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ingest never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Fleet {
+            vhost,
+            dir,
+            store_path,
+            config_path,
+            http,
+            code_version,
+            amqp: settings.amqp,
+            ingest_stop: Some(ingest_stop),
+            extractor: Some(extractor),
+            deleted: false,
+            detectors: 0,
+        }
+    }
+
+    pub fn image_path(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("images/{id}.img"))
+    }
+
+    pub fn spawn_detector(&self) -> ChildGuard {
+        self.spawn_detector_with(&[])
+    }
+
+    /// A detector with extra `IMGFEAT_*` settings from the environment.
+    pub fn spawn_detector_with(&self, env: &[(&str, &str)]) -> ChildGuard {
+        let log = self.dir.path().join(format!(
+            "detector-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_imgfeat-detector"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        ChildGuard(child, log)
+    }
+
+    async fn post(&self, path: &str, body: String) -> serde_json::Value {
+        let client = reqwest::Client::new();
+        let res = client
+            .post(format!("{}{path}", self.http))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status.as_u16(), 202, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn post_ids(&self, ids: &[u64]) {
+        let body = serde_json::json!({ "ids": ids }).to_string();
+        let res = self.post("/v1/images", body).await;
+        assert_eq!(res["published"], ids.len(), "{res}");
+    }
+
+    pub async fn post_backfill(&self, from: u64, to: u64) -> String {
+        let body = serde_json::json!({ "from": from, "to": to }).to_string();
+        let res = self.post("/v1/backfill", body).await;
+        res["job"].as_str().unwrap().to_string()
+    }
+
+    pub async fn backfill_state(&self, job: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let res = reqwest::get(format!("{}/v1/backfill/{job}", self.http))
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+            let state = v["state"].as_str().unwrap_or("").to_string();
+            if state != "running" || Instant::now() > deadline {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        let store = SqliteStore::open(&self.store_path).unwrap();
+        let mut snap = Snapshot::default();
+        let mut cursor = None;
+        loop {
+            let (page, next) = store.export_page(cursor.as_ref(), 500).await.unwrap();
+            for img in page {
+                snap.images += 1;
+                snap.detections += img.detections.len();
+                snap.codes += img
+                    .codes
+                    .iter()
+                    .filter(|c| c.model_version == self.code_version)
+                    .count();
+                snap.failures += img.failures.len();
+                for f in img.failures {
+                    snap.failure_kinds
+                        .push((img.image_id.0, f.reason.kind.as_str().to_string()));
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        snap.failure_kinds.sort();
+        snap
+    }
+
+    pub async fn failure_kinds(&self) -> Vec<(u64, String)> {
+        self.snapshot().await.failure_kinds
+    }
+
+    pub async fn code(&self, id: ImageId) -> BinaryCode {
+        let store = SqliteStore::open(&self.store_path).unwrap();
+        store
+            .code(id, &self.code_version)
+            .await
+            .unwrap()
+            .unwrap()
+            .code
+    }
+
+    pub async fn wait_until(&self, timeout: Duration, done: impl Fn(&Snapshot) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let snap = self.snapshot().await;
+            if done(&snap) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?}; store: {snap:?}; logs:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                    out.push_str(&format!(
+                        "== {}\n{}\n",
+                        e.path().display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Messages (ready and unacked) in `<prefix>.<suffix>`.
+    pub fn queue_messages(&self, suffix: &str) -> u64 {
+        let name = format!("{PREFIX}.{suffix}");
+        let out = rabbitmqctl(&["list_queues", "-q", "-p", &self.vhost, "name", "messages"]);
+        out.lines()
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                Some((
+                    parts.next()?.to_string(),
+                    parts.next()?.parse::<u64>().ok()?,
+                ))
+            })
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m)
+            .unwrap_or(0)
+    }
+
+    pub async fn wait_until_queue(
+        &self,
+        suffix: &str,
+        timeout: Duration,
+        done: impl Fn(u64) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.queue_messages(suffix);
+            if done(n) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "queue {suffix} stuck at {n}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    pub async fn publish_raw(&self, suffix: &str, body: &[u8]) {
+        let conn = AmqpConnection::connect(self.amqp.clone()).await.unwrap();
+        let channel = conn.channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                format!("{PREFIX}.{suffix}").as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+        confirm.await.unwrap();
+        conn.close().await;
+    }
+
+    /// Dead letters of a work queue: (body, "kind: reason").
+    pub async fn dead_letters(&self, queue: &str) -> Vec<(String, String)> {
+        let conn = AmqpConnection::connect(self.amqp.clone()).await.unwrap();
+        let q = WorkQueue::parse(queue).unwrap();
+        let (_, list) = imgfeat_amqp::dlq::list(&conn, q, 100).await.unwrap();
+        conn.close().await;
+        list.into_iter()
+            .map(|d| {
+                (
+                    String::from_utf8_lossy(&d.body).to_string(),
+                    format!(
+                        "{}: {}",
+                        d.kind.unwrap_or_default(),
+                        d.reason.unwrap_or_default()
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(t) = self.extractor.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(s) = self.ingest_stop.take() {
+            s.trigger();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.vhost])
+            .output();
+        self.deleted = true;
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Some(t) = self.extractor.take() {
+            t.abort();
+        }
+        if !self.deleted {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_vhost", &self.vhost])
+                .output();
+        }
+    }
+}
+
+/// Stops the broker app (`rabbitmqctl stop_app`); starts it again, and waits for it,
+/// when dropped, however the test ends.
+pub struct BrokerStopped;
+
+impl BrokerStopped {
+    pub fn stop() -> Self {
+        rabbitmqctl(&["stop_app"]);
+        BrokerStopped
+    }
+}
+
+impl Drop for BrokerStopped {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+        let _ = Command::new("rabbitmqctl")
+            .args(["await_startup", "--timeout", "60"])
+            .output();
+    }
+}

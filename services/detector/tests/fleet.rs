@@ -1,0 +1,173 @@
+//! The fleet against the real broker (127.0.0.1:5672): ingest (in-process, its HTTP
+//! API on a real socket) -> detector (the real binary, a child process that the tests
+//! kill) -> extractor (in-process) -> a SQLite store file shared by the processes.
+//! Each test gets its own RabbitMQ vhost, deleted at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use imgfeat_core::ImageId;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
+    let _serial = serial().await;
+    let fleet = Fleet::start("kill9", 48).await;
+    let ids: Vec<u64> = (1..=48).collect();
+    let mut detector = fleet.spawn_detector();
+    fleet.post_ids(&ids).await;
+
+    // Kill -9 once the detector has stored some detections but not all.
+    fleet
+        .wait_until(Duration::from_secs(120), |s| s.detections >= 6)
+        .await;
+    detector.kill().unwrap();
+    detector.wait().unwrap();
+    let after_kill = fleet.snapshot().await;
+    assert!(after_kill.detections < 48, "killed mid-run: {after_kill:?}");
+
+    let mut second = fleet.spawn_detector();
+    fleet
+        .wait_until(Duration::from_secs(240), |s| s.codes == 48)
+        .await;
+    let done = fleet.snapshot().await;
+    assert_eq!(done.images, 48, "{done:?}");
+    assert_eq!(done.detections, 48, "one detection row per image: {done:?}");
+    assert_eq!(done.codes, 48, "one code row per image: {done:?}");
+    assert_eq!(done.failures, 0, "{done:?}");
+    assert_eq!(fleet.queue_messages("detect.dlq"), 0);
+    assert_eq!(fleet.queue_messages("extract.dlq"), 0);
+    // Codes of copies of one photo are equal: IDs i and i+13 are the same file.
+    let a = fleet.code(ImageId(1)).await;
+    let b = fleet.code(ImageId(14)).await;
+    assert_eq!(a, b);
+    second.kill().unwrap();
+    let _ = second.wait();
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_and_images_are_dead_lettered_and_the_workers_keep_going() {
+    let _serial = serial().await;
+    let fleet = Fleet::start("poison", 13).await;
+    std::fs::write(fleet.image_path(500), b"this is not an image").unwrap();
+    let dog = std::fs::read(photos()[0].clone()).unwrap();
+    std::fs::write(fleet.image_path(501), &dog[..dog.len() / 3]).unwrap();
+    // 502 does not exist at all.
+    let mut detector = fleet.spawn_detector();
+    fleet.publish_raw("detect", b"{not json").await;
+    fleet
+        .publish_raw("detect", br#"{"v":99,"image_id":1,"enqueued_at_ms":0}"#)
+        .await;
+    fleet.post_ids(&[500, 501, 502]).await;
+    fleet.post_ids(&(1..=13).collect::<Vec<_>>()).await;
+
+    fleet
+        .wait_until(Duration::from_secs(180), |s| {
+            s.codes == 13 && s.failures == 3
+        })
+        .await;
+    let dead = fleet.dead_letters("detect").await;
+    assert_eq!(dead.len(), 5, "{dead:#?}");
+    let reasons: Vec<String> = dead.iter().map(|d| d.1.clone()).collect();
+    for needle in [
+        "malformed",
+        "version 99",
+        "not_found",
+        "corrupt",
+        "unsupported_format",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "no dead letter mentions {needle}: {reasons:#?}"
+        );
+    }
+    let kinds = fleet.failure_kinds().await;
+    assert_eq!(
+        kinds,
+        vec![
+            (500, "unsupported_format".to_string()),
+            (501, "corrupt".to_string()),
+            (502, "not_found".to_string())
+        ]
+    );
+    detector.kill().unwrap();
+    let _ = detector.wait();
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_upload_overtakes_ten_thousand_queued_backfill_ids() {
+    let _serial = serial().await;
+    let fleet = Fleet::start("priority", 13).await;
+    // 10 000 backfill IDs with no image behind them: each is a quick not_found.
+    let job = fleet.post_backfill(100_000, 109_999).await;
+    fleet
+        .wait_until_queue("detect.backfill", Duration::from_secs(60), |n| n >= 10_000)
+        .await;
+    let mut detector = fleet.spawn_detector();
+    fleet.post_ids(&[7]).await;
+    fleet
+        .wait_until(Duration::from_secs(120), |s| s.codes == 1)
+        .await;
+    let waiting = fleet.queue_messages("detect.backfill");
+    assert!(
+        waiting > 5_000,
+        "the live upload was coded while {waiting} backfill IDs still waited"
+    );
+    let progress = fleet.backfill_state(&job).await;
+    assert_eq!(progress, "done", "the backfill itself was fully published");
+    detector.kill().unwrap();
+    let _ = detector.wait();
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
+    let _serial = serial().await;
+    let fleet = Fleet::start("sigterm", 40).await;
+    let mut detector = fleet.spawn_detector();
+    fleet.post_ids(&(1..=40).collect::<Vec<_>>()).await;
+    fleet
+        .wait_until(Duration::from_secs(120), |s| s.detections >= 3)
+        .await;
+    let pid = detector.0.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Within the 5 s grace period plus the bounded broker close, with room for load.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = detector.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the detector did not exit within 60 s of SIGTERM:\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        exit.success(),
+        "clean exit after SIGTERM:\n{}",
+        fleet.logs()
+    );
+    let after = fleet.snapshot().await;
+    assert!(after.detections < 40, "stopped mid-run: {after:?}");
+    // Whatever it took and did not finish went back to the queue: a new detector
+    // completes the run without a single failure.
+    let mut second = fleet.spawn_detector();
+    fleet
+        .wait_until(Duration::from_secs(240), |s| s.codes == 40)
+        .await;
+    let done = fleet.snapshot().await;
+    assert_eq!((done.detections, done.failures), (40, 0), "{done:?}");
+    second.kill().unwrap();
+    let _ = second.wait();
+    fleet.stop().await;
+}

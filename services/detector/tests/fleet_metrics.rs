@@ -1,0 +1,108 @@
+//! A detector's metrics and probes in a real fleet run: the counters and histograms move
+//! by exactly what the run did, and /readyz turns unready while the broker is away and
+//! ready again when it returns. Own test binary: it stops the broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of one sample line `name{labels} value` (labels in the exporter's order).
+fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+async fn wait_status(url: &str, want: u16, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, body) = get(url).await;
+        if status == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{url} stayed {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_run_and_readiness_follows_the_broker() {
+    let fleet = Fleet::start("metrics", 13).await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    let _detector = fleet.spawn_detector_with(&[("IMGFEAT_TELEMETRY__LISTEN", &listen)]);
+    wait_status(&format!("{base}/readyz"), 200, Duration::from_secs(60)).await;
+    let (status, _) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200);
+
+    fleet.post_ids(&(1..=13).collect::<Vec<_>>()).await;
+    fleet
+        .wait_until(Duration::from_secs(120), |s| s.codes == 13)
+        .await;
+    let (_, m) = get(&format!("{base}/metrics")).await;
+    let ok = sample(
+        &m,
+        r#"imgfeat_images_total{outcome="ok",reason="none",stage="detect"}"#,
+    );
+    assert_eq!(ok, 13.0, "{m}");
+    let batches = sample(&m, r#"imgfeat_batch_size_count{stage="detect"}"#);
+    assert!((2.0..=13.0).contains(&batches), "batches: {batches}");
+    assert_eq!(
+        sample(&m, r#"imgfeat_batch_size_sum{stage="detect"}"#),
+        13.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"imgfeat_phase_seconds_count{phase="inference",stage="detect"}"#
+        ),
+        batches,
+        "one inference per batch"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"imgfeat_phase_seconds_count{phase="decode",stage="detect"}"#
+        ),
+        13.0
+    );
+    assert_eq!(
+        sample(&m, r#"imgfeat_end_to_end_seconds_count{stage="detect"}"#),
+        13.0
+    );
+    assert_eq!(sample(&m, r#"imgfeat_in_flight{stage="detect"}"#), 0.0);
+    assert!(
+        m.contains(
+            r#"imgfeat_model_info{name="ssd_mobilenetv2_oidv4_24cls",stage="detect",version="1"} 1"#
+        ),
+        "{m}"
+    );
+
+    {
+        let _stopped = BrokerStopped::stop();
+        let body = wait_status(&format!("{base}/readyz"), 503, Duration::from_secs(60)).await;
+        assert!(body.contains("broker"), "{body}");
+    }
+    wait_status(&format!("{base}/readyz"), 200, Duration::from_secs(120)).await;
+    fleet.stop().await;
+}

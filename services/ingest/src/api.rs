@@ -1,0 +1,177 @@
+//! The HTTP API. Every refusal is a JSON `{"error": "..."}` with a status that says
+//! whose fault it is: 400 the request, 404 an unknown job, 503 the broker or store.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use imgfeat_amqp::AmqpConnection;
+use imgfeat_core::message::DetectJob;
+use imgfeat_core::ports::{JobPublisher, ResultStore, StoreError};
+use imgfeat_core::{ImageId, ModelVersion, now_ms};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::backfill::{BackfillError, BackfillRequest, Backfills};
+use crate::settings::Limits;
+
+pub struct AppState {
+    pub conn: AmqpConnection,
+    pub live: Arc<dyn JobPublisher<DetectJob>>,
+    pub backfills: Arc<Backfills>,
+    pub results: Option<Arc<dyn ResultStore>>,
+    pub limits: Limits,
+    pub skip_done_default: bool,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/images", post(post_images))
+        .route("/v1/backfill", post(post_backfill).get(list_backfills))
+        .route(
+            "/v1/backfill/{job}",
+            get(get_backfill).delete(cancel_backfill),
+        )
+        .with_state(state)
+}
+
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(m: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, m.into())
+    }
+    fn unavailable(m: impl Into<String>) -> Self {
+        Self(StatusCode::SERVICE_UNAVAILABLE, m.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::unavailable(e.to_string())
+    }
+}
+
+/// JSON bodies parsed here rather than by axum's extractor, so that every malformed
+/// body gets the same 400 JSON error shape.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImagesRequest {
+    ids: Vec<u64>,
+    #[serde(default)]
+    model: Option<ModelVersion>,
+    #[serde(default)]
+    skip_done: Option<bool>,
+}
+
+async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let req: ImagesRequest = parse(&body)?;
+    if req.ids.is_empty() {
+        return Err(ApiError::bad_request(
+            "ids is empty: send at least one image ID",
+        ));
+    }
+    let max = s.limits.max_ids_per_request;
+    if req.ids.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "{} IDs in one request, over the limit of {max}; split the batch or use /v1/backfill",
+            req.ids.len()
+        )));
+    }
+    if !s.conn.is_connected() {
+        return Err(ApiError::unavailable("broker not connected; retry later"));
+    }
+    let mut ids: Vec<ImageId> = req.ids.into_iter().map(ImageId).collect();
+    let mut skipped = 0;
+    if req.skip_done.unwrap_or(s.skip_done_default) {
+        let (Some(results), Some(model)) = (&s.results, &req.model) else {
+            return Err(ApiError::bad_request(
+                "skip_done needs a model (and a result store)",
+            ));
+        };
+        let done = results.coded(&ids, model).await?;
+        let before = ids.len();
+        ids.retain(|i| !done.contains(i));
+        skipped = before - ids.len();
+    }
+    let enqueued_at_ms = now_ms();
+    let jobs: Vec<DetectJob> = ids
+        .iter()
+        .map(|&image_id| DetectJob {
+            image_id,
+            enqueued_at_ms,
+            // `model` names the code version whose results count as done (skip_done);
+            // a detector pool serves one version per queue prefix, so jobs carry none.
+            model: None,
+        })
+        .collect();
+    s.live
+        .publish(&jobs)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "published": jobs.len(), "skipped": skipped })),
+    )
+        .into_response())
+}
+
+async fn post_backfill(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let req: BackfillRequest = parse(&body)?;
+    let job = s.backfills.start(req).await.map_err(|e| match e {
+        BackfillError::Invalid(m) => ApiError::bad_request(m),
+        BackfillError::Store(e) => e.into(),
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job": job.id, "total": job.total(), "state": job.state })),
+    )
+        .into_response())
+}
+
+async fn get_backfill(
+    State(s): State<Arc<AppState>>,
+    Path(job): Path<String>,
+) -> Result<Response, ApiError> {
+    match s.backfills.status(&job).await? {
+        Some(status) => Ok(Json(status).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no backfill job {job:?}"),
+        )),
+    }
+}
+
+async fn list_backfills(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(Json(s.backfills.list().await?).into_response())
+}
+
+async fn cancel_backfill(
+    State(s): State<Arc<AppState>>,
+    Path(job): Path<String>,
+) -> Result<Response, ApiError> {
+    match s.backfills.cancel(&job).await? {
+        Some(j) => Ok((StatusCode::ACCEPTED, Json(j)).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no backfill job {job:?}"),
+        )),
+    }
+}

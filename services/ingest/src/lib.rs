@@ -1,0 +1,179 @@
+//! The ingest service: turns image IDs into detect jobs.
+//!
+//! - `POST /v1/images` and upload events ([`uploads`]) and new files in a watched
+//!   folder ([`watch`]) feed the live queue;
+//! - `POST /v1/backfill` starts a resumable, rate-limited backfill ([`backfill`]).
+//!
+//! The binary only parses flags and signals; [`run`] is the service, so tests drive the
+//! same code.
+
+pub mod api;
+pub mod backfill;
+pub mod settings;
+pub mod shutdown;
+pub mod uploads;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imgfeat_amqp::{AmqpConnection, AmqpPublisher, WorkQueue};
+use imgfeat_core::message::DetectJob;
+use imgfeat_core::ports::{BackfillStore, JobPublisher, ResultStore, StoreError};
+use imgfeat_store::SqliteStore;
+use tokio::net::TcpListener;
+
+pub use settings::Settings;
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Runs the service on `listener` until `shutdown` fires, then stops within the grace
+/// period: HTTP drains, backfill runners finish their chunk, the upload batch in hand is
+/// forwarded and acked, the broker connection closes.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), IngestError> {
+    let path = settings.store.path.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+
+    let conn = AmqpConnection::new(settings.amqp.clone());
+    {
+        // Connect (and declare the topology) now rather than on the first request, so
+        // that /readyz turns green as soon as the broker is there.
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let _ = conn.channel_retrying().await;
+        });
+    }
+    let live: Arc<dyn JobPublisher<DetectJob>> =
+        Arc::new(AmqpPublisher::<DetectJob>::new(&conn, WorkQueue::Detect));
+    let backfill_publisher: Arc<dyn JobPublisher<DetectJob>> = Arc::new(
+        AmqpPublisher::<DetectJob>::new(&conn, WorkQueue::DetectBackfill),
+    );
+    let results: Arc<dyn ResultStore> = Arc::new(store.clone());
+    let backfill_store: Arc<dyn BackfillStore> = Arc::new(store);
+
+    let backfills = backfill::Backfills::new(
+        backfill_store,
+        Some(results.clone()),
+        backfill_publisher,
+        settings.backfill.clone(),
+        settings.limits.max_backfill_range,
+        shutdown.clone(),
+    );
+    let resumed = backfills.resume_all().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed unfinished backfill jobs");
+    }
+
+    let mut tasks = Vec::new();
+    if settings.uploads.enabled {
+        tasks.push(tokio::spawn(uploads::forward_uploads(
+            conn.clone(),
+            live.clone(),
+            settings.uploads.max_batch,
+            shutdown.clone(),
+        )));
+    }
+    if let Some(dir) = settings.watch.dir.clone() {
+        let folder = watch::FolderWatch {
+            dir,
+            interval: Duration::from_millis(settings.watch.interval_ms),
+            publish_existing: settings.watch.publish_existing,
+            model: settings.watch.model.clone(),
+        };
+        tasks.push(tokio::spawn(watch::watch_folder(
+            folder,
+            live.clone(),
+            shutdown.clone(),
+        )));
+    }
+
+    let state = Arc::new(api::AppState {
+        conn: conn.clone(),
+        live,
+        backfills: backfills.clone(),
+        results: Some(results.clone()),
+        limits: settings.limits.clone(),
+        skip_done_default: settings.backfill.skip_done,
+    });
+    let telemetry = imgfeat_telemetry::Telemetry::new("ingest");
+    let readiness = imgfeat_telemetry::Readiness::new()
+        .check("broker", imgfeat_telemetry::broker_check(&conn))
+        .check("store", imgfeat_telemetry::store_check(results.clone()));
+    tasks.push(tokio::spawn(imgfeat_telemetry::poll_queue_depths(
+        conn.clone(),
+        imgfeat_telemetry::fleet_queues(conn.topology()),
+        telemetry.clone(),
+        Duration::from_secs(5),
+        {
+            let s = shutdown.clone();
+            async move { s.wait().await }
+        },
+    )));
+    tasks.push(tokio::spawn(report_backfills(
+        backfills.clone(),
+        telemetry.clone(),
+        shutdown.clone(),
+    )));
+    let app = api::router(state).merge(imgfeat_telemetry::router(telemetry, readiness));
+    let http_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.wait().await })
+            .await
+    });
+
+    shutdown.wait().await;
+    tracing::info!("shutting down");
+    let drained = tokio::time::timeout(settings.shutdown_grace(), async {
+        let http = server.await;
+        backfills.wait_idle().await;
+        for t in tasks {
+            let _ = t.await;
+        }
+        http
+    })
+    .await;
+    conn.close().await;
+    match drained {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(IngestError::Http(e)),
+        Ok(Err(join)) => Err(IngestError::Http(std::io::Error::other(join))),
+        Err(_) => {
+            tracing::warn!("grace period over; exiting with work in flight (it will be redone)");
+            Ok(())
+        }
+    }
+}
+
+/// Publishes every backfill job's progress as gauges, every few seconds.
+async fn report_backfills(
+    backfills: Arc<backfill::Backfills>,
+    telemetry: imgfeat_telemetry::Telemetry,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(jobs) = backfills.list().await {
+            for job in jobs {
+                telemetry.set_backfill(&job.id, job.done_count(), job.total());
+            }
+        }
+    }
+}

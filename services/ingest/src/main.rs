@@ -1,0 +1,47 @@
+//! `imgfeat-ingest`: flags, logging and signals; the service is `imgfeat_ingest::run`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use imgfeat_ingest::{Settings, shutdown_pair};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(about = "imgfeat ingest: HTTP API, upload events and a watched folder -> detect jobs")]
+struct Args {
+    /// TOML configuration file (then IMGFEAT_* environment variables override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Publish new files `<id>.<ext>` appearing in this folder as live jobs.
+    #[arg(long)]
+    watch: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut settings = Settings::load(args.config.as_deref()).context("invalid configuration")?;
+    if let Some(dir) = args.watch {
+        settings.watch.dir = Some(dir);
+    }
+    let listener = TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.http.listen))?;
+    // On stdout, for scripts and tests that start us on port 0.
+    println!("listening on {}", listener.local_addr()?);
+
+    let (trigger, shutdown) = shutdown_pair();
+    tokio::spawn(async move {
+        imgfeat_app::worker::wait_for_signal().await;
+        trigger.trigger();
+    });
+    imgfeat_ingest::run(settings, listener, shutdown).await?;
+    Ok(())
+}

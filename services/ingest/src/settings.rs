@@ -1,0 +1,243 @@
+//! Layered configuration: defaults, then the `--config` TOML file, then `IMGFEAT_*`
+//! environment variables with `__` between levels (`IMGFEAT_AMQP__URL`,
+//! `IMGFEAT_BACKFILL__RATE_PER_SEC`). Lists in the environment are comma-separated
+//! (`IMGFEAT_AMQP__RETRY_DELAYS_MS=1000,5000`). Validated once, at start.
+
+use std::path::{Path, PathBuf};
+
+use imgfeat_amqp::AmqpConfig;
+use imgfeat_core::ModelVersion;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub amqp: AmqpConfig,
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub limits: Limits,
+    pub backfill: BackfillSettings,
+    pub uploads: UploadsSettings,
+    pub watch: WatchSettings,
+    /// How long SIGTERM may take: running chunks finish and are saved, the upload
+    /// batch in hand is forwarded and acked, then the process exits regardless.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            amqp: AmqpConfig::default(),
+            http: HttpSettings::default(),
+            store: StoreSettings::default(),
+            limits: Limits::default(),
+            backfill: BackfillSettings::default(),
+            uploads: UploadsSettings::default(),
+            watch: WatchSettings::default(),
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address of the HTTP API (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// The SQLite store that keeps backfill progress (and answers skip-done queries).
+    pub path: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            path: "imgfeat.sqlite".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Most IDs one `POST /v1/images` may carry.
+    pub max_ids_per_request: usize,
+    /// Most IDs one backfill may cover (`to - from + 1`).
+    pub max_backfill_range: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_ids_per_request: 10_000,
+            max_backfill_range: 1_000_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackfillSettings {
+    /// IDs per confirmed chunk; progress is saved after each, so a crash repeats at
+    /// most one chunk.
+    pub chunk_size: u64,
+    /// IDs per second each job publishes (skipped IDs count too); 0 means unlimited.
+    pub rate_per_sec: u64,
+    /// Default of a request's `skip_done`: leave out IDs that already have a code under
+    /// the job's `model`.
+    pub skip_done: bool,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        Self {
+            chunk_size: 1_000,
+            rate_per_sec: 5_000,
+            skip_done: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsSettings {
+    /// Forward upload events from `<prefix>.uploads` to the live queue.
+    pub enabled: bool,
+    /// Most events forwarded in one confirmed publish.
+    pub max_batch: usize,
+}
+
+impl Default for UploadsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_batch: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchSettings {
+    /// A folder whose new files `<id>.<ext>` become live jobs (the folder source).
+    pub dir: Option<PathBuf>,
+    /// How often the folder is scanned.
+    pub interval_ms: u64,
+    /// Also publish the files already there at start (off: only new files).
+    pub publish_existing: bool,
+    /// Model version sent with watched jobs, if any.
+    pub model: Option<ModelVersion>,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_ms: 1_000,
+            publish_existing: false,
+            model: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error(transparent)]
+    Amqp(#[from] imgfeat_amqp::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, then `file` (if given), then the `IMGFEAT_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let defaults = config::Config::try_from(&Settings::default())?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        // Shared with every binary: only IMGFEAT_SECTION__KEY variables are settings,
+        // so IMGFEAT_ORT_LIB and friends don't fail the start.
+        builder = builder.add_source(imgfeat_app::settings::environment_layer(std::env::vars()));
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.amqp.validate()?;
+        let invalid = |m: &str| Err(SettingsError::Invalid(m.to_owned()));
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(&format!(
+                "http.listen {:?} is not an address like 0.0.0.0:8080",
+                self.http.listen
+            ));
+        }
+        if self.limits.max_ids_per_request == 0 || self.limits.max_backfill_range == 0 {
+            return invalid(
+                "limits.max_ids_per_request and limits.max_backfill_range must be >= 1",
+            );
+        }
+        if self.backfill.chunk_size == 0 {
+            return invalid("backfill.chunk_size must be >= 1");
+        }
+        if self.uploads.max_batch == 0 {
+            return invalid("uploads.max_batch must be >= 1");
+        }
+        if self.watch.interval_ms == 0 {
+            return invalid("watch.interval_ms must be >= 1");
+        }
+        if self.shutdown_grace_ms == 0 {
+            return invalid("shutdown_grace_ms must be >= 1");
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut s = Settings::default();
+        s.backfill.chunk_size = 0;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("backfill.chunk_size")
+        );
+        s.backfill.chunk_size = 1;
+        s.http.listen = "nowhere".into();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("http.listen")
+        );
+    }
+}

@@ -1,0 +1,210 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use imgfeat_amqp::lapin::BasicProperties;
+use imgfeat_amqp::lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, Topology, WorkQueue};
+use imgfeat_core::message::{DetectJob, decode};
+use imgfeat_ingest::{Settings, ShutdownTrigger, shutdown_pair};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn unique_prefix(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "test-ingest-{name}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Settings isolated by queue prefix and a store in `dir`.
+pub fn test_settings(name: &str, dir: &std::path::Path) -> Settings {
+    let mut s = Settings {
+        amqp: AmqpConfig {
+            prefix: unique_prefix(name),
+            reconnect_initial_ms: 100,
+            reconnect_max_ms: 1_000,
+            ..AmqpConfig::default()
+        },
+        ..Settings::default()
+    };
+    s.http.listen = "127.0.0.1:0".into();
+    s.store.path = dir.join("store.sqlite");
+    s.backfill.chunk_size = 100;
+    s.backfill.rate_per_sec = 0;
+    s
+}
+
+/// Deletes the prefix's queues when dropped, even after a failed assertion.
+pub struct QueueCleanup(pub AmqpConfig);
+
+impl Drop for QueueCleanup {
+    fn drop(&mut self) {
+        let config = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let topology = Topology::new(&config);
+                let Ok(conn) = AmqpConnection::connect(config).await else {
+                    return;
+                };
+                if let Ok(ch) = conn.channel().await {
+                    let _ = topology.delete(&ch).await;
+                }
+                conn.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The service running in this process.
+pub struct Service {
+    pub addr: SocketAddr,
+    trigger: ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+    _cleanup: QueueCleanup,
+}
+
+impl Service {
+    pub async fn start(settings: Settings) -> Service {
+        let cleanup = QueueCleanup(settings.amqp.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (trigger, shutdown) = shutdown_pair();
+        let task = tokio::spawn(async move {
+            imgfeat_ingest::run(settings, listener, shutdown)
+                .await
+                .unwrap();
+        });
+        Service {
+            addr,
+            trigger,
+            task,
+            _cleanup: cleanup,
+        }
+    }
+
+    /// Waits until /readyz says the broker is connected.
+    pub async fn ready(&self) {
+        wait_until(|| async { http(self.addr, "GET", "/readyz", None).await.0 == 200 }).await;
+    }
+
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Polls `cond` every 20 ms up to [`WAIT`]: for state that lives in another component
+/// (a job's progress, a child process) and has no event to await.
+pub async fn wait_until<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection, JSON in and out.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        serde_json::from_str(&dechunk(payload)).unwrap_or(Value::Null)
+    } else {
+        serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned()))
+    };
+    (status, json)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Takes every message out of a queue (auto-ack) and decodes it.
+pub async fn drain(config: &AmqpConfig, q: WorkQueue) -> Vec<DetectJob> {
+    let conn = AmqpConnection::connect(config.clone()).await.unwrap();
+    let ch = conn.channel().await.unwrap();
+    let name = conn.topology().queue(q);
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        out.push(decode::<DetectJob>(&m.delivery.data).unwrap());
+    }
+    conn.close().await;
+    out
+}
+
+pub async fn publish_raw(config: &AmqpConfig, q: WorkQueue, bodies: &[&[u8]]) {
+    let conn = AmqpConnection::connect(config.clone()).await.unwrap();
+    let ch = conn.channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    for body in bodies {
+        ch.basic_publish(
+            "".into(),
+            conn.topology().queue(q).as_str().into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    conn.close().await;
+}
