@@ -1,0 +1,315 @@
+//! The three services as child processes on one machine: ingest (HTTP -> RabbitMQ),
+//! detector and extractor (RabbitMQ -> shared SQLite store), under a queue prefix of
+//! their own so the run never meets another fleet's messages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::http;
+
+pub struct FleetConfig {
+    pub bin_dir: PathBuf,
+    pub work_dir: PathBuf,
+    pub amqp_url: String,
+    pub prefix: String,
+    pub store: PathBuf,
+    /// `{id}` template of the images the detector reads.
+    pub source_template: String,
+    /// Extra settings file for detector and extractor (pipeline.* etc.), appended.
+    pub worker_extra: Option<String>,
+    /// IMGFEAT_* variables for detector and extractor: the resolved pipeline knobs, so
+    /// the services run exactly what the embedded baseline ran, whatever their build's
+    /// defaults.
+    pub worker_env: Vec<(String, String)>,
+}
+
+/// The knobs as IMGFEAT_PIPELINE__* variables (environment beats the settings file).
+pub fn knob_env(k: &imgfeat_bench::Knobs) -> Vec<(String, String)> {
+    let v = |key: &str, value: String| (format!("IMGFEAT_PIPELINE__{key}"), value);
+    vec![
+        v("DECODE__THREADS", k.decode_threads.to_string()),
+        v("DECODE__MAX_QUEUED", k.max_queued.to_string()),
+        v(
+            "MODELS__DETECTOR_SESSION__INTRA_THREADS",
+            k.detector_intra.to_string(),
+        ),
+        v(
+            "MODELS__DETECTOR_SESSION__SPINNING",
+            k.detector_spinning.to_string(),
+        ),
+        v(
+            "MODELS__EXTRACTOR_SESSION__INTRA_THREADS",
+            k.extractor_intra.to_string(),
+        ),
+        v(
+            "MODELS__EXTRACTOR_SESSION__SPINNING",
+            k.extractor_spinning.to_string(),
+        ),
+        v("DETECTOR__BATCH__MAX_BATCH", k.detector_batch.to_string()),
+        v(
+            "DETECTOR__BATCH__MAX_WAIT_MS",
+            k.detector_wait_ms.to_string(),
+        ),
+        v("DETECTOR__MAX_IN_FLIGHT", k.detector_in_flight.to_string()),
+        v("EXTRACTOR__BATCH__MAX_BATCH", k.extractor_batch.to_string()),
+        v(
+            "EXTRACTOR__BATCH__MAX_WAIT_MS",
+            k.extractor_wait_ms.to_string(),
+        ),
+        v(
+            "EXTRACTOR__MAX_IN_FLIGHT",
+            k.extractor_in_flight.to_string(),
+        ),
+    ]
+}
+
+pub struct Service {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+    /// `/readyz` address (telemetry listener), when the service has one.
+    pub health: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceUsage {
+    pub name: String,
+    pub pid: u32,
+    pub cpu_seconds: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+}
+
+pub struct Fleet {
+    pub services: Vec<Service>,
+    pub ingest_addr: String,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build -p {name}) or pass --bin-dir",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+impl Fleet {
+    pub fn start(cfg: &FleetConfig) -> anyhow::Result<Fleet> {
+        let ingest_bin = binary(&cfg.bin_dir, "imgfeat-ingest")?;
+        let detector_bin = binary(&cfg.bin_dir, "imgfeat-detector")?;
+        let extractor_bin = binary(&cfg.bin_dir, "imgfeat-extractor")?;
+        let amqp = format!(
+            "[amqp]\nurl = {:?}\nprefix = {:?}\n",
+            cfg.amqp_url, cfg.prefix
+        );
+        let mut services = Vec::new();
+
+        for (name, bin) in [
+            ("imgfeat-detector", &detector_bin),
+            ("imgfeat-extractor", &extractor_bin),
+        ] {
+            let health = format!("127.0.0.1:{}", free_port()?);
+            let mut toml = format!(
+                "{amqp}[store]\npath = {:?}\n[source]\nkind = \"folder\"\ntemplate = {:?}\n[telemetry]\nlisten = {health:?}\n",
+                cfg.store.display().to_string(),
+                cfg.source_template
+            );
+            if let Some(extra) = &cfg.worker_extra {
+                toml.push_str(extra);
+            }
+            let file = cfg.work_dir.join(format!("{name}.toml"));
+            std::fs::write(&file, toml)?;
+            let log = cfg.work_dir.join(format!("{name}.log"));
+            let child = Command::new(bin)
+                .arg("--config")
+                .arg(&file)
+                .envs(cfg.worker_env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log)?)
+                .stderr(std::fs::File::create(
+                    cfg.work_dir.join(format!("{name}.err")),
+                )?)
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            services.push(Service {
+                name,
+                child,
+                log,
+                health: Some(health),
+            });
+        }
+
+        let toml = format!(
+            "{amqp}[http]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
+            cfg.work_dir.join("ingest.sqlite3").display().to_string()
+        );
+        let file = cfg.work_dir.join("imgfeat-ingest.toml");
+        std::fs::write(&file, toml)?;
+        let log = cfg.work_dir.join("imgfeat-ingest.log");
+        let mut child = Command::new(&ingest_bin)
+            .arg("--config")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", ingest_bin.display()))?;
+        // Ingest prints "listening on ADDR" on stdout once bound.
+        let stdout = child.stdout.take().context("ingest stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        services.push(Service {
+            name: "imgfeat-ingest",
+            child,
+            log,
+            health: None,
+        });
+        let mut fleet = Fleet {
+            services,
+            ingest_addr: String::new(),
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => fleet.ingest_addr = addr,
+            Err(_) => {
+                fleet.stop(Duration::from_secs(1));
+                bail!("imgfeat-ingest did not report its address within 60 s");
+            }
+        }
+        Ok(fleet)
+    }
+
+    /// Waits until every service answers `/readyz` with 200 (ingest: broker connected),
+    /// at most `timeout`; fails only when a service exits.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut targets: Vec<(String, String)> = self
+            .services
+            .iter()
+            .map(|s| match &s.health {
+                Some(h) => (s.name.to_string(), h.clone()),
+                None => (s.name.to_string(), self.ingest_addr.clone()),
+            })
+            .collect();
+        while !targets.is_empty() {
+            if let Some(dead) = self.exited() {
+                bail!("{dead} exited during start-up");
+            }
+            if started.elapsed() > timeout {
+                // An older build may serve no /readyz: the warm-up, which needs codes
+                // from the whole chain, is the real readiness check.
+                let names: Vec<_> = targets.iter().map(|(n, _)| n.as_str()).collect();
+                eprintln!(
+                    "warning: no ready answer after {timeout:?} from {}; relying on the warm-up",
+                    names.join(", ")
+                );
+                return Ok(());
+            }
+            let mut still = Vec::new();
+            for (name, addr) in targets {
+                let ok = matches!(
+                    http::request(&addr, "GET", "/readyz", None, Duration::from_secs(2)).await,
+                    Ok((200, _))
+                );
+                if !ok {
+                    still.push((name, addr));
+                }
+            }
+            targets = still;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
+    /// The name of a service that has exited, if any.
+    pub fn exited(&mut self) -> Option<String> {
+        self.services.iter_mut().find_map(|s| {
+            matches!(s.child.try_wait(), Ok(Some(_)))
+                .then(|| format!("{} (logs: {}, .err beside it)", s.name, s.log.display()))
+        })
+    }
+
+    pub fn usage(&self) -> Vec<ServiceUsage> {
+        self.services
+            .iter()
+            .map(|s| {
+                let pid = s.child.id();
+                ServiceUsage {
+                    name: s.name.to_string(),
+                    pid,
+                    cpu_seconds: proc_cpu(pid),
+                    peak_rss_mib: proc_status_mib(pid, "VmHWM:"),
+                }
+            })
+            .collect()
+    }
+
+    /// SIGTERM to every service (graceful stop), SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        for s in &self.services {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(s.child.id().to_string())
+                .status();
+        }
+        let deadline = Instant::now() + grace;
+        for s in &mut self.services {
+            loop {
+                match s.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = s.child.kill();
+                        let _ = s.child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // Never leave children behind, whatever path got us here.
+        for s in &mut self.services {
+            if matches!(s.child.try_wait(), Ok(None)) {
+                let _ = s.child.kill();
+                let _ = s.child.wait();
+            }
+        }
+    }
+}
+
+fn proc_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+}

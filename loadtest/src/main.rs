@@ -1,0 +1,538 @@
+//! `imgfeat-loadtest`: pushes N image IDs through the fleet with the broker in the loop
+//! (ingest -> RabbitMQ -> detector -> RabbitMQ -> extractor -> SQLite store, one
+//! process per service) and reports images/s and publish -> stored-code latency, against
+//! the embedded `index` throughput on the same images in the same run.
+//!
+//!     cargo build -p imgfeat-ingest -p imgfeat-detector -p imgfeat-extractor -p imgfeat-loadtest
+//!     target/debug/imgfeat-loadtest --images 1000
+//!
+//! A benchmark, never a test: it asserts no speed. It cleans up after itself: children
+//! are stopped (SIGTERM, then SIGKILL), the run's queues deleted, its temp dir removed.
+
+mod fleet;
+mod http;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use imgfeat_amqp::{AmqpConfig, AmqpConnection};
+use imgfeat_bench::procfs::{self, LoadAvg};
+use imgfeat_bench::{Knobs, corpus};
+use imgfeat_core::ImageId;
+use imgfeat_core::ports::ResultStore;
+use imgfeat_pipeline::PipelineSettings;
+use imgfeat_store::SqliteStore;
+use serde::Serialize;
+
+use crate::fleet::{Fleet, FleetConfig, ServiceUsage};
+
+#[derive(Parser, Debug)]
+#[command(about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index")]
+struct Args {
+    /// Image IDs pushed through the fleet (corpus photos, named {id}.jpg).
+    #[arg(long, default_value_t = 1000)]
+    images: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Corpus folder (reused when its manifest matches); default under target/.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Folder with imgfeat-ingest, imgfeat-detector and imgfeat-extractor; default: the
+    /// folder of this executable.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// TOML with [pipeline.*] tables only: used by the embedded baseline and appended to
+    /// the detector's and extractor's settings. IMGFEAT_* variables apply to both too.
+    #[arg(long)]
+    pipeline_config: Option<PathBuf>,
+    /// IDs per second to publish (in small requests); 0 posts them all at once, which
+    /// measures throughput (latency is then mostly queueing).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// IDs sent through the fleet first, untimed (model warm-up, connections).
+    #[arg(long, default_value_t = 16)]
+    warmup: usize,
+    /// Give up waiting for codes after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Skip the embedded baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Keep the work dir (configs, logs, store) and print its path.
+    #[arg(long)]
+    keep: bool,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    images: usize,
+    corpus: String,
+    prefix: String,
+    pipeline: Knobs,
+    rate: f64,
+    fleet: FleetResult,
+    embedded: Option<imgfeat_bench::e2e::E2eReport>,
+    /// fleet images/s / embedded images/s.
+    ratio: Option<f64>,
+    load_start: Option<LoadAvg>,
+    load_end: Option<LoadAvg>,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetResult {
+    coded: usize,
+    missing: usize,
+    /// From the first publish to the last code stored.
+    seconds: f64,
+    images_per_second: f64,
+    latency_ms_p50: Option<f64>,
+    latency_ms_p90: Option<f64>,
+    latency_ms_p99: Option<f64>,
+    latency_ms_max: Option<f64>,
+    /// Polling period of the store: the latency resolution.
+    poll_ms: u64,
+    services: Vec<ServiceUsage>,
+    load_start: Option<LoadAvg>,
+    load_end: Option<LoadAvg>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied()
+}
+
+fn pipeline_settings(file: Option<&PathBuf>) -> anyhow::Result<(PipelineSettings, Option<String>)> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Root {
+        pipeline: PipelineSettings,
+    }
+    let text = match file {
+        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?),
+        None => None,
+    };
+    let root: Root = imgfeat_app::load_settings(file.map(|p| p.as_path()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.pipeline
+        .validate()
+        .map_err(|e| anyhow::anyhow!("pipeline settings: {e}"))?;
+    Ok((root.pipeline, text))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,imgfeat_loadtest=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.images == 0 {
+        bail!("--images must be at least 1");
+    }
+    let load_start = procfs::loadavg();
+    let (settings, pipeline_text) = pipeline_settings(args.pipeline_config.as_ref())?;
+    let (_, code_version) = settings
+        .versions()
+        .map_err(|e| anyhow::anyhow!("model versions: {e}"))?;
+
+    // The corpus: {id}.jpg for id 1..=N (the embedded index reads this folder).
+    let dir = args
+        .corpus
+        .clone()
+        .unwrap_or_else(|| corpus::default_dir(args.images, args.seed));
+    let (n, seed) = (args.images, args.seed);
+    let corpus = tokio::task::spawn_blocking(move || corpus::generate(&dir, n, seed)).await??;
+    eprintln!(
+        "corpus: {} photos in {} ({})",
+        corpus.files.len(),
+        corpus.dir.display(),
+        if corpus.generated {
+            "generated"
+        } else {
+            "reused"
+        }
+    );
+
+    // The embedded baseline first, alone on the machine.
+    let embedded = if args.no_baseline {
+        None
+    } else {
+        eprintln!("embedded index baseline ...");
+        Some(
+            imgfeat_bench::e2e::run("embedded", Knobs::of(&settings), &settings, &corpus.dir)
+                .await?,
+        )
+    };
+
+    let work = tempfile::Builder::new()
+        .prefix("imgfeat-loadtest-")
+        .tempdir()?;
+    let prefix = format!(
+        "loadtest-{}-{}",
+        std::process::id(),
+        imgfeat_core::now_ms() % 1_000_000_000
+    );
+    let knobs = Knobs::of(&settings);
+    let result = run_fleet(
+        &args,
+        &corpus,
+        &code_version,
+        pipeline_text,
+        &knobs,
+        &prefix,
+        work.path(),
+    )
+    .await;
+    let cleanup = delete_queues(&args.amqp_url, &prefix).await;
+    if args.keep {
+        eprintln!("work dir kept: {}", work.keep().display());
+    }
+    let fleet = result?;
+    if let Err(e) = cleanup {
+        eprintln!("warning: deleting the queues of {prefix}: {e:#}");
+    }
+
+    let ratio = embedded
+        .as_ref()
+        .map(|e| fleet.images_per_second / e.images_per_second.max(1e-9));
+    let report = Report {
+        images: n,
+        corpus: corpus.dir.display().to_string(),
+        prefix,
+        pipeline: knobs,
+        rate: args.rate,
+        fleet,
+        embedded,
+        ratio,
+        load_start,
+        load_end: procfs::loadavg(),
+    };
+    print(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+async fn run_fleet(
+    args: &Args,
+    corpus: &corpus::Corpus,
+    code_version: &imgfeat_core::ModelVersion,
+    pipeline_text: Option<String>,
+    knobs: &Knobs,
+    prefix: &str,
+    work: &std::path::Path,
+) -> anyhow::Result<FleetResult> {
+    // The fleet's image folder: the corpus under its IDs, plus warm-up IDs after them
+    // (links to the first photos) so the warm-up never touches measured IDs.
+    let images = work.join("images");
+    std::fs::create_dir_all(&images)?;
+    let n = corpus.files.len();
+    let last_id = corpus.files.iter().map(|f| f.id).max().unwrap_or(0);
+    let mut warmup_ids = Vec::new();
+    for (i, f) in corpus.files.iter().enumerate() {
+        let target = std::fs::canonicalize(corpus.dir.join(&f.name))?;
+        std::os::unix::fs::symlink(&target, images.join(format!("{}.jpg", f.id)))?;
+        if i < args.warmup {
+            let id = last_id + 1 + i as u64;
+            std::os::unix::fs::symlink(&target, images.join(format!("{id}.jpg")))?;
+            warmup_ids.push(ImageId(id));
+        }
+    }
+    let store_path = work.join("store.sqlite3");
+    // Created (and migrated) before the services start, so all of them share one file.
+    let store = {
+        let p = store_path.clone();
+        Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&p)).await??)
+    };
+
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("executable folder")?
+            .to_path_buf(),
+    };
+    let cfg = FleetConfig {
+        bin_dir,
+        work_dir: work.to_path_buf(),
+        amqp_url: args.amqp_url.clone(),
+        prefix: prefix.to_string(),
+        store: store_path,
+        source_template: format!("{}/{{id}}.jpg", images.display()),
+        worker_extra: pipeline_text,
+        worker_env: fleet::knob_env(knobs),
+    };
+    eprintln!("starting the fleet (queue prefix {prefix}) ...");
+    let mut fleet = Fleet::start(&cfg)?;
+    fleet.wait_ready(Duration::from_secs(60)).await?;
+    let poll = Duration::from_millis(20);
+    let timeout = Duration::from_secs(args.timeout);
+
+    if !warmup_ids.is_empty() {
+        eprintln!("warm-up: {} IDs ...", warmup_ids.len());
+        post_ids(&fleet.ingest_addr, &warmup_ids).await?;
+        let seen = wait_codes(&mut fleet, &store, code_version, &warmup_ids, poll, timeout).await?;
+        if seen.len() < warmup_ids.len() {
+            bail!("warm-up: only {} of {} coded", seen.len(), warmup_ids.len());
+        }
+    }
+
+    let ids: Vec<ImageId> = corpus.files.iter().map(|f| ImageId(f.id)).collect();
+    eprintln!("pushing {n} IDs through the fleet ...");
+    let load_start = procfs::loadavg();
+    let cpu_before: HashMap<String, f64> = fleet
+        .usage()
+        .into_iter()
+        .map(|u| (u.name, u.cpu_seconds.unwrap_or(0.0)))
+        .collect();
+    let started = Instant::now();
+    // Publish all at once, or paced (a request every 50 ms) while codes are polled.
+    let addr = fleet.ingest_addr.clone();
+    let rate = args.rate;
+    let to_send = ids.clone();
+    let publisher = tokio::spawn(async move {
+        let mut times = HashMap::new();
+        let mut sent = 0usize;
+        while sent < to_send.len() {
+            let due = if rate <= 0.0 {
+                to_send.len()
+            } else {
+                ((started.elapsed().as_secs_f64() * rate) as usize + 1).min(to_send.len())
+            };
+            if due > sent {
+                let now = Instant::now();
+                post_ids(&addr, &to_send[sent..due]).await?;
+                times.extend(to_send[sent..due].iter().map(|&id| (id, now)));
+                sent = due;
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        anyhow::Ok(times)
+    });
+    let seen = wait_codes(&mut fleet, &store, code_version, &ids, poll, timeout).await?;
+    let published = publisher.await??;
+    finish(
+        &mut fleet,
+        started,
+        &published,
+        &seen,
+        n,
+        poll,
+        load_start,
+        &cpu_before,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    fleet: &mut Fleet,
+    started: Instant,
+    published: &HashMap<ImageId, Instant>,
+    seen: &HashMap<ImageId, Instant>,
+    n: usize,
+    poll: Duration,
+    load_start: Option<LoadAvg>,
+    cpu_before: &HashMap<String, f64>,
+) -> anyhow::Result<FleetResult> {
+    let load_end = procfs::loadavg();
+    let mut services = fleet.usage();
+    for s in &mut services {
+        if let (Some(c), Some(b)) = (s.cpu_seconds, cpu_before.get(&s.name)) {
+            s.cpu_seconds = Some(c - b);
+        }
+    }
+    fleet.stop(Duration::from_secs(20));
+    let last = seen.values().max().copied().unwrap_or(started);
+    let seconds = (last - started).as_secs_f64();
+    let mut lat: Vec<f64> = seen
+        .iter()
+        .filter_map(|(id, t)| published.get(id).map(|p| t.saturating_duration_since(*p)))
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    Ok(FleetResult {
+        coded: seen.len(),
+        missing: n - seen.len(),
+        seconds,
+        images_per_second: seen.len() as f64 / seconds.max(1e-9),
+        latency_ms_p50: percentile(&lat, 0.50),
+        latency_ms_p90: percentile(&lat, 0.90),
+        latency_ms_p99: percentile(&lat, 0.99),
+        latency_ms_max: lat.last().copied(),
+        poll_ms: poll.as_millis() as u64,
+        services,
+        load_start,
+        load_end,
+    })
+}
+
+async fn post_ids(addr: &str, ids: &[ImageId]) -> anyhow::Result<()> {
+    for chunk in ids.chunks(5_000) {
+        let body =
+            serde_json::json!({ "ids": chunk.iter().map(|i| i.0).collect::<Vec<_>>() }).to_string();
+        let (status, text) = http::request(
+            addr,
+            "POST",
+            "/v1/images",
+            Some(&body),
+            Duration::from_secs(60),
+        )
+        .await?;
+        if !(200..300).contains(&status) {
+            bail!("POST /v1/images: HTTP {status}: {text}");
+        }
+    }
+    Ok(())
+}
+
+/// Polls the store until every ID has a code (or the timeout, or a service died);
+/// returns when each was first seen.
+async fn wait_codes(
+    fleet: &mut Fleet,
+    store: &Arc<SqliteStore>,
+    version: &imgfeat_core::ModelVersion,
+    ids: &[ImageId],
+    poll: Duration,
+    timeout: Duration,
+) -> anyhow::Result<HashMap<ImageId, Instant>> {
+    let started = Instant::now();
+    let mut pending: Vec<ImageId> = ids.to_vec();
+    let mut seen = HashMap::new();
+    let mut last_progress = Instant::now();
+    while !pending.is_empty() {
+        let done = store.coded(&pending, version).await?;
+        let now = Instant::now();
+        if !done.is_empty() {
+            last_progress = now;
+        }
+        for id in &done {
+            seen.insert(*id, now);
+        }
+        pending.retain(|id| !done.contains(id));
+        if pending.is_empty() {
+            break;
+        }
+        if let Some(dead) = fleet.exited() {
+            eprintln!("{dead} exited; {} IDs never coded", pending.len());
+            break;
+        }
+        if started.elapsed() > timeout {
+            eprintln!("timeout: {} IDs not coded after {timeout:?}", pending.len());
+            break;
+        }
+        if last_progress.elapsed() > Duration::from_secs(120) {
+            eprintln!(
+                "no progress for 120 s; {} IDs not coded (failed?)",
+                pending.len()
+            );
+            break;
+        }
+        tokio::time::sleep(poll).await;
+    }
+    Ok(seen)
+}
+
+async fn delete_queues(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let config = AmqpConfig {
+        url: url.to_string(),
+        prefix: prefix.to_string(),
+        ..AmqpConfig::default()
+    };
+    let conn = tokio::time::timeout(Duration::from_secs(20), AmqpConnection::connect(config))
+        .await
+        .context("connecting to the broker")??;
+    let channel = conn.channel().await?;
+    conn.topology().delete(&channel).await?;
+    conn.close().await;
+    Ok(())
+}
+
+fn print(r: &Report) {
+    let load = |l: &Option<LoadAvg>| {
+        l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let ms = |v: Option<f64>| {
+        v.map(|v| format!("{v:.0} ms"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let f = &r.fleet;
+    println!(
+        "imgfeat load test: {} IDs, queue prefix {}",
+        r.images, r.prefix
+    );
+    println!("  pipeline  {}", r.pipeline);
+    println!(
+        "  publish   {}",
+        if r.rate > 0.0 {
+            format!("{:.1} IDs/s", r.rate)
+        } else {
+            "all at once (one request)".into()
+        }
+    );
+    println!(
+        "  fleet     {:.1} img/s ({} coded, {} missing, {:.1} s from the first publish to the last code)",
+        f.images_per_second, f.coded, f.missing, f.seconds
+    );
+    println!(
+        "  latency   publish -> stored code: p50 {}, p90 {}, p99 {}, max {} (store polled every {} ms)",
+        ms(f.latency_ms_p50),
+        ms(f.latency_ms_p90),
+        ms(f.latency_ms_p99),
+        ms(f.latency_ms_max),
+        f.poll_ms
+    );
+    for s in &f.services {
+        println!(
+            "  {:<18} cpu {:>6.1} s, peak RSS {}",
+            s.name,
+            s.cpu_seconds.unwrap_or(0.0),
+            s.peak_rss_mib
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+    }
+    println!(
+        "  load      {} -> {} during the fleet run",
+        load(&f.load_start),
+        load(&f.load_end)
+    );
+    if let Some(e) = &r.embedded {
+        println!(
+            "  embedded  {:.1} img/s (index of the same {} photos, {:.1} s, peak RSS {}; load {} -> {})",
+            e.images_per_second,
+            e.processed,
+            e.seconds,
+            e.peak_rss_mib
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "n/a".into()),
+            load(&e.load_start),
+            load(&e.load_end)
+        );
+    }
+    if let Some(x) = r.ratio {
+        println!("  ratio     fleet / embedded = {x:.2}x");
+    }
+    println!(
+        "  load      {} at start, {} at end",
+        load(&r.load_start),
+        load(&r.load_end)
+    );
+}
