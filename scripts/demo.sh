@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job on the embedded default (no broker, no database server): installs the
+# pinned ONNX Runtime library, builds imgfeat, indexes the photos shipped in the repo
+# into a local SQLite file, then shows one result and its nearest neighbours.
+#
+#   scripts/demo.sh [DIR]      (default: fixtures/photos)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+dir=${1:-fixtures/photos}
+store=${IMGFEAT_DEMO_STORE:-imgfeat-data/demo.sqlite3}
+
+command -v cargo >/dev/null || { echo "error: cargo (Rust >= 1.92) is needed: https://rustup.rs" >&2; exit 1; }
+scripts/setup-onnxruntime.sh
+cargo build --locked -p imgfeat-cli --bin imgfeat
+bin=${CARGO_TARGET_DIR:-target}/debug/imgfeat
+
+"$bin" --store "$store" index "$dir"
+# One photo's stored result and its nearest neighbours, named by its path.
+first=$(ls "$dir" | head -n 1)
+"$bin" --store "$store" show "$dir/$first"
+"$bin" --store "$store" similar "$dir/$first" --k 5
