@@ -4,10 +4,14 @@
 //! Schema, version 1:
 //! - detect job:  `{"v":1,"image_id":123,"enqueued_at_ms":1700000000000}`
 //!   (`model` optional: the detector version the producer asked for)
-//! - extract job: `{"v":1,"image_id":123,"detector_version":"ssd@1","enqueued_at_ms":...}`
+//! - extract job: `{"v":1,"image_id":123,"detector_version":"ssd@1","enqueued_at_ms":...,
+//!   "crop":{"width":224,"height":224,"rgb":"<base64 of width*height*3 bytes>"}}`
+//!   (`crop` optional: without it the extractor decodes the stored JPEG crop)
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use crate::{ImageId, ModelVersion};
@@ -38,10 +42,73 @@ pub struct ExtractJob {
     pub image_id: ImageId,
     pub detector_version: ModelVersion,
     pub enqueued_at_ms: u64,
-    /// The crop, when producer and consumer share a process; never on the wire, where
-    /// the extractor reads the crop from the store.
-    #[serde(skip)]
-    pub crop_jpeg: Option<Arc<Vec<u8>>>,
+    /// The main object stretched to the feature network's input from the ORIGINAL
+    /// image, as the Python reference computes it. The JPEG crop in the store is for
+    /// people and re-extraction; a code made from it differs by its compression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<CropPixels>,
+}
+
+/// RGB8 pixels, row by row, `width * height * 3` bytes; base64 inside JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "CropPixelsWire", into = "CropPixelsWire")]
+pub struct CropPixels {
+    width: u32,
+    height: u32,
+    rgb: Arc<Vec<u8>>,
+}
+
+impl CropPixels {
+    pub fn new(width: u32, height: u32, rgb: Vec<u8>) -> Result<Self, MessageError> {
+        let expected = width as u64 * height as u64 * 3;
+        if width == 0 || height == 0 || rgb.len() as u64 != expected {
+            return Err(MessageError::Malformed(format!(
+                "crop of {width}x{height} needs {expected} bytes, got {}",
+                rgb.len()
+            )));
+        }
+        Ok(Self {
+            width,
+            height,
+            rgb: Arc::new(rgb),
+        })
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    pub fn rgb(&self) -> &[u8] {
+        &self.rgb
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CropPixelsWire {
+    width: u32,
+    height: u32,
+    rgb: String,
+}
+
+impl TryFrom<CropPixelsWire> for CropPixels {
+    type Error = MessageError;
+
+    fn try_from(wire: CropPixelsWire) -> Result<Self, Self::Error> {
+        let rgb = BASE64
+            .decode(wire.rgb.as_bytes())
+            .map_err(|e| MessageError::Malformed(format!("crop pixels: {e}")))?;
+        CropPixels::new(wire.width, wire.height, rgb)
+    }
+}
+
+impl From<CropPixels> for CropPixelsWire {
+    fn from(crop: CropPixels) -> Self {
+        CropPixelsWire {
+            width: crop.width,
+            height: crop.height,
+            rgb: BASE64.encode(crop.rgb.as_slice()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -119,15 +186,34 @@ mod tests {
     }
 
     #[test]
-    fn extract_jobs_never_carry_the_crop_on_the_wire() {
+    fn extract_jobs_carry_the_crop_pixels_and_refuse_wrong_sizes() {
+        let rgb: Vec<u8> = (0..2 * 3 * 3).map(|i| i as u8 * 13).collect();
         let job = ExtractJob {
             image_id: ImageId(1),
             detector_version: ModelVersion::new("ssd@1").unwrap(),
             enqueued_at_ms: 0,
-            crop_jpeg: Some(Arc::new(vec![1, 2, 3])),
+            crop: Some(CropPixels::new(2, 3, rgb.clone()).unwrap()),
         };
-        let back: ExtractJob = decode(&encode(&job)).unwrap();
-        assert_eq!(back.crop_jpeg, None);
-        assert_eq!(back.image_id, ImageId(1));
+        let bytes = encode(&job);
+        let back: ExtractJob = decode(&bytes).unwrap();
+        assert_eq!(back, job);
+        assert_eq!(back.crop.as_ref().unwrap().rgb(), rgb.as_slice());
+        assert_eq!(back.crop.unwrap().size(), (2, 3));
+
+        // Older producers send no crop; the field is optional.
+        let bare: ExtractJob =
+            decode(br#"{"v":1,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":1}"#)
+                .unwrap();
+        assert_eq!(bare.crop, None);
+
+        let short = br#"{"v":1,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":1,"crop":{"width":2,"height":3,"rgb":"AAAA"}}"#;
+        let err = decode::<ExtractJob>(short).unwrap_err();
+        assert!(err.to_string().contains("needs 18 bytes, got 3"), "{err}");
+        let not_base64 = br#"{"v":1,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":1,"crop":{"width":1,"height":1,"rgb":"%%%%"}}"#;
+        assert!(matches!(
+            decode::<ExtractJob>(not_base64),
+            Err(MessageError::Malformed(_))
+        ));
+        assert!(CropPixels::new(0, 3, vec![]).is_err());
     }
 }

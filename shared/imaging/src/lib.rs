@@ -14,4 +14,4 @@ pub use decode::{DecodeLimits, decode_rgb};
 pub use encode::encode_jpeg;
 pub use error::ImagingError;
 pub use image::RgbImage;
-pub use resize::resize_to_tensor;
+pub use resize::{resize_rgb, resize_to_tensor, rgb_to_tensor};

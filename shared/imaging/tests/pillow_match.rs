@@ -5,7 +5,9 @@ mod common;
 
 use common::{as_f32, diff, manifest, photo, reference_png};
 use imgfeat_core::CropRect;
-use imgfeat_imaging::{DecodeLimits, crop, decode_rgb, resize_to_tensor};
+use imgfeat_imaging::{
+    DecodeLimits, crop, decode_rgb, resize_rgb, resize_to_tensor, rgb_to_tensor,
+};
 
 fn field(v: &[String], i: usize) -> u32 {
     v[i].parse().unwrap()
@@ -65,6 +67,14 @@ fn a_region_is_resized_as_if_it_had_been_cropped_first() {
     let whole = CropRect::whole(cropped.width(), cropped.height());
     resize_to_tensor(&cropped, whole, 224, 224, &mut via_crop).unwrap();
     assert_eq!(direct, via_crop);
+
+    // The bytes the detector hands to the extractor give the very same tensor.
+    let bytes = resize_rgb(&img, region, 224, 224).unwrap();
+    assert_eq!(bytes.len(), 224 * 224 * 3);
+    let mut via_bytes = vec![-1f32; 224 * 224 * 3];
+    rgb_to_tensor(&bytes, &mut via_bytes).unwrap();
+    assert_eq!(direct, via_bytes);
+    assert!(rgb_to_tensor(&bytes[1..], &mut via_bytes).is_err());
 }
 
 #[test]

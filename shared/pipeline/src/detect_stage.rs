@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use imgfeat_core::message::{DetectJob, ExtractJob};
+use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob};
 use imgfeat_core::ports::{
     Delivery, ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError,
 };
@@ -39,9 +39,6 @@ pub struct DetectorStageConfig {
     pub max_in_flight: usize,
     /// Attempts before a transient failure is dead-lettered (must match the queue's).
     pub max_attempts: u32,
-    /// Pass crops to the extractor inside the job (one process) instead of via the store.
-    #[serde(skip)]
-    pub inline_crops: bool,
 }
 
 impl Default for DetectorStageConfig {
@@ -52,7 +49,6 @@ impl Default for DetectorStageConfig {
             crop_jpeg_quality: 90,
             max_in_flight: 32,
             max_attempts: 5,
-            inline_crops: false,
         }
     }
 }
@@ -64,6 +60,8 @@ pub struct DetectorStage {
     pub model: ModelThread<Detector>,
     pub model_version: ModelVersion,
     pub input_size: (u32, u32),
+    /// The extractor's input size; see [`build_record`].
+    pub crop_size: (u32, u32),
     pub pool: CpuPool,
     pub limits: DecodeLimits,
     pub config: DetectorStageConfig,
@@ -277,6 +275,7 @@ impl DetectorStage {
         let started = Instant::now();
         let rule = self.config.main_object;
         let quality = self.config.crop_jpeg_quality;
+        let crop_size = self.crop_size;
         let version = self.model_version.clone();
         let (meta, images): (Vec<_>, Vec<_>) = items
             .into_iter()
@@ -293,7 +292,7 @@ impl DetectorStage {
             .run(move || {
                 jobs.into_iter()
                     .map(|(id, image, dets)| {
-                        build_record(id, &version, &image, dets, &rule, quality)
+                        build_record(id, &version, &image, dets, &rule, quality, crop_size)
                     })
                     .collect::<Vec<_>>()
             })
@@ -310,11 +309,13 @@ impl DetectorStage {
         // included) are moved to the store and the extract jobs, never copied.
         let mut ok = Vec::new();
         let mut records: Vec<DetectionRecord> = Vec::new();
+        let mut crops: Vec<CropPixels> = Vec::new();
         for ((delivery, job, permit), record) in meta.into_iter().zip(built) {
             match record {
-                Ok(record) => {
+                Ok((record, crop)) => {
                     ok.push((delivery, job, permit));
                     records.push(record);
+                    crops.push(crop);
                 }
                 Err(reason) => self.fail(delivery, &job, Stage::Detect, reason).await,
             }
@@ -336,15 +337,14 @@ impl DetectorStage {
         self.events.phase(Worker::Detector, Phase::Persist, started);
 
         let started = Instant::now();
-        let inline = self.config.inline_crops;
         let extract_jobs: Vec<ExtractJob> = ok
             .iter()
-            .zip(records)
-            .map(|((_, job, _), record)| ExtractJob {
+            .zip(crops)
+            .map(|((_, job, _), crop)| ExtractJob {
                 image_id: job.image_id,
                 detector_version: self.model_version.clone(),
                 enqueued_at_ms: job.enqueued_at_ms,
-                crop_jpeg: inline.then(|| Arc::new(record.crop_jpeg)),
+                crop: Some(crop),
             })
             .collect();
         if let Err(e) = self.publisher.publish(&extract_jobs).await {
@@ -374,7 +374,13 @@ impl DetectorStage {
     }
 }
 
-/// Chooses the main object, crops the ORIGINAL image to it and encodes the crop.
+/// Chooses the main object, crops the ORIGINAL image to it and encodes the crop for
+/// the store; and stretches the same region of the original to the extractor's input
+/// (`crop_size`), which is what the code is computed from.
+///
+/// The code comes from the original pixels, not from the stored JPEG, because that is
+/// what the Python reference embeds (`resize(img[y1:y2, x1:x2])`), and because it
+/// spares the extractor a JPEG decode and a store read per image.
 pub fn build_record(
     image_id: ImageId,
     version: &ModelVersion,
@@ -382,12 +388,17 @@ pub fn build_record(
     detections: Vec<Detection>,
     rule: &MainObjectRule,
     jpeg_quality: u8,
-) -> Result<DetectionRecord, FailureReason> {
+    crop_size: (u32, u32),
+) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = (image.width(), image.height());
     let main = choose_main_object(&detections, width, height, rule);
     let crop = imgfeat_imaging::crop(image, main.crop).map_err(|e| e.reason())?;
     let crop_jpeg = imgfeat_imaging::encode_jpeg(&crop, jpeg_quality).map_err(|e| e.reason())?;
-    Ok(DetectionRecord {
+    let (cw, ch) = crop_size;
+    let pixels = imgfeat_imaging::resize_rgb(image, main.crop, cw, ch).map_err(|e| e.reason())?;
+    let pixels = CropPixels::new(cw, ch, pixels)
+        .map_err(|e| FailureReason::new(FailureKind::Internal, e.to_string()))?;
+    let record = DetectionRecord {
         image_id,
         model_version: version.clone(),
         image_width: width,
@@ -395,7 +406,8 @@ pub fn build_record(
         detections,
         main,
         crop_jpeg,
-    })
+    };
+    Ok((record, pixels))
 }
 
 pub(crate) fn source_reason(e: &SourceError) -> FailureReason {

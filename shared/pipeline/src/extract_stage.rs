@@ -1,7 +1,10 @@
-//! The extractor worker: crop -> decode -> batch -> backbone + hash head -> persist
-//! -> ack. The crop comes inside the job when detector and extractor share a process,
-//! from the store otherwise; either way the code is computed from the stored JPEG crop,
-//! so codes are reproducible from crops alone.
+//! The extractor worker: crop -> batch -> backbone + hash head -> persist -> ack.
+//!
+//! The crop normally arrives inside the job, already stretched to the backbone's input
+//! from the original image (see `detect_stage::build_record`), in one process and
+//! across the broker alike, so both give the same codes. A job without it (an older
+//! detector) or of another size (a detector configured for another backbone) falls back
+//! to decoding the stored JPEG crop, whose code can differ by a few bits.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,43 +150,63 @@ impl ExtractorStage {
                 return None;
             }
         };
-        let started = Instant::now();
-        let crop = match &job.crop_jpeg {
-            Some(bytes) => bytes.clone(),
-            None => match self
-                .store
-                .detection(job.image_id, &job.detector_version)
-                .await
-            {
-                Ok(Some(record)) => Arc::new(record.crop_jpeg),
-                Ok(None) => {
-                    let reason = FailureReason::new(
-                        FailureKind::NotFound,
-                        format!(
-                            "no crop stored for image {} under {}",
-                            job.image_id, job.detector_version
-                        ),
-                    );
-                    self.fail(delivery, &job, &version, Stage::Fetch, reason)
-                        .await;
-                    return None;
-                }
+        let (w, h) = self.input_size;
+        if let Some(crop) = job.crop.as_ref().filter(|c| c.size() == (w, h)) {
+            let mut tensor = vec![0f32; (w * h * 3) as usize];
+            return match imgfeat_imaging::rgb_to_tensor(crop.rgb(), &mut tensor) {
+                Ok(()) => Some(Prepared {
+                    delivery,
+                    job,
+                    version,
+                    tensor,
+                    _permit: permit,
+                }),
                 Err(e) => {
-                    let reason = FailureReason::new(
-                        FailureKind::Unavailable,
-                        format!("reading the crop: {e}"),
-                    );
-                    self.fail(delivery, &job, &version, Stage::Fetch, reason)
+                    self.fail(delivery, &job, &version, Stage::Decode, e.reason())
                         .await;
-                    return None;
+                    None
                 }
-            },
+            };
+        }
+        if let Some(crop) = &job.crop {
+            tracing::warn!(
+                image_id = job.image_id.0,
+                sent = ?crop.size(),
+                wanted = ?(w, h),
+                "the job's crop is not this backbone's size; decoding the stored crop"
+            );
+        }
+        let started = Instant::now();
+        let crop = match self
+            .store
+            .detection(job.image_id, &job.detector_version)
+            .await
+        {
+            Ok(Some(record)) => record.crop_jpeg,
+            Ok(None) => {
+                let reason = FailureReason::new(
+                    FailureKind::NotFound,
+                    format!(
+                        "no crop stored for image {} under {}",
+                        job.image_id, job.detector_version
+                    ),
+                );
+                self.fail(delivery, &job, &version, Stage::Fetch, reason)
+                    .await;
+                return None;
+            }
+            Err(e) => {
+                let reason =
+                    FailureReason::new(FailureKind::Unavailable, format!("reading the crop: {e}"));
+                self.fail(delivery, &job, &version, Stage::Fetch, reason)
+                    .await;
+                return None;
+            }
         };
         self.events.phase(Worker::Extractor, Phase::Fetch, started);
 
         let started = Instant::now();
         let limits = self.limits;
-        let (w, h) = self.input_size;
         let tensor = self
             .pool
             .run(move || -> Result<Vec<f32>, FailureReason> {

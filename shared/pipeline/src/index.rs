@@ -256,7 +256,7 @@ impl IndexRun<'_> {
             }
         };
         let source = Arc::new(PathMapSource::new(paths, settings.decode.max_bytes));
-        let mut detector = parts::detector_stage(
+        let detector = parts::detector_stage(
             settings,
             self.detector,
             pool.clone(),
@@ -267,8 +267,6 @@ impl IndexRun<'_> {
             },
             events.clone(),
         );
-        // One process: hand the crop to the extractor directly instead of re-reading it.
-        detector.config.inline_crops = true;
         let extractor = parts::extractor_stage(
             settings,
             self.extractor,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use imgfeat_core::ModelVersion;
 use imgfeat_core::message::ExtractJob;
 use imgfeat_core::ports::{ImageSource, JobPublisher, ResultStore};
-use imgfeat_model::{Detector, Extractor, OrtRuntime};
+use imgfeat_model::{Detector, Extractor, Manifest, ManifestKind, OrtRuntime};
 
 use crate::cpu_pool::CpuPool;
 use crate::detect_stage::DetectorStage;
@@ -31,6 +31,8 @@ pub struct DetectorParts {
     pub model: ModelThread<Detector>,
     pub version: ModelVersion,
     pub input_size: (u32, u32),
+    /// The feature network's input: crops are handed on already stretched to it.
+    pub crop_size: (u32, u32),
 }
 
 pub struct ExtractorParts {
@@ -44,6 +46,7 @@ pub struct ExtractorParts {
 pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadError> {
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
     let runtime = OrtRuntime::get()?;
+    let crop_size = backbone_input(&dir.join(&settings.models.backbone))?;
     let path = dir.join(&settings.models.detector);
     let session = settings.models.detector_session;
     let thresholds = settings.models.thresholds;
@@ -57,7 +60,21 @@ pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadE
         model,
         version,
         input_size,
+        crop_size,
     })
+}
+
+/// The backbone's input size from its manifest alone: a detector pool never loads the
+/// backbone, yet must cut crops to its size.
+fn backbone_input(manifest: &std::path::Path) -> Result<(u32, u32), LoadError> {
+    let manifest = Manifest::load(manifest)?;
+    match &manifest.kind {
+        ManifestKind::Backbone(spec) => Ok((spec.input.width, spec.input.height)),
+        _ => Err(LoadError::Settings(format!(
+            "pipeline.models.backbone: {} is not a backbone manifest",
+            manifest.name
+        ))),
+    }
 }
 
 pub fn load_extractor(settings: &PipelineSettings) -> Result<ExtractorParts, LoadError> {
@@ -107,6 +124,7 @@ pub fn detector_stage(
         model: parts.model.clone(),
         model_version: parts.version.clone(),
         input_size: parts.input_size,
+        crop_size: parts.crop_size,
         pool,
         limits: settings.decode.limits(),
         config: settings.detector.clone(),
