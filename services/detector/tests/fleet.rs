@@ -11,11 +11,16 @@ use std::time::Duration;
 use common::*;
 use imgfeat_core::ImageId;
 
+/// Many times what the detector does between a poll seeing 6 detections and the kill,
+/// so the kill lands mid-run however fast the machine; a multiple of the 13 photos.
+const KILL9_IMAGES: u64 = 104;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
     let _serial = serial().await;
-    let fleet = Fleet::start("kill9", 48).await;
-    let ids: Vec<u64> = (1..=48).collect();
+    let n = KILL9_IMAGES as usize;
+    let fleet = Fleet::start("kill9", KILL9_IMAGES).await;
+    let ids: Vec<u64> = (1..=KILL9_IMAGES).collect();
     let mut detector = fleet.spawn_detector();
     fleet.post_ids(&ids).await;
 
@@ -26,16 +31,16 @@ async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
     detector.kill().unwrap();
     detector.wait().unwrap();
     let after_kill = fleet.snapshot().await;
-    assert!(after_kill.detections < 48, "killed mid-run: {after_kill:?}");
+    assert!(after_kill.detections < n, "killed mid-run: {after_kill:?}");
 
     let mut second = fleet.spawn_detector();
     fleet
-        .wait_until(Duration::from_secs(240), |s| s.codes == 48)
+        .wait_until(Duration::from_secs(240), |s| s.codes == n)
         .await;
     let done = fleet.snapshot().await;
-    assert_eq!(done.images, 48, "{done:?}");
-    assert_eq!(done.detections, 48, "one detection row per image: {done:?}");
-    assert_eq!(done.codes, 48, "one code row per image: {done:?}");
+    assert_eq!(done.images, n, "{done:?}");
+    assert_eq!(done.detections, n, "one detection row per image: {done:?}");
+    assert_eq!(done.codes, n, "one code row per image: {done:?}");
     assert_eq!(done.failures, 0, "{done:?}");
     assert_eq!(fleet.queue_messages("detect.dlq"), 0);
     assert_eq!(fleet.queue_messages("extract.dlq"), 0);
@@ -43,6 +48,13 @@ async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
     let a = fleet.code(ImageId(1)).await;
     let b = fleet.code(ImageId(14)).await;
     assert_eq!(a, b);
+    // And they are the embedded pipeline's codes, bit for bit: across the broker the
+    // extractor gets the same crop pixels as in one process.
+    let embedded = fleet.embedded_codes().await;
+    for (i, code) in embedded.iter().enumerate() {
+        let id = ImageId(i as u64 + 1);
+        assert_eq!(&fleet.code(id).await, code, "image {id}");
+    }
     second.kill().unwrap();
     let _ = second.wait();
     fleet.stop().await;
@@ -127,9 +139,9 @@ async fn a_live_upload_overtakes_ten_thousand_queued_backfill_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     let _serial = serial().await;
-    let fleet = Fleet::start("sigterm", 40).await;
+    let fleet = Fleet::start("sigterm", 80).await;
     let mut detector = fleet.spawn_detector();
-    fleet.post_ids(&(1..=40).collect::<Vec<_>>()).await;
+    fleet.post_ids(&(1..=80).collect::<Vec<_>>()).await;
     fleet
         .wait_until(Duration::from_secs(120), |s| s.detections >= 3)
         .await;
@@ -158,15 +170,15 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
         fleet.logs()
     );
     let after = fleet.snapshot().await;
-    assert!(after.detections < 40, "stopped mid-run: {after:?}");
+    assert!(after.detections < 80, "stopped mid-run: {after:?}");
     // Whatever it took and did not finish went back to the queue: a new detector
     // completes the run without a single failure.
     let mut second = fleet.spawn_detector();
     fleet
-        .wait_until(Duration::from_secs(240), |s| s.codes == 40)
+        .wait_until(Duration::from_secs(240), |s| s.codes == 80)
         .await;
     let done = fleet.snapshot().await;
-    assert_eq!((done.detections, done.failures), (40, 0), "{done:?}");
+    assert_eq!((done.detections, done.failures), (80, 0), "{done:?}");
     second.kill().unwrap();
     let _ = second.wait();
     fleet.stop().await;

@@ -113,6 +113,9 @@ impl Fleet {
 [amqp]
 url = "{url}"
 prefix = "{PREFIX}"
+# Small prefetch (2 x max_batch) bounds what a worker holds in flight, so the
+# mid-run tests know how far a run can go between "seen" and "stopped".
+prefetch = 16
 retry_delays_ms = [200, 400]
 max_attempts = 3
 [store]
@@ -166,16 +169,7 @@ level = "warn"
                 eprintln!("extractor stopped: {e}");
             }
         });
-        // Ingest answers 503 until its broker connection is up, as it should.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = reqwest::get(format!("{http}/readyz")).await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "ingest never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(&http, Duration::from_secs(30)).await;
         Fleet {
             vhost,
             dir,
@@ -189,6 +183,11 @@ level = "warn"
             deleted: false,
             detectors: 0,
         }
+    }
+
+    /// Waits for ingest's readiness, e.g. after a broker restart.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        wait_ready(&self.http, timeout).await;
     }
 
     pub fn image_path(&self, id: u64) -> PathBuf {
@@ -303,6 +302,40 @@ level = "warn"
             .unwrap()
             .unwrap()
             .code
+    }
+
+    /// Codes of photos 1..=13 from the embedded pipeline (`imgfeat index`'s library),
+    /// into a store of its own: the same files as fleet images 1..=13.
+    pub async fn embedded_codes(&self) -> Vec<BinaryCode> {
+        let dir = self.dir.path().join("embedded");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, photo) in photos().iter().enumerate() {
+            std::fs::copy(photo, dir.join(format!("{}.jpg", i + 1))).unwrap();
+        }
+        let settings = WorkerSettings::load(Some(&self.config_path)).unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.join("store.sqlite3")).unwrap());
+        let detector = imgfeat_pipeline::parts::load_detector(&settings.pipeline).unwrap();
+        let extractor = imgfeat_pipeline::parts::load_extractor(&settings.pipeline).unwrap();
+        let registry = imgfeat_app::paths::SqlitePathRegistry(store.clone());
+        let run = imgfeat_pipeline::IndexRun {
+            settings: &settings.pipeline,
+            detector: &detector,
+            extractor: &extractor,
+            store: store.clone(),
+            registry: &registry,
+            events: imgfeat_pipeline::Events::new(),
+        };
+        let summary = run
+            .run(&dir, imgfeat_pipeline::IndexOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.processed, 13, "{summary:?}");
+        let mut codes = Vec::new();
+        for id in 1..=13 {
+            let record = store.code(ImageId(id), &self.code_version).await.unwrap();
+            codes.push(record.unwrap().code);
+        }
+        codes
     }
 
     pub async fn wait_until(&self, timeout: Duration, done: impl Fn(&Snapshot) -> bool) {
@@ -441,6 +474,19 @@ impl Drop for Fleet {
                 .args(["delete_vhost", &self.vhost])
                 .output();
         }
+    }
+}
+
+/// Ingest answers 503 until its broker connection is up, as it should.
+async fn wait_ready(http: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ready = reqwest::get(format!("{http}/readyz")).await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "ingest never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
