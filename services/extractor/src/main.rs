@@ -1,4 +1,4 @@
-//! `imgfeat-extractor`: consumes extract jobs, embeds each stored crop, hashes it
+//! `imgfeat-extractor`: consumes extract jobs, embeds each job's crop, hashes it
 //! to a binary code and stores it. All logic is in `imgfeat_app::worker`.
 
 use std::path::PathBuf;
