@@ -81,10 +81,26 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    group.bench_function("encode_jpeg_400x300_q90", |b| {
+    // The crop's quality decides the encoder's cost (entropy coding dominates) and the
+    // store's size; these show the trade-off behind the default.
+    for quality in [75u8, 85, 90] {
+        group.bench_function(format!("encode_jpeg_400x300_q{quality}"), |b| {
+            b.iter(|| {
+                for c in &crops {
+                    black_box(encode_jpeg(black_box(c), quality).unwrap());
+                }
+            })
+        });
+    }
+
+    group.bench_function("baseline_image_jpeg_encoder_400x300_q90", |b| {
         b.iter(|| {
             for c in &crops {
-                black_box(encode_jpeg(black_box(c), 90).unwrap());
+                let mut out = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                    .encode_image(black_box(c))
+                    .unwrap();
+                black_box(out);
             }
         })
     });
