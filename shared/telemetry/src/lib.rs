@@ -14,13 +14,15 @@
 //! # }
 //! ```
 
+mod families;
 mod http;
 mod metrics;
 mod queues;
 mod readiness;
 
+pub use families::{BATCH_SIZE_BUCKETS, METRIC_NAMES};
 pub use http::{router, serve};
-pub use metrics::{BATCH_SIZE_BUCKETS, METRIC_NAMES, Telemetry};
+pub use metrics::Telemetry;
 pub use queues::{fleet_queues, poll_queue_depths};
 pub use readiness::{
     BoxFuture, CheckStatus, Readiness, ReadinessReport, broker_check, store_check,

@@ -1,75 +1,16 @@
-//! The metric families and the mapping from pipeline events to them.
+//! The mapping from pipeline events to the metric families of `families.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use imgfeat_pipeline::{Event, EventSink, Outcome, Worker};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use imgfeat_pipeline::{Event, EventSink};
+use prometheus::{Encoder, Registry, TextEncoder};
 
-/// Every `imgfeat_*` family [`Telemetry::new`] registers (histograms by base name). The
-/// dashboard test checks the dashboard's queries against this list.
-pub const METRIC_NAMES: &[&str] = &[
-    "imgfeat_images_total",
-    "imgfeat_planned_images_total",
-    "imgfeat_phase_seconds",
-    "imgfeat_end_to_end_seconds",
-    "imgfeat_batch_size",
-    "imgfeat_batch_wait_seconds",
-    "imgfeat_in_flight",
-    "imgfeat_queue_messages",
-    "imgfeat_backfill_done",
-    "imgfeat_backfill_total",
-    "imgfeat_model_info",
-    "imgfeat_build_info",
-];
-
-/// Batch sizes are small integers: a bucket at each size a batch commonly closes at
-/// (powers of two and the steps between them) up to the largest `max_batch` we run.
-pub const BATCH_SIZE_BUCKETS: &[f64] = &[
-    1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0,
-];
-
-/// One step of one image (fetch, decode, ...) or one batch (inference): 0.5 ms to 30 s.
-const PHASE_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-/// Publication to result: a live upload takes well under a second on an idle fleet; a
-/// backlog or a retry (back-off up to minutes) takes much longer.
-const END_TO_END_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-    1800.0, 3600.0,
-];
-
-/// A batch waits at most `max_wait_ms` (at most 60 s by validation).
-const BATCH_WAIT_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
-];
+use crate::families::{Inner, build};
 
 /// The metrics of one service; cheap to clone (all clones share one registry).
 #[derive(Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,
-}
-
-struct Inner {
-    registry: Registry,
-    images: IntCounterVec,
-    planned: IntCounter,
-    phase: HistogramVec,
-    end_to_end: HistogramVec,
-    batch_size: HistogramVec,
-    batch_wait: HistogramVec,
-    in_flight: IntGaugeVec,
-    queue_messages: IntGaugeVec,
-    backfill_done: IntGaugeVec,
-    backfill_total: IntGaugeVec,
-    model_info: IntGaugeVec,
-    /// The (name, version) each stage reports now, so a model swap removes the old series.
-    models: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Telemetry {
@@ -242,149 +183,12 @@ fn saturating_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-// Every name, help text, label set and bucket list below is a constant of this file, so
-// constructing and registering them can only fail through a programming error (a bad
-// name, a duplicate), which the unit tests catch; no input reaches this code.
-#[allow(clippy::expect_used)]
-fn build(service: &str) -> Inner {
-    let registry = Registry::new();
-    fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
-        r.register(Box::new(c.clone()))
-            .expect("metric families are constants and registered once");
-        c
-    }
-    let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-        reg(
-            &registry,
-            IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"),
-        )
-    };
-    let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-        reg(
-            &registry,
-            IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"),
-        )
-    };
-    let histogram_vec = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
-        reg(
-            &registry,
-            HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                labels,
-            )
-            .expect("valid histogram"),
-        )
-    };
-
-    let images = counter_vec(
-        "imgfeat_images_total",
-        "Images that left a stage, by outcome (ok, skipped, failed, retried, dead_lettered) and failure reason (none when not failed).",
-        &["stage", "outcome", "reason"],
-    );
-    let planned = reg(
-        &registry,
-        IntCounter::new(
-            "imgfeat_planned_images_total",
-            "Images a run announced it would go through (embedded index runs).",
-        )
-        .expect("valid counter"),
-    );
-    let phase = histogram_vec(
-        "imgfeat_phase_seconds",
-        "Time spent in one step of a stage: fetch, decode, postprocess, persist and publish per image; inference per batch.",
-        &["stage", "phase"],
-        PHASE_BUCKETS,
-    );
-    let end_to_end = histogram_vec(
-        "imgfeat_end_to_end_seconds",
-        "From the job's first publication to its final outcome at this stage.",
-        &["stage"],
-        END_TO_END_BUCKETS,
-    );
-    let batch_size = histogram_vec(
-        "imgfeat_batch_size",
-        "Images in each inference batch when it closed.",
-        &["stage"],
-        BATCH_SIZE_BUCKETS,
-    );
-    let batch_wait = histogram_vec(
-        "imgfeat_batch_wait_seconds",
-        "From a batch's first image to the batch closing.",
-        &["stage"],
-        BATCH_WAIT_BUCKETS,
-    );
-    let in_flight = gauge_vec(
-        "imgfeat_in_flight",
-        "Images received by a stage and not yet settled.",
-        &["stage"],
-    );
-    let queue_messages = gauge_vec(
-        "imgfeat_queue_messages",
-        "Ready messages in a RabbitMQ queue (work, retry and dead-letter queues).",
-        &["queue"],
-    );
-    let backfill_done = gauge_vec(
-        "imgfeat_backfill_done",
-        "IDs of a backfill job already published or skipped.",
-        &["backfill_job"],
-    );
-    let backfill_total = gauge_vec(
-        "imgfeat_backfill_total",
-        "IDs a backfill job covers.",
-        &["backfill_job"],
-    );
-    let model_info = gauge_vec(
-        "imgfeat_model_info",
-        "The model a stage runs (always 1).",
-        &["stage", "name", "version"],
-    );
-    let build_info = gauge_vec(
-        "imgfeat_build_info",
-        "The service and its version (always 1).",
-        &["service", "version"],
-    );
-    build_info
-        .with_label_values(&[service, env!("CARGO_PKG_VERSION")])
-        .set(1);
-
-    // Series that exist from the start, so that rates and sums read 0 instead of "no
-    // data" before the first image.
-    for worker in [Worker::Detector, Worker::Extractor] {
-        let stage = worker.as_str();
-        for outcome in [Outcome::Ok, Outcome::Skipped] {
-            images.with_label_values(&[stage, outcome.as_str(), "none"]);
-        }
-        in_flight.with_label_values(&[stage]);
-    }
-
-    #[cfg(target_os = "linux")]
-    registry
-        .register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .expect("the process collector is registered once");
-
-    Inner {
-        registry,
-        images,
-        planned,
-        phase,
-        end_to_end,
-        batch_size,
-        batch_wait,
-        in_flight,
-        queue_messages,
-        backfill_done,
-        backfill_total,
-        model_info,
-        models: Mutex::new(HashMap::new()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use imgfeat_core::FailureKind;
-    use imgfeat_pipeline::Phase;
+    use imgfeat_pipeline::{Outcome, Phase, Worker};
+
+    use crate::families::METRIC_NAMES;
 
     use super::*;
 
