@@ -11,6 +11,7 @@
 
 mod fleet;
 mod http;
+mod report;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,15 +21,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use imgfeat_amqp::{AmqpConfig, AmqpConnection};
-use imgfeat_bench::procfs::{self, LoadAvg};
+use imgfeat_bench::procfs;
 use imgfeat_bench::{Knobs, corpus};
 use imgfeat_core::ImageId;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_pipeline::PipelineSettings;
 use imgfeat_store::SqliteStore;
-use serde::Serialize;
 
-use crate::fleet::{Fleet, FleetConfig, ServiceUsage};
+use crate::fleet::{Fleet, FleetConfig};
+use crate::report::{FleetResult, Report, finish, print};
 
 #[derive(Parser, Debug)]
 #[command(about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index")]
@@ -70,47 +71,6 @@ struct Args {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    images: usize,
-    corpus: String,
-    prefix: String,
-    pipeline: Knobs,
-    rate: f64,
-    fleet: FleetResult,
-    embedded: Option<imgfeat_bench::e2e::E2eReport>,
-    /// fleet images/s / embedded images/s.
-    ratio: Option<f64>,
-    load_start: Option<LoadAvg>,
-    load_end: Option<LoadAvg>,
-}
-
-#[derive(Debug, Serialize)]
-struct FleetResult {
-    coded: usize,
-    missing: usize,
-    /// From the first publish to the last code stored.
-    seconds: f64,
-    images_per_second: f64,
-    latency_ms_p50: Option<f64>,
-    latency_ms_p90: Option<f64>,
-    latency_ms_p99: Option<f64>,
-    latency_ms_max: Option<f64>,
-    /// Polling period of the store: the latency resolution.
-    poll_ms: u64,
-    services: Vec<ServiceUsage>,
-    load_start: Option<LoadAvg>,
-    load_end: Option<LoadAvg>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied()
 }
 
 fn pipeline_settings(file: Option<&PathBuf>) -> anyhow::Result<(PipelineSettings, Option<String>)> {
@@ -340,49 +300,6 @@ async fn run_fleet(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    fleet: &mut Fleet,
-    started: Instant,
-    published: &HashMap<ImageId, Instant>,
-    seen: &HashMap<ImageId, Instant>,
-    n: usize,
-    poll: Duration,
-    load_start: Option<LoadAvg>,
-    cpu_before: &HashMap<String, f64>,
-) -> anyhow::Result<FleetResult> {
-    let load_end = procfs::loadavg();
-    let mut services = fleet.usage();
-    for s in &mut services {
-        if let (Some(c), Some(b)) = (s.cpu_seconds, cpu_before.get(&s.name)) {
-            s.cpu_seconds = Some(c - b);
-        }
-    }
-    fleet.stop(Duration::from_secs(20));
-    let last = seen.values().max().copied().unwrap_or(started);
-    let seconds = (last - started).as_secs_f64();
-    let mut lat: Vec<f64> = seen
-        .iter()
-        .filter_map(|(id, t)| published.get(id).map(|p| t.saturating_duration_since(*p)))
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
-    lat.sort_by(f64::total_cmp);
-    Ok(FleetResult {
-        coded: seen.len(),
-        missing: n - seen.len(),
-        seconds,
-        images_per_second: seen.len() as f64 / seconds.max(1e-9),
-        latency_ms_p50: percentile(&lat, 0.50),
-        latency_ms_p90: percentile(&lat, 0.90),
-        latency_ms_p99: percentile(&lat, 0.99),
-        latency_ms_max: lat.last().copied(),
-        poll_ms: poll.as_millis() as u64,
-        services,
-        load_start,
-        load_end,
-    })
-}
-
 async fn post_ids(addr: &str, ids: &[ImageId]) -> anyhow::Result<()> {
     for chunk in ids.chunks(5_000) {
         let body =
@@ -462,77 +379,4 @@ async fn delete_queues(url: &str, prefix: &str) -> anyhow::Result<()> {
     conn.topology().delete(&channel).await?;
     conn.close().await;
     Ok(())
-}
-
-fn print(r: &Report) {
-    let load = |l: &Option<LoadAvg>| {
-        l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let ms = |v: Option<f64>| {
-        v.map(|v| format!("{v:.0} ms"))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let f = &r.fleet;
-    println!(
-        "imgfeat load test: {} IDs, queue prefix {}",
-        r.images, r.prefix
-    );
-    println!("  pipeline  {}", r.pipeline);
-    println!(
-        "  publish   {}",
-        if r.rate > 0.0 {
-            format!("{:.1} IDs/s", r.rate)
-        } else {
-            "all at once (one request)".into()
-        }
-    );
-    println!(
-        "  fleet     {:.1} img/s ({} coded, {} missing, {:.1} s from the first publish to the last code)",
-        f.images_per_second, f.coded, f.missing, f.seconds
-    );
-    println!(
-        "  latency   publish -> stored code: p50 {}, p90 {}, p99 {}, max {} (store polled every {} ms)",
-        ms(f.latency_ms_p50),
-        ms(f.latency_ms_p90),
-        ms(f.latency_ms_p99),
-        ms(f.latency_ms_max),
-        f.poll_ms
-    );
-    for s in &f.services {
-        println!(
-            "  {:<18} cpu {:>6.1} s, peak RSS {}",
-            s.name,
-            s.cpu_seconds.unwrap_or(0.0),
-            s.peak_rss_mib
-                .map(|m| format!("{m:.0} MiB"))
-                .unwrap_or_else(|| "n/a".into())
-        );
-    }
-    println!(
-        "  load      {} -> {} during the fleet run",
-        load(&f.load_start),
-        load(&f.load_end)
-    );
-    if let Some(e) = &r.embedded {
-        println!(
-            "  embedded  {:.1} img/s (index of the same {} photos, {:.1} s, peak RSS {}; load {} -> {})",
-            e.images_per_second,
-            e.processed,
-            e.seconds,
-            e.peak_rss_mib
-                .map(|m| format!("{m:.0} MiB"))
-                .unwrap_or_else(|| "n/a".into()),
-            load(&e.load_start),
-            load(&e.load_end)
-        );
-    }
-    if let Some(x) = r.ratio {
-        println!("  ratio     fleet / embedded = {x:.2}x");
-    }
-    println!(
-        "  load      {} at start, {} at end",
-        load(&r.load_start),
-        load(&r.load_end)
-    );
 }
