@@ -1,6 +1,7 @@
 //! The readable form of a [`BenchReport`].
 
 use crate::BenchReport;
+use crate::models_phase::CeilingMode;
 use crate::procfs::LoadAvg;
 
 fn load(l: &Option<LoadAvg>) -> String {
@@ -92,10 +93,16 @@ pub fn print_report(r: &BenchReport) {
     if !r.ceilings.is_empty() {
         println!("\n(c) model-only ceiling (both models per image, pre-decoded tensors)");
         for c in &r.ceilings {
-            let mark = if r.ceiling.as_ref().is_some_and(|p| p.config == c.config) {
-                "  <- the pipeline's configuration"
-            } else {
-                ""
+            // The pipeline runs its two sessions at once, each on its own thread: the
+            // concurrent row with its session options is the like-for-like ceiling.
+            let same_sessions = r.ceiling.as_ref().is_some_and(|p| {
+                (p.config.detector, p.config.extractor, p.config.batch)
+                    == (c.config.detector, c.config.extractor, c.config.batch)
+            });
+            let mark = match (same_sessions, c.config.mode) {
+                (true, CeilingMode::Concurrent) => "  <- the pipeline's sessions, as it runs them",
+                (true, CeilingMode::Alternating) => "  <- the pipeline's sessions, one at a time",
+                _ => "",
             };
             println!("  {:<48} {:>7.1} img/s{mark}", c.label, c.images_per_second);
         }
