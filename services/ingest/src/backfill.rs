@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::settings::BackfillSettings;
-use crate::shutdown::Shutdown;
+use imgfeat_core::shutdown::Shutdown;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

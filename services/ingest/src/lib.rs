@@ -10,7 +10,6 @@
 pub mod api;
 pub mod backfill;
 pub mod settings;
-pub mod shutdown;
 pub mod uploads;
 pub mod watch;
 
@@ -23,8 +22,8 @@ use imgfeat_core::ports::{BackfillStore, JobPublisher, ResultStore, StoreError};
 use imgfeat_store::SqliteStore;
 use tokio::net::TcpListener;
 
+pub use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 pub use settings::Settings;
-pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

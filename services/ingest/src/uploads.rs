@@ -14,7 +14,7 @@ use imgfeat_core::ports::{Delivery, JobConsumer, JobPublisher};
 use imgfeat_core::{FailureKind, FailureReason, ImageId, now_ms};
 use serde::{Deserialize, Serialize};
 
-use crate::shutdown::Shutdown;
+use imgfeat_core::shutdown::Shutdown;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadEvent {

@@ -11,7 +11,7 @@ use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::JobPublisher;
 use imgfeat_core::{ImageId, ModelVersion, now_ms};
 
-use crate::shutdown::Shutdown;
+use imgfeat_core::shutdown::Shutdown;
 
 pub struct FolderWatch {
     pub dir: PathBuf,

@@ -125,13 +125,13 @@ pub async fn wait_for_signal() {
 /// Runs `work` until it ends, or until `grace` after shutdown fires.
 async fn with_grace(
     work: impl std::future::Future<Output = ()>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     grace: Duration,
 ) {
     tokio::pin!(work);
     tokio::select! {
         _ = &mut work => return,
-        _ = shutdown.triggered() => {}
+        _ = shutdown.wait() => {}
     }
     if tokio::time::timeout(grace, work).await.is_err() {
         tracing::warn!(

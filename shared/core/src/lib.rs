@@ -9,6 +9,7 @@ pub mod ids;
 pub mod message;
 pub mod ports;
 pub mod records;
+pub mod shutdown;
 
 pub use code::BinaryCode;
 pub use detection::{BoundingBox, CropRect, Detection, MainObject};

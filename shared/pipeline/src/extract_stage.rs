@@ -25,7 +25,7 @@ use crate::events::{Event, Events, Outcome, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
-use crate::shutdown::Shutdown;
+use imgfeat_core::shutdown::Shutdown;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

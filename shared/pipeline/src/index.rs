@@ -16,7 +16,7 @@ use crate::fs_source::PathMapSource;
 use crate::local_queue::{LocalRetry, local_queue};
 use crate::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
 use crate::settings::PipelineSettings;
-use crate::shutdown::Shutdown;
+use imgfeat_core::shutdown::Shutdown;
 
 /// File endings the folder scan treats as images. Anything else is ignored; a file with
 /// an image ending that is not an image is recorded as a failure.

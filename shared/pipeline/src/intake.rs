@@ -10,12 +10,12 @@ use imgfeat_core::ports::{Delivery, JobConsumer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::events::{Event, Events, Worker};
-use crate::shutdown::Shutdown;
+use imgfeat_core::shutdown::Shutdown;
 
 /// Returns once no more deliveries will be taken and every handler has finished.
 pub(crate) async fn take_deliveries<M, C, H, Fut>(
     consumer: &mut C,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     max_in_flight: usize,
     worker: Worker,
     events: &Events,
@@ -31,7 +31,7 @@ pub(crate) async fn take_deliveries<M, C, H, Fut>(
     loop {
         let permit = tokio::select! {
             biased;
-            _ = shutdown.triggered() => break,
+            _ = shutdown.wait() => break,
             p = in_flight.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
@@ -39,7 +39,7 @@ pub(crate) async fn take_deliveries<M, C, H, Fut>(
         };
         let delivery = tokio::select! {
             biased;
-            _ = shutdown.triggered() => break,
+            _ = shutdown.wait() => break,
             d = consumer.next() => d,
         };
         let delivery = match delivery {

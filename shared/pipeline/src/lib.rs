@@ -16,10 +16,9 @@ pub mod parts;
 pub mod search;
 pub mod settings;
 mod settle;
-pub mod shutdown;
 
 pub use batcher::BatchPolicy;
 pub use events::{Event, EventSink, Events, Outcome, Phase, Worker};
+pub use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 pub use index::{IndexOptions, IndexRun, IndexSummary};
 pub use settings::PipelineSettings;
-pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
