@@ -22,6 +22,15 @@ struct Letter {
     attempts: u32,
 }
 
+/// Extract jobs carry ~200 KB of crop pixels; text output shows their start (the JSON
+/// output keeps whole bodies).
+fn shorten(body: &str, max_chars: usize) -> String {
+    match body.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &body[..cut], body.len()),
+        None => body.to_string(),
+    }
+}
+
 fn queue(name: &str) -> anyhow::Result<WorkQueue> {
     WorkQueue::parse(name).with_context(|| {
         format!("unknown queue {name:?}: use detect, detect.backfill, extract or uploads")
@@ -58,7 +67,7 @@ pub async fn run(settings: &AppSettings, cmd: DlqCommand, json: bool) -> anyhow:
                         m.kind.as_deref().unwrap_or("?"),
                         m.attempts,
                         m.reason.as_deref().unwrap_or(""),
-                        m.body
+                        shorten(&m.body, 200)
                     );
                 }
             }
@@ -79,4 +88,21 @@ pub async fn run(settings: &AppSettings, cmd: DlqCommand, json: bool) -> anyhow:
     };
     conn.close().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn long_bodies_are_cut_on_a_char_boundary_with_their_size() {
+        assert_eq!(shorten("short", 200), "short");
+        let long = format!("{{\"v\":1,\"crop\":\"{}\"}}", "é".repeat(300));
+        let cut = shorten(&long, 20);
+        assert!(cut.starts_with("{\"v\":1,\"crop\":\"ééé"), "{cut}");
+        assert!(
+            cut.ends_with(&format!("... ({} bytes)", long.len())),
+            "{cut}"
+        );
+    }
 }
