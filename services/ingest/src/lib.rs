@@ -19,7 +19,6 @@ use std::time::Duration;
 use imgfeat_amqp::{AmqpConnection, AmqpPublisher, WorkQueue};
 use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::{BackfillStore, JobPublisher, ResultStore, StoreError};
-use imgfeat_store::SqliteStore;
 use tokio::net::TcpListener;
 
 pub use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
@@ -41,10 +40,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), IngestError> {
-    let path = settings.store.path.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+    let store = imgfeat_app::stores::open_store(&settings.store).await?;
 
     let conn = AmqpConnection::new(settings.amqp.clone());
     {
@@ -60,8 +56,8 @@ pub async fn run(
     let backfill_publisher: Arc<dyn JobPublisher<DetectJob>> = Arc::new(
         AmqpPublisher::<DetectJob>::new(&conn, WorkQueue::DetectBackfill),
     );
-    let results: Arc<dyn ResultStore> = Arc::new(store.clone());
-    let backfill_store: Arc<dyn BackfillStore> = Arc::new(store);
+    let results: Arc<dyn ResultStore> = store.results;
+    let backfill_store: Arc<dyn BackfillStore> = store.backfills;
 
     let backfills = backfill::Backfills::new(
         backfill_store,

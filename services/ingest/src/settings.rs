@@ -6,14 +6,17 @@
 use std::path::{Path, PathBuf};
 
 use imgfeat_amqp::AmqpConfig;
+pub use imgfeat_app::settings::{StoreKind, StoreSettings};
 use imgfeat_core::ModelVersion;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub amqp: AmqpConfig,
     pub http: HttpSettings,
+    /// Where backfill progress is kept and skip-done looks for codes: the fleet's own
+    /// store (`kind = "cql"` in production), so skip-done sees the workers' results.
     pub store: StoreSettings,
     pub limits: Limits,
     pub backfill: BackfillSettings,
@@ -50,21 +53,6 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSettings {
-    /// The SQLite store that keeps backfill progress (and answers skip-done queries).
-    pub path: PathBuf,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            path: "imgfeat.sqlite".into(),
         }
     }
 }
@@ -154,8 +142,8 @@ impl Default for WatchSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("reading configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    #[error(transparent)]
+    Load(#[from] imgfeat_app::SettingsError),
     #[error(transparent)]
     Amqp(#[from] imgfeat_amqp::ConfigError),
     #[error("{0}")]
@@ -165,15 +153,9 @@ pub enum SettingsError {
 impl Settings {
     /// Defaults, then `file` (if given), then the `IMGFEAT_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        let defaults = config::Config::try_from(&Settings::default())?;
-        let mut builder = config::Config::builder().add_source(defaults);
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        // Shared with every binary: only IMGFEAT_SECTION__KEY variables are settings,
+        // The services' one loader: only IMGFEAT_SECTION__KEY variables are settings,
         // so IMGFEAT_ORT_LIB and friends don't fail the start.
-        builder = builder.add_source(imgfeat_app::settings::environment_layer(std::env::vars()));
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = imgfeat_app::load_settings(file)?;
         settings.validate()?;
         Ok(settings)
     }

@@ -64,9 +64,7 @@ fn load(kind: Kind, file: Option<&Path>, env: &HashMap<String, String>) -> Resul
             s.validate().map_err(|e| e.to_string())
         }
         Kind::Ingest => {
-            let defaults = config::Config::try_from(&imgfeat_ingest::Settings::default())
-                .map_err(|e| e.to_string())?;
-            let mut b = config::Config::builder().add_source(defaults);
+            let mut b = config::Config::builder();
             if let Some(f) = file {
                 b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
             }
