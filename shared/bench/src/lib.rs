@@ -15,6 +15,7 @@ pub mod corpus;
 pub mod e2e;
 pub mod imaging_phase;
 pub mod models_phase;
+mod phases;
 pub mod procfs;
 mod report;
 pub mod settings;
@@ -29,7 +30,7 @@ pub use cli::BenchArgs;
 pub use report::print_report;
 pub use settings::{Knobs, Variant};
 
-use crate::models_phase::{Ceiling, CeilingConfig, CeilingMode, ModelRate, SessionKey, Tensors};
+use crate::models_phase::{Ceiling, CeilingConfig, CeilingMode, ModelRate, SessionKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -196,7 +197,7 @@ fn alternating(s: &PipelineSettings) -> CeilingConfig {
     ceiling_config(s, CeilingMode::Alternating)
 }
 
-fn ceiling_config(s: &PipelineSettings, mode: CeilingMode) -> CeilingConfig {
+pub(crate) fn ceiling_config(s: &PipelineSettings, mode: CeilingMode) -> CeilingConfig {
     CeilingConfig {
         mode,
         detector: s.models.detector_session.into(),
@@ -270,12 +271,20 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
             } else {
                 name.clone()
             };
+            // This machine's speed drifts by +-20 % over minutes, so the ceilings a run
+            // is judged against are measured right before it, not only in phase (c).
+            let now = if options.e2e_only {
+                Vec::new()
+            } else {
+                tracing::info!(run = %label, "ceilings right before the run");
+                let (opts, paths, s) = (options.clone(), corpus.paths(), settings.clone());
+                blocking(move || phases::own_ceilings(&opts, &paths, &s)).await?
+            };
             tracing::info!(run = %label, "end-to-end index run");
             let r = e2e::run(&label, Knobs::of(settings), settings, &corpus.dir).await?;
             let ceiling_of = |mode| {
-                report
-                    .ceilings
-                    .iter()
+                now.iter()
+                    .chain(report.ceilings.iter())
                     .find(|c| c.config == ceiling_config(settings, mode))
                     .map(|c| c.images_per_second)
             };
@@ -319,40 +328,9 @@ fn model_phases(
     configs: &[(String, PipelineSettings)],
 ) -> Result<ModelPhases, BenchError> {
     let base = &options.pipeline;
-    let limits = base.decode.limits();
-    let dir = base.models.resolve_dir().map_err(BenchError::Options)?;
-    let mut models = models_phase::Models::new(
-        &dir,
-        &base.models.detector,
-        &base.models.backbone,
-        &base.models.hash_head,
-    )?;
-    let keep = options.model_tensors.max(8).div_ceil(8) * 8;
-
-    // (a) decode + resize over the whole corpus; keep the first tensors for (b), (c).
-    tracing::info!("(a) decode + resize");
-    let (decode, det_tensors, sizes) =
-        imaging_phase::decode_and_resize(files, (300, 300), &limits, keep)?;
-    let mut tensors = Tensors {
-        detector: det_tensors,
-        sizes,
-        detector_len: 300 * 300 * 3,
-        backbone: Vec::new(),
-        backbone_len: 224 * 224 * 3,
-    };
-    // The crop chain on the main objects the pipeline's detector finds.
-    let primary_det: SessionKey = base.models.detector_session.into();
-    let detections = models.detect_all(primary_det, &tensors)?;
-    let kept_files: Vec<PathBuf> = (0..keep).map(|i| files[i % files.len()].clone()).collect();
-    let (crop_chain, backbone) = imaging_phase::crop_chain(
-        &kept_files,
-        &detections,
-        &base.detector.main_object,
-        base.detector.crop_jpeg_quality,
-        (224, 224),
-        &limits,
-    )?;
-    tensors.backbone = backbone;
+    let prepared = phases::prepare(options, files, true)?;
+    let (mut models, tensors) = (prepared.models, prepared.tensors);
+    let (decode, crop_chain) = (prepared.decode, prepared.crop_chain);
 
     // (b) each model alone, at batch 1 and 8, with 1 and 2 intra threads (and the
     // pipeline's own setting).

@@ -241,9 +241,12 @@ impl Models {
                 .map(drop)
                 .map_err(BenchError::model)
         };
-        // Warm both sessions (first runs allocate).
-        det(d, 0)?;
-        ext(e, 0)?;
+        // Warm both sessions: first runs allocate, and a fresh session (as the ceilings
+        // measured right before each end-to-end run use) needs a few to settle.
+        for i in 0..4 {
+            det(d, i)?;
+            ext(e, i)?;
+        }
         let min_batches = 4;
         let started = Instant::now();
         let batches = match config.mode {

@@ -155,7 +155,9 @@ pub fn print_report(r: &BenchReport) {
     }
 
     if !r.ratios.is_empty() {
-        println!("\n(e) end to end / ceiling");
+        println!(
+            "\n(e) end to end / ceiling (own-session ceilings measured right before each run)"
+        );
         for x in &r.ratios {
             let of = |v: Option<f64>, c: Option<f64>| match (v, c) {
                 (Some(v), Some(c)) => format!("{v:.2}x of {c:.1}"),
