@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::batcher::{BatchPolicy, next_batch};
 use crate::cpu_pool::CpuPool;
-use crate::events::{Event, Events, Outcome, Phase, Worker};
+use crate::events::{Event, Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
@@ -120,20 +120,16 @@ impl DetectorStage {
         };
 
         let this = self.clone();
-        let tx = prep_tx.clone();
         take_deliveries(
             &mut consumer,
             shutdown,
             self.config.max_in_flight,
             Worker::Detector,
             &self.events,
+            prep_tx.clone(),
             move |delivery, permit| {
-                let (this, tx) = (this.clone(), tx.clone());
-                async move {
-                    if let Some(prepared) = this.prepare(delivery, permit).await {
-                        let _ = tx.send(prepared).await;
-                    }
-                }
+                let this = this.clone();
+                async move { this.prepare(delivery, permit).await }
             },
         )
         .await;
@@ -158,10 +154,6 @@ impl DetectorStage {
         stage: Stage,
         reason: FailureReason,
     ) {
-        self.events.emit(Event::InFlight {
-            worker: Worker::Detector,
-            delta: -1,
-        });
         let failed = Failed {
             delivery,
             image_id: job.image_id,
@@ -360,16 +352,11 @@ impl DetectorStage {
         }
         self.events.phase(Worker::Detector, Phase::Publish, started);
 
+        let settler = self.settler();
         for (delivery, job, _permit) in ok {
-            if let Err(e) = delivery.handle.ack().await {
-                tracing::warn!(image_id = job.image_id.0, error = %e, "ack failed; the broker will redeliver");
-            }
-            self.events.emit(Event::InFlight {
-                worker: Worker::Detector,
-                delta: -1,
-            });
-            self.events
-                .completed(Worker::Detector, Outcome::Ok, Some(job.enqueued_at_ms));
+            settler
+                .acked(delivery, job.image_id, job.enqueued_at_ms)
+                .await;
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::batcher::{BatchPolicy, next_batch};
 use crate::cpu_pool::CpuPool;
-use crate::events::{Event, Events, Outcome, Phase, Worker};
+use crate::events::{Event, Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
@@ -86,20 +86,16 @@ impl ExtractorStage {
             })
         };
         let this = self.clone();
-        let tx = prep_tx.clone();
         take_deliveries(
             &mut consumer,
             shutdown,
             self.config.max_in_flight,
             Worker::Extractor,
             &self.events,
+            prep_tx.clone(),
             move |delivery, permit| {
-                let (this, tx) = (this.clone(), tx.clone());
-                async move {
-                    if let Some(prepared) = this.prepare(delivery, permit).await {
-                        let _ = tx.send(prepared).await;
-                    }
-                }
+                let this = this.clone();
+                async move { this.prepare(delivery, permit).await }
             },
         )
         .await;
@@ -115,16 +111,6 @@ impl ExtractorStage {
         stage: Stage,
         reason: FailureReason,
     ) {
-        self.events.emit(Event::InFlight {
-            worker: Worker::Extractor,
-            delta: -1,
-        });
-        let settler = Settler {
-            store: self.store.clone(),
-            events: self.events.clone(),
-            worker: Worker::Extractor,
-            max_attempts: self.config.max_attempts,
-        };
         let failed = Failed {
             delivery,
             image_id: job.image_id,
@@ -132,7 +118,16 @@ impl ExtractorStage {
             reason,
             enqueued_at_ms: job.enqueued_at_ms,
         };
-        settler.settle(version, failed).await;
+        self.settler().settle(version, failed).await;
+    }
+
+    fn settler(&self) -> Settler {
+        Settler {
+            store: self.store.clone(),
+            events: self.events.clone(),
+            worker: Worker::Extractor,
+            max_attempts: self.config.max_attempts,
+        }
     }
 
     async fn prepare(
@@ -295,16 +290,11 @@ impl ExtractorStage {
         }
         self.events
             .phase(Worker::Extractor, Phase::Persist, started);
+        let settler = self.settler();
         for p in items {
-            if let Err(e) = p.delivery.handle.ack().await {
-                tracing::warn!(image_id = p.job.image_id.0, error = %e, "ack failed; the broker will redeliver");
-            }
-            self.events.emit(Event::InFlight {
-                worker: Worker::Extractor,
-                delta: -1,
-            });
-            self.events
-                .completed(Worker::Extractor, Outcome::Ok, Some(p.job.enqueued_at_ms));
+            settler
+                .acked(p.delivery, p.job.image_id, p.job.enqueued_at_ms)
+                .await;
         }
     }
 }

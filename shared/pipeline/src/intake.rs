@@ -1,30 +1,35 @@
 //! Taking deliveries off a queue: at most `max_in_flight` unsettled at once (each holds
-//! a permit until it is settled), each handled on its own task, until the queue ends or
-//! shutdown fires. Both stages take their work this way.
+//! a permit until it is settled), each prepared on its own task and sent on to the
+//! stage's batcher, until the queue ends or shutdown fires. Both stages take their work
+//! this way.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use imgfeat_core::ports::{Delivery, JobConsumer};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::events::{Event, Events, Worker};
 use imgfeat_core::shutdown::Shutdown;
 
-/// Returns once no more deliveries will be taken and every handler has finished.
-pub(crate) async fn take_deliveries<M, C, H, Fut>(
+/// Returns once no more deliveries will be taken and every `prepare` has finished.
+/// `prepare` settles a delivery it cannot prepare and returns `None`; what it returns
+/// goes to `ready`.
+pub(crate) async fn take_deliveries<M, C, P, H, Fut>(
     consumer: &mut C,
     shutdown: Shutdown,
     max_in_flight: usize,
     worker: Worker,
     events: &Events,
-    handle: H,
+    ready: mpsc::Sender<P>,
+    prepare: H,
 ) where
     M: Send + 'static,
     C: JobConsumer<M>,
+    P: Send + 'static,
     H: Fn(Delivery<M>, OwnedSemaphorePermit) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = Option<P>> + Send + 'static,
 {
     let in_flight = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let mut handlers = tokio::task::JoinSet::new();
@@ -52,7 +57,12 @@ pub(crate) async fn take_deliveries<M, C, H, Fut>(
             }
         };
         events.emit(Event::InFlight { worker, delta: 1 });
-        handlers.spawn(handle(delivery, permit));
+        let (prepared, ready) = (prepare(delivery, permit), ready.clone());
+        handlers.spawn(async move {
+            if let Some(p) = prepared.await {
+                let _ = ready.send(p).await;
+            }
+        });
         // Reap finished handlers so the set stays small on long runs.
         while handlers.try_join_next().is_some() {}
     }

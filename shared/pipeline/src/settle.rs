@@ -1,6 +1,7 @@
-//! Ending a delivery that failed: permanent failures are recorded and dead-lettered at
-//! once; transient ones go back for another attempt until attempts run out. Both stages
-//! settle failures through here so the rule lives in one place.
+//! Ending a delivery: acked once its result is durable, or, when it failed, recorded
+//! and dead-lettered at once (permanent) or sent back for another attempt until attempts
+//! run out (transient). Both stages settle every delivery through here, so the rule and
+//! the in-flight and outcome events live in one place.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use imgfeat_core::{
     ErrorClass, FailureReason, FailureRecord, ImageId, ModelVersion, Stage, now_ms,
 };
 
-use crate::events::{Events, Outcome, Worker};
+use crate::events::{Event, Events, Outcome, Worker};
 
 pub(crate) struct Failed<M> {
     pub delivery: Delivery<M>,
@@ -27,6 +28,23 @@ pub(crate) struct Settler {
 }
 
 impl Settler {
+    /// Acks a delivery whose result is stored.
+    pub async fn acked<M>(&self, delivery: Delivery<M>, image_id: ImageId, enqueued_at_ms: u64) {
+        if let Err(e) = delivery.handle.ack().await {
+            tracing::warn!(image_id = image_id.0, error = %e, "ack failed; the broker will redeliver");
+        }
+        self.done(Outcome::Ok, enqueued_at_ms);
+    }
+
+    fn done(&self, outcome: Outcome, enqueued_at_ms: u64) {
+        self.events.emit(Event::InFlight {
+            worker: self.worker,
+            delta: -1,
+        });
+        self.events
+            .completed(self.worker, outcome, Some(enqueued_at_ms));
+    }
+
     /// Records and settles one failure. Recording is best effort: when the store itself
     /// is the trouble, the delivery's own retry or dead-letter header keeps the reason.
     pub async fn settle<M>(&self, version: &ModelVersion, failed: Failed<M>) {
@@ -73,7 +91,6 @@ impl Settler {
             // the repeat harmless.
             tracing::warn!(image_id = image_id.0, error = %e, "could not settle a failed delivery");
         }
-        self.events
-            .completed(self.worker, outcome, Some(enqueued_at_ms));
+        self.done(outcome, enqueued_at_ms);
     }
 }
