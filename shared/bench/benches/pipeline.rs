@@ -1,5 +1,5 @@
-//! `cargo bench -p imgfeat-bench` (release profile): the same one-run report as the
-//! example. Options after `--`, e.g. `cargo bench -p imgfeat-bench -- --images 1000`.
+//! `cargo bench -p imgfeat-bench` (release profile): the same one-run report as
+//! `imgfeat bench`. Options after `--`, e.g. `cargo bench -p imgfeat-bench -- --images 1000`.
 //!
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -6,7 +6,7 @@
 //! A benchmark, never a test: nothing here asserts a speed.
 //!
 //! ```text
-//! cargo run -p imgfeat-bench --example bench -- --images 500
+//! imgfeat bench --images 500          # the CLI, dev profile
 //! cargo bench -p imgfeat-bench
 //! ```
 
