@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (no broker, no database server): installs the
-# pinned ONNX Runtime library, builds imgfeat, indexes the photos shipped in the repo
+# pinned ONNX Runtime library and build tools, builds imgfeat, indexes the photos shipped in the repo
 # into a local SQLite file, then shows one result and its nearest neighbours.
 #
 #   scripts/demo.sh [DIR]      (default: fixtures/photos)
@@ -12,6 +12,7 @@ store=${IMGFEAT_DEMO_STORE:-imgfeat-data/demo.sqlite3}
 
 command -v cargo >/dev/null || { echo "error: cargo (Rust >= 1.92) is needed: https://rustup.rs" >&2; exit 1; }
 scripts/setup-onnxruntime.sh
+scripts/setup-build-tools.sh
 cargo build --locked -p imgfeat-cli --bin imgfeat
 bin=${CARGO_TARGET_DIR:-target}/debug/imgfeat
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::BenchError;
 
 /// Bumped whenever the transforms change, so old folders are regenerated.
-const GENERATOR: &str = "imgfeat-bench corpus v1";
+const GENERATOR: &str = "imgfeat-bench corpus v2";
 const MANIFEST: &str = "corpus.json";
 const JPEG_QUALITY: u8 = 85;
 /// Long side of a generated photo, inclusive.

@@ -1,5 +1,6 @@
-//! Per-image cost of the imaging steps on the 13 real photos, with the `image` crate's
-//! own triangle-filter resize as the baseline for ours.
+//! Per-image cost of the imaging steps on the 13 real photos, with baselines for ours:
+//! the `image` crate's triangle-filter resize and JPEG encoder, and the `jpeg-encoder`
+//! crate that encoded crops before libjpeg-turbo.
 //!
 //! Each benchmark processes all photos once per iteration; criterion's throughput line
 //! reads as photos per second.
@@ -92,6 +93,22 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+
+    // The pure-Rust SIMD encoder that encode_jpeg used before libjpeg-turbo.
+    group.bench_function("baseline_jpeg_encoder_crate_400x300_q90", |b| {
+        b.iter(|| {
+            for c in &crops {
+                let mut out = Vec::new();
+                let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+                encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+                let (w, h) = (c.width() as u16, c.height() as u16);
+                encoder
+                    .encode(black_box(c.as_raw()), w, h, jpeg_encoder::ColorType::Rgb)
+                    .unwrap();
+                black_box(out);
+            }
+        })
+    });
 
     group.bench_function("baseline_image_jpeg_encoder_400x300_q90", |b| {
         b.iter(|| {

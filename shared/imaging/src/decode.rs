@@ -6,6 +6,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use crate::ImagingError;
+use crate::turbo;
 
 /// How much input [`decode_rgb`] accepts. Both limits are checked before any pixel
 /// buffer exists, so a hostile file costs only its header parse.
@@ -104,10 +105,20 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Imagi
         tracing::debug!(error = %e, "unreadable EXIF orientation, keeping the image as stored");
         image::metadata::Orientation::NoTransforms
     });
-    let decoded = DynamicImage::from_decoder(decoder).map_err(|e| classify(name, e))?;
+    let turbo = if format == ImageFormat::Jpeg {
+        turbo::decode_rgb(bytes, width, height)
+    } else {
+        None
+    };
+    let decoded = match turbo {
+        Some(rgb) => rgb,
+        None => DynamicImage::from_decoder(decoder)
+            .map_err(|e| classify(name, e))?
+            .into_rgb8(),
+    };
 
     // Rotate after the conversion: fewer bytes per pixel to move.
-    let mut rgb = DynamicImage::ImageRgb8(decoded.into_rgb8());
+    let mut rgb = DynamicImage::ImageRgb8(decoded);
     rgb.apply_orientation(orientation);
     Ok(rgb.into_rgb8())
 }

@@ -1,34 +1,73 @@
+use std::cell::RefCell;
+
 use image::RgbImage;
-use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use imgfeat_core::CropRect;
+use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
 
 use crate::ImagingError;
+use crate::region::check_region;
 
-/// Encodes `img` as a baseline JPEG at `quality` (1..=100).
+thread_local! {
+    // A compressor holds libjpeg's tables and work buffers; one per thread is reused
+    // for every crop that thread encodes instead of being set up per image.
+    static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
+}
+
+/// Encodes `img` as a baseline JPEG at `quality` (1..=100), with libjpeg-turbo.
+///
+/// libjpeg-turbo rather than a pure-Rust encoder because the crop's encode is the largest
+/// piece of per-image CPU outside the models: it measured 2.4x faster than `jpeg-encoder`
+/// (SIMD build) on the same crops, and it is the library Pillow writes the reference's
+/// crops with.
 ///
 /// Chroma is always subsampled 4:2:0, whatever the quality: it is what PIL's
 /// `save(..., "JPEG")` does by default (so crops look like the reference's), it makes
 /// files about a third smaller than 4:4:4, and the crop is only ever shrunk again to the
 /// network's input size, where the lost chroma resolution does not survive anyway.
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    encode_jpeg_region(img, CropRect::whole(img.width(), img.height()), quality)
+}
+
+/// Encodes `region` of `img` as [`encode_jpeg`] would encode a copy of it, reading the
+/// rows in place (libjpeg-turbo takes a row pitch), so the crop is never copied out.
+pub fn encode_jpeg_region(
+    img: &RgbImage,
+    region: CropRect,
+    quality: u8,
+) -> Result<Vec<u8>, ImagingError> {
     if !(1..=100).contains(&quality) {
         return Err(ImagingError::InvalidQuality(quality));
     }
-    let (width, height) = img.dimensions();
-    let dims = (u16::try_from(width), u16::try_from(height));
-    let (Ok(w), Ok(h)) = dims else {
-        return Err(ImagingError::JpegDimensions { width, height });
-    };
-    if w == 0 || h == 0 {
+    let (width, height) = (region.width, region.height);
+    if width == 0 || height == 0 || width > 65_535 || height > 65_535 {
         return Err(ImagingError::JpegDimensions { width, height });
     }
+    check_region(region, img.width(), img.height())?;
+    let pitch = img.width() as usize * 3;
+    let start = region.y as usize * pitch + region.x as usize * 3;
+    let image = Image {
+        pixels: &img.as_raw()[start..],
+        width: width as usize,
+        pitch,
+        height: height as usize,
+        format: PixelFormat::RGB,
+    };
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(Compressor::new().map_err(encode_error)?),
+        };
+        compressor
+            .set_quality(i32::from(quality))
+            .map_err(encode_error)?;
+        compressor
+            .set_subsamp(Subsamp::Sub2x2)
+            .map_err(encode_error)?;
+        compressor.compress_to_vec(image).map_err(encode_error)
+    })
+}
 
-    // Roughly 1 bit per pixel at usual qualities; reserving it avoids regrowth copies.
-    let mut out = Vec::with_capacity(img.as_raw().len() / 8 + 1024);
-    let mut encoder = Encoder::new(&mut out, quality);
-    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-    encoder.set_progressive(false);
-    encoder
-        .encode(img.as_raw(), w, h, ColorType::Rgb)
-        .map_err(|e| ImagingError::Encode(e.to_string()))?;
-    Ok(out)
+fn encode_error(e: turbojpeg::Error) -> ImagingError {
+    ImagingError::Encode(e.to_string())
 }

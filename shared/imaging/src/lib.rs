@@ -8,10 +8,11 @@ mod encode;
 mod error;
 mod region;
 mod resize;
+mod turbo;
 
 pub use crop::crop;
 pub use decode::{DecodeLimits, decode_rgb};
-pub use encode::encode_jpeg;
+pub use encode::{encode_jpeg, encode_jpeg_region};
 pub use error::ImagingError;
 pub use image::RgbImage;
 pub use resize::{resize_rgb, resize_to_tensor, rgb_to_tensor};

@@ -5,7 +5,7 @@ mod common;
 
 use common::{as_f32, diff, photo};
 use imgfeat_core::{CropRect, FailureKind};
-use imgfeat_imaging::{DecodeLimits, crop, decode_rgb, encode_jpeg};
+use imgfeat_imaging::{DecodeLimits, crop, decode_rgb, encode_jpeg, encode_jpeg_region};
 
 fn region() -> CropRect {
     CropRect {
@@ -25,6 +25,28 @@ fn crop_copies_exactly_the_region() {
     for (x, y, p) in c.enumerate_pixels() {
         assert_eq!(p, img.get_pixel(r.x + x, r.y + y));
     }
+}
+
+#[test]
+fn encoding_a_region_in_place_gives_the_bytes_of_encoding_its_copy() {
+    let img = decode_rgb(&photo("darknet_dog.jpg"), &DecodeLimits::default()).unwrap();
+    // An odd offset and size, and a region touching the bottom-right corner.
+    let corner = CropRect {
+        x: img.width() - 333,
+        y: img.height() - 211,
+        width: 333,
+        height: 211,
+    };
+    for r in [region(), corner, CropRect::whole(img.width(), img.height())] {
+        let in_place = encode_jpeg_region(&img, r, 90).unwrap();
+        assert_eq!(in_place, encode_jpeg(&crop(&img, r).unwrap(), 90).unwrap());
+    }
+    let outside = CropRect {
+        x: 1,
+        ..CropRect::whole(img.width(), img.height())
+    };
+    let e = encode_jpeg_region(&img, outside, 90).unwrap_err();
+    assert_eq!(e.reason().kind, FailureKind::Internal);
 }
 
 #[test]

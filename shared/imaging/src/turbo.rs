@@ -1,0 +1,130 @@
+//! JPEG pixels through libjpeg-turbo, the decoder Pillow uses, for the common case.
+//!
+//! [`decode_rgb`](crate::decode_rgb) keeps every guard (format sniffing, size and pixel
+//! limits, truncation, EXIF orientation) and its error messages in the `image` crate
+//! path; this only replaces the pixel decode of a JPEG that passed them. Anything
+//! libjpeg-turbo declines or warns about (CMYK, 12-bit, odd sampling, corrupt data) goes
+//! back to that path, which decides as it always did.
+
+use std::cell::RefCell;
+
+use image::RgbImage;
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+
+/// Progressive files may hold this many scans; libjpeg-turbo's advice for untrusted
+/// input, since each scan re-reads the whole coefficient buffer (a cheap CPU bomb).
+const MAX_SCANS: u32 = 500;
+
+thread_local! {
+    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+/// Decodes `bytes` (a JPEG whose header said `width` x `height`) to RGB8, or `None`
+/// when libjpeg-turbo cannot do it cleanly.
+pub(crate) fn decode_rgb(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => {
+                let mut d = Decompressor::new().ok()?;
+                d.set_scan_limit(MAX_SCANS).ok()?;
+                slot.insert(d)
+            }
+        };
+        decode_with(decompressor, bytes, width, height)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "libjpeg-turbo declined, decoding with the image crate")
+            })
+            .ok()
+    })
+}
+
+fn decode_with(
+    decompressor: &mut Decompressor,
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+) -> Result<RgbImage, turbojpeg::Error> {
+    let header = decompressor.read_header(bytes)?;
+    // CMYK and YCCK need the inversion rules the image crate already applies.
+    let colour = matches!(
+        header.colorspace,
+        Colorspace::YCbCr | Colorspace::RGB | Colorspace::Gray
+    );
+    // Both parsers must agree on the size, or the guards checked another image.
+    if !colour || (header.width, header.height) != (width as usize, height as usize) {
+        return Err(turbojpeg::Error::TurboJpegError(format!(
+            "{:?} {}x{} not taken",
+            header.colorspace, header.width, header.height
+        )));
+    }
+    let mut pixels = vec![0u8; header.width * header.height * 3];
+    decompressor.decompress(
+        bytes,
+        Image {
+            pixels: pixels.as_mut_slice(),
+            width: header.width,
+            pitch: header.width * 3,
+            height: header.height,
+            format: PixelFormat::RGB,
+        },
+    )?;
+    RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| turbojpeg::Error::TurboJpegError("buffer size".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        std::fs::read(root.join(path)).unwrap()
+    }
+
+    #[test]
+    fn a_photo_decodes_to_its_header_size() {
+        let img = decode_rgb(&fixture("photos/darknet_dog.jpg"), 768, 576).unwrap();
+        assert_eq!(img.dimensions(), (768, 576));
+        // Not a blank buffer: a photo has many distinct values.
+        let mut seen = [false; 256];
+        img.as_raw()
+            .iter()
+            .for_each(|&v| seen[usize::from(v)] = true);
+        assert!(seen.iter().filter(|&&s| s).count() > 200);
+    }
+
+    #[test]
+    fn cmyk_is_left_to_the_image_crate() {
+        let bytes = fixture("imaging/odd/cmyk.jpg");
+        let (w, h) = image::load_from_memory(&bytes)
+            .unwrap()
+            .to_rgb8()
+            .dimensions();
+        assert!(decode_rgb(&bytes, w, h).is_none());
+    }
+
+    #[test]
+    fn a_size_other_than_the_checked_one_is_declined() {
+        let bytes = fixture("photos/darknet_dog.jpg");
+        assert!(decode_rgb(&bytes, 767, 576).is_none());
+    }
+
+    #[test]
+    fn corrupt_scan_data_is_declined_not_padded() {
+        let mut bytes = fixture("photos/darknet_dog.jpg");
+        // Garbage in the middle of the entropy-coded data: libjpeg-turbo only warns and
+        // would return an image; a warning must send the file to the stricter path.
+        let mid = bytes.len() / 2;
+        for b in &mut bytes[mid..mid + 64] {
+            *b = 0xFF;
+        }
+        bytes[mid + 64] = 0xD3;
+        assert!(decode_rgb(&bytes, 768, 576).is_none());
+    }
+}
