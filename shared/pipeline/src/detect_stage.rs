@@ -379,8 +379,8 @@ pub fn build_record(
 ) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = (image.width(), image.height());
     let main = choose_main_object(&detections, width, height, rule);
-    let crop = imgfeat_imaging::crop(image, main.crop).map_err(|e| e.reason())?;
-    let crop_jpeg = imgfeat_imaging::encode_jpeg(&crop, jpeg_quality).map_err(|e| e.reason())?;
+    let crop_jpeg = imgfeat_imaging::encode_jpeg_region(image, main.crop, jpeg_quality)
+        .map_err(|e| e.reason())?;
     let (cw, ch) = crop_size;
     let pixels = imgfeat_imaging::resize_rgb(image, main.crop, cw, ch).map_err(|e| e.reason())?;
     let pixels = CropPixels::new(cw, ch, pixels)
