@@ -15,11 +15,12 @@ use crate::{ModelError, OrtRuntime};
 ///
 /// Intra-op threads default to half the cores (at least one): a worker never runs one
 /// session alone. The embedded run has two sessions on their own threads plus the
-/// decode pool, a fleet worker has one session plus its decode pool. With all cores per
-/// session, every parallel operator waits at its barrier for a thread the other session
-/// or a decode task has preempted (perf: ~8 % of samples in ONNX Runtime's pause loop),
-/// which costs ~25 % more CPU per image end to end (imgfeat-bench on 2 cores: 53 ms vs
-/// 41-42 ms of CPU per image).
+/// decode pool, a fleet worker has one session plus its decode pool. With all cores in
+/// both sessions, every parallel operator waits at its barrier for a thread the other
+/// session or a decode task has preempted (perf: ~8 % of samples in ONNX Runtime's pause
+/// loop), which costs ~25 % more CPU per image end to end (imgfeat-bench on 2 cores:
+/// 53 ms vs 41-42 ms of CPU per image). The pipeline gives all cores to the detector
+/// alone, the larger model, for the reasons in `ModelSettings::default`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionOptions {
@@ -29,14 +30,33 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
+        Self::half_the_cores()
+    }
+}
+
+impl SessionOptions {
+    /// Intra-op threads on half the cores (at least one), no spinning.
+    pub fn half_the_cores() -> Self {
+        Self::with_threads(cores() / 2)
+    }
+
+    /// Intra-op threads on every core, no spinning.
+    pub fn all_the_cores() -> Self {
+        Self::with_threads(cores())
+    }
+
+    fn with_threads(n: usize) -> Self {
         Self {
-            intra_threads: std::thread::available_parallelism()
-                .map(|n| n.get() / 2)
-                .unwrap_or(1)
-                .max(1),
+            intra_threads: n.max(1),
             spinning: false,
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// A float output of a run, copied out of ONNX Runtime's buffers.
