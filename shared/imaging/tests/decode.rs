@@ -109,3 +109,59 @@ fn grayscale_becomes_equal_rgb_channels() {
     .unwrap();
     assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
 }
+
+/// Damaged JPEGs go through libjpeg-turbo (C) first: whatever the damage, decode_rgb
+/// returns an image of the size it checked or an input error, and never panics or
+/// takes the worker down. Deterministic damage, so a failure reproduces.
+#[test]
+fn damaged_jpegs_give_an_image_or_an_input_error() {
+    use imgfeat_core::FailureKind;
+
+    let good = photo("darknet_dog.jpg");
+    let limits = DecodeLimits::default();
+    let reference = decode_rgb(&good, &limits).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut images, mut refused) = (0, 0);
+    for round in 0..300 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + round % 8 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = (next() & 0xFF) as u8;
+        }
+        if round % 5 == 0 {
+            let keep = (next() % bytes.len() as u64) as usize;
+            bytes.truncate(keep.max(1));
+        }
+        match decode_rgb(&bytes, &limits) {
+            Ok(img) => {
+                assert!(img.width() > 0 && img.height() > 0);
+                images += 1;
+            }
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        FailureKind::Corrupt
+                            | FailureKind::UnsupportedFormat
+                            | FailureKind::TooManyPixels
+                    ),
+                    "round {round}: {e}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    println!("{images} decoded, {refused} refused");
+    assert!(
+        images > 0 && refused > 0,
+        "{images} decoded, {refused} refused"
+    );
+    // The per-thread decoder is still sound after all that.
+    assert!(decode_rgb(&good, &limits).unwrap() == reference);
+}
