@@ -338,10 +338,12 @@ fn model_phases(
         SessionKey {
             intra_threads: 1,
             spinning: false,
+            dynamic_block_base: 0,
         },
         SessionKey {
             intra_threads: 2,
             spinning: false,
+            dynamic_block_base: 0,
         },
         base.models.detector_session.into(),
         base.models.extractor_session.into(),
@@ -369,18 +371,25 @@ fn model_phases(
         .collect();
     let primary = alternating(base);
     if options.context_ceilings {
+        // With and without the pipeline's block scheduling, so that the best ceiling
+        // is never one the pipeline's own setting was denied.
+        let mut blocks = vec![0, primary.detector.dynamic_block_base];
+        blocks.dedup();
         for t in [1, 2] {
-            let key = SessionKey {
-                intra_threads: t,
-                spinning: false,
-            };
-            for mode in [CeilingMode::Alternating, CeilingMode::Concurrent] {
-                wanted.push(CeilingConfig {
-                    mode,
-                    detector: key,
-                    extractor: key,
-                    batch: primary.batch,
-                });
+            for &dynamic_block_base in &blocks {
+                let key = SessionKey {
+                    intra_threads: t,
+                    spinning: false,
+                    dynamic_block_base,
+                };
+                for mode in [CeilingMode::Alternating, CeilingMode::Concurrent] {
+                    wanted.push(CeilingConfig {
+                        mode,
+                        detector: key,
+                        extractor: key,
+                        batch: primary.batch,
+                    });
+                }
             }
         }
         wanted.push(CeilingConfig {

@@ -74,6 +74,7 @@ pub struct CeilingConfig {
 pub struct SessionKey {
     pub intra_threads: usize,
     pub spinning: bool,
+    pub dynamic_block_base: u32,
 }
 
 impl From<SessionOptions> for SessionKey {
@@ -81,6 +82,7 @@ impl From<SessionOptions> for SessionKey {
         Self {
             intra_threads: o.intra_threads.max(1),
             spinning: o.spinning,
+            dynamic_block_base: o.dynamic_block_base,
         }
     }
 }
@@ -90,13 +92,20 @@ impl From<SessionKey> for SessionOptions {
         SessionOptions {
             intra_threads: k.intra_threads,
             spinning: k.spinning,
+            dynamic_block_base: k.dynamic_block_base,
         }
     }
 }
 
 impl std::fmt::Display for CeilingConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = |k: SessionKey| format!("{}{}", k.intra_threads, if k.spinning { "s" } else { "" });
+        let s = |k: SessionKey| {
+            let spin = if k.spinning { "s" } else { "" };
+            match k.dynamic_block_base {
+                0 => format!("{}{spin}", k.intra_threads),
+                b => format!("{}{spin}/b{b}", k.intra_threads),
+            }
+        };
         write!(
             f,
             "{:<11} det {} thr + ext {} thr, batch {}",

@@ -116,6 +116,7 @@ impl Variant {
         for (key, value) in &self.pairs {
             let bad = || BenchError::Options(format!("{key}={value}: not a valid value"));
             let n = || value.parse::<usize>().map_err(|_| bad());
+            let block = || value.parse::<u32>().map_err(|_| bad());
             let ms = || value.parse::<u64>().map_err(|_| bad());
             let flag = || match value.as_str() {
                 "1" | "true" | "on" => Ok(true),
@@ -137,6 +138,12 @@ impl Variant {
                     m.extractor_session.spinning = flag()?;
                 }
                 "det_spin" => m.detector_session.spinning = flag()?,
+                "block" => {
+                    m.detector_session.dynamic_block_base = block()?;
+                    m.extractor_session.dynamic_block_base = block()?;
+                }
+                "det_block" => m.detector_session.dynamic_block_base = block()?,
+                "ext_block" => m.extractor_session.dynamic_block_base = block()?,
                 "ext_spin" => m.extractor_session.spinning = flag()?,
                 "batch" => {
                     s.detector.batch.max_batch = n()?;

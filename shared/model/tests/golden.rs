@@ -64,7 +64,7 @@ fn tensor(images: &[&RgbImage], w: u32, h: u32) -> Vec<f32> {
 fn options() -> SessionOptions {
     SessionOptions {
         intra_threads: 2,
-        spinning: false,
+        ..SessionOptions::default()
     }
 }
 

@@ -188,6 +188,11 @@ impl PipelineSettings {
                     "pipeline.models.{key}.intra_threads must be 1..=256"
                 ));
             }
+            if s.dynamic_block_base > 64 {
+                problems.push(format!(
+                    "pipeline.models.{key}.dynamic_block_base must be 0 (off) to 64"
+                ));
+            }
         }
         if let Some(t) = self.models.thresholds
             && (!(0.0..1.0).contains(&t.score) || !(0.0..=1.0).contains(&t.nms_iou))
