@@ -106,21 +106,12 @@ async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Resp
                 "skip_done needs a model (and a result store)",
             ));
         };
-        let done = results.coded(&ids, model).await?;
-        let before = ids.len();
-        ids.retain(|i| !done.contains(i));
-        skipped = before - ids.len();
+        (ids, skipped) = crate::without_coded(results.as_ref(), ids, model).await?;
     }
     let enqueued_at_ms = now_ms();
     let jobs: Vec<DetectJob> = ids
         .iter()
-        .map(|&image_id| DetectJob {
-            image_id,
-            enqueued_at_ms,
-            // `model` names the code version whose results count as done (skip_done);
-            // a detector pool serves one version per queue prefix, so jobs carry none.
-            model: None,
-        })
+        .map(|&image_id| DetectJob::new(image_id, enqueued_at_ms))
         .collect();
     s.live
         .publish(&jobs)

@@ -266,11 +266,8 @@ impl Backfills {
     ) -> Result<(Vec<ImageId>, u64), StoreError> {
         match (&self.results, &job.model) {
             (Some(results), Some(model)) if is_skip(&job.id) => {
-                let done = results.coded(&ids, model).await?;
-                let before = ids.len();
-                let left: Vec<_> = ids.into_iter().filter(|i| !done.contains(i)).collect();
-                let skipped = (before - left.len()) as u64;
-                Ok((left, skipped))
+                let (left, skipped) = crate::without_coded(results.as_ref(), ids, model).await?;
+                Ok((left, skipped as u64))
             }
             _ => Ok((ids, 0)),
         }
@@ -341,13 +338,7 @@ impl Backfills {
             let enqueued_at_ms = now_ms();
             let messages: Vec<DetectJob> = ids
                 .iter()
-                .map(|&image_id| DetectJob {
-                    image_id,
-                    enqueued_at_ms,
-                    // `model` names the code version whose results count as done (skip_done);
-                    // a detector pool serves one version per queue prefix, so jobs carry none.
-                    model: None,
-                })
+                .map(|&image_id| DetectJob::new(image_id, enqueued_at_ms))
                 .collect();
             let mut cancel = run.cancel.subscribe();
             let published = tokio::select! {

@@ -19,10 +19,25 @@ use std::time::Duration;
 use imgfeat_amqp::{AmqpConnection, AmqpPublisher, WorkQueue};
 use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::{BackfillStore, JobPublisher, ResultStore, StoreError};
+use imgfeat_core::{ImageId, ModelVersion};
 use tokio::net::TcpListener;
 
 pub use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 pub use settings::Settings;
+
+/// `ids` without those that already have a code of `model`, and how many were dropped:
+/// what `skip_done` means for requests and backfill chunks alike.
+pub(crate) async fn without_coded(
+    results: &dyn ResultStore,
+    mut ids: Vec<ImageId>,
+    model: &ModelVersion,
+) -> Result<(Vec<ImageId>, usize), StoreError> {
+    let done = results.coded(&ids, model).await?;
+    let before = ids.len();
+    ids.retain(|i| !done.contains(i));
+    let skipped = before - ids.len();
+    Ok((ids, skipped))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

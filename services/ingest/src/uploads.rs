@@ -63,11 +63,7 @@ async fn forward(live: &dyn JobPublisher<DetectJob>, batch: Vec<Delivery<UploadE
     let now = now_ms();
     let jobs: Vec<DetectJob> = batch
         .iter()
-        .map(|d| DetectJob {
-            image_id: d.job.image_id,
-            enqueued_at_ms: d.job.uploaded_at_ms.unwrap_or(now),
-            model: None,
-        })
+        .map(|d| DetectJob::new(d.job.image_id, d.job.uploaded_at_ms.unwrap_or(now)))
         .collect();
     match live.publish(&jobs).await {
         Ok(()) => {

@@ -37,6 +37,19 @@ pub struct DetectJob {
     pub model: Option<ModelVersion>,
 }
 
+impl DetectJob {
+    /// A job any detector pool serves. `model` names the code version whose results
+    /// count as done (skip_done); a pool serves one version per queue prefix, so jobs
+    /// published for it carry none.
+    pub fn new(image_id: ImageId, enqueued_at_ms: u64) -> Self {
+        Self {
+            image_id,
+            enqueued_at_ms,
+            model: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtractJob {
     pub image_id: ImageId,

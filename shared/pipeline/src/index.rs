@@ -282,11 +282,7 @@ impl IndexRun<'_> {
         for chunk in todo.chunks(64) {
             let jobs: Vec<DetectJob> = chunk
                 .iter()
-                .map(|&image_id| DetectJob {
-                    image_id,
-                    enqueued_at_ms: now,
-                    model: None,
-                })
+                .map(|&image_id| DetectJob::new(image_id, now))
                 .collect();
             if detect_pub.publish(&jobs).await.is_err() {
                 tracing::error!("the detector stopped early");
