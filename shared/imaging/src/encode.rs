@@ -1,17 +1,10 @@
-use std::cell::RefCell;
-
 use image::RgbImage;
 use imgfeat_core::CropRect;
-use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
+use turbojpeg::{Image, PixelFormat};
 
 use crate::ImagingError;
 use crate::region::check_region;
-
-thread_local! {
-    // A compressor holds libjpeg's tables and work buffers; one per thread is reused
-    // for every crop that thread encodes instead of being set up per image.
-    static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
-}
+use crate::turbo;
 
 /// Encodes `img` as a baseline JPEG at `quality` (1..=100), with libjpeg-turbo.
 ///
@@ -52,22 +45,5 @@ pub fn encode_jpeg_region(
         height: height as usize,
         format: PixelFormat::RGB,
     };
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(c) => c,
-            None => slot.insert(Compressor::new().map_err(encode_error)?),
-        };
-        compressor
-            .set_quality(i32::from(quality))
-            .map_err(encode_error)?;
-        compressor
-            .set_subsamp(Subsamp::Sub2x2)
-            .map_err(encode_error)?;
-        compressor.compress_to_vec(image).map_err(encode_error)
-    })
-}
-
-fn encode_error(e: turbojpeg::Error) -> ImagingError {
-    ImagingError::Encode(e.to_string())
+    turbo::encode_rgb(image, quality).map_err(|e| ImagingError::Encode(e.to_string()))
 }

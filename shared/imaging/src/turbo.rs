@@ -1,4 +1,5 @@
-//! JPEG pixels through libjpeg-turbo, the decoder Pillow uses, for the common case.
+//! JPEG through libjpeg-turbo, the library Pillow uses: the pixel decode of the common
+//! case, and the crop's encode.
 //!
 //! [`decode_rgb`](crate::decode_rgb) keeps every guard (format sniffing, size and pixel
 //! limits, truncation, EXIF orientation) and its error messages in the `image` crate
@@ -7,9 +8,10 @@
 //! back to that path, which decides as it always did.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use image::RgbImage;
-use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, Subsamp};
 
 /// Progressive files may hold this many scans; libjpeg-turbo's advice for untrusted
 /// input, since each scan re-reads the whole coefficient buffer (a cheap CPU bomb).
@@ -17,26 +19,48 @@ const MAX_SCANS: u32 = 500;
 
 thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's handle in `key`, made by `make` on first use: a handle
+/// holds libjpeg's tables and work buffers, worth keeping from one image to the next.
+fn with_handle<H: 'static, R>(
+    key: &'static LocalKey<RefCell<Option<H>>>,
+    make: impl FnOnce() -> Result<H, turbojpeg::Error>,
+    f: impl FnOnce(&mut H) -> Result<R, turbojpeg::Error>,
+) -> Result<R, turbojpeg::Error> {
+    key.with_borrow_mut(|slot| {
+        let handle = match slot.as_mut() {
+            Some(h) => h,
+            None => slot.insert(make()?),
+        };
+        f(handle)
+    })
 }
 
 /// Decodes `bytes` (a JPEG whose header said `width` x `height`) to RGB8, or `None`
 /// when libjpeg-turbo cannot do it cleanly.
 pub(crate) fn decode_rgb(bytes: &[u8], width: u32, height: u32) -> Option<RgbImage> {
-    DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let decompressor = match slot.as_mut() {
-            Some(d) => d,
-            None => {
-                let mut d = Decompressor::new().ok()?;
-                d.set_scan_limit(MAX_SCANS).ok()?;
-                slot.insert(d)
-            }
-        };
-        decode_with(decompressor, bytes, width, height)
-            .map_err(|e| {
-                tracing::debug!(error = %e, "libjpeg-turbo declined, decoding with the image crate")
-            })
-            .ok()
+    let make = || {
+        let mut d = Decompressor::new()?;
+        d.set_scan_limit(MAX_SCANS)?;
+        Ok(d)
+    };
+    with_handle(&DECOMPRESSOR, make, |d| {
+        decode_with(d, bytes, width, height)
+    })
+    .map_err(
+        |e| tracing::debug!(error = %e, "libjpeg-turbo declined, decoding with the image crate"),
+    )
+    .ok()
+}
+
+/// Encodes `image` as a baseline 4:2:0 JPEG at `quality`.
+pub(crate) fn encode_rgb(image: Image<&[u8]>, quality: u8) -> Result<Vec<u8>, turbojpeg::Error> {
+    with_handle(&COMPRESSOR, Compressor::new, |c| {
+        c.set_quality(i32::from(quality))?;
+        c.set_subsamp(Subsamp::Sub2x2)?;
+        c.compress_to_vec(image)
     })
 }
 
