@@ -118,20 +118,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let mut conn = lock(&inner.writer);
-            let out = f(&mut conn);
-            tracing::trace!(
-                op,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "store write"
-            );
-            out
-        })
-        .await
-        .map_err(error::join)?
+        self.on_blocking_pool(op, Access::Write, f).await
     }
 
     /// Runs `f` on a reader connection on the blocking pool: a free one if any, else the
@@ -141,15 +128,32 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.on_blocking_pool(op, Access::Read, f).await
+    }
+
+    async fn on_blocking_pool<T, F>(
+        &self,
+        op: &'static str,
+        access: Access,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let mut conn = inner.reader();
+            let mut conn = match access {
+                Access::Write => lock(&inner.writer),
+                Access::Read => inner.reader(),
+            };
             let out = f(&mut conn);
             tracing::trace!(
                 op,
+                ?access,
                 elapsed_us = started.elapsed().as_micros() as u64,
-                "store read"
+                "store access"
             );
             out
         })
@@ -187,6 +191,13 @@ impl Inner {
 
 /// A panic while holding a connection cannot leave a half-done transaction behind
 /// (rusqlite rolls back on drop), so a poisoned lock is still safe to use.
+/// Which connection a store operation runs on.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    Write,
+    Read,
+}
+
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
