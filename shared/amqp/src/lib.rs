@@ -19,6 +19,7 @@ mod error;
 mod handle;
 pub mod headers;
 mod publisher;
+mod teardown;
 mod topology;
 
 pub use backoff::Backoff;
@@ -27,6 +28,7 @@ pub use connection::{AmqpConnection, BrokerState};
 pub use consumer::{AmqpConsumer, ConsumerStop};
 pub use error::AmqpError;
 pub use publisher::AmqpPublisher;
+pub use teardown::delete_queues_blocking;
 pub use topology::{Topology, WorkQueue};
 
 /// Re-exported for tests and tools that need to talk to the broker directly.

@@ -6,23 +6,13 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Fixture, next_within};
+use common::{Fixture, jobs, next_within};
 use imgfeat_amqp::{AmqpConsumer, AmqpPublisher, WorkQueue, dlq};
 use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::{JobConsumer, JobPublisher};
 use imgfeat_core::{FailureKind, FailureReason, ImageId};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn jobs(ids: impl IntoIterator<Item = u64>) -> Vec<DetectJob> {
-    ids.into_iter()
-        .map(|i| DetectJob {
-            image_id: ImageId(i),
-            enqueued_at_ms: 1,
-            model: None,
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn published_jobs_are_consumed_and_acked() {

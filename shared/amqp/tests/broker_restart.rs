@@ -9,9 +9,8 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Fixture, next_within};
+use common::{Fixture, jobs, next_within};
 use imgfeat_amqp::{AmqpConsumer, AmqpPublisher, BrokerState, WorkQueue};
-use imgfeat_core::ImageId;
 use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::JobPublisher;
 
@@ -30,16 +29,6 @@ impl Drop for RestartGuard {
         let _ = Command::new("rabbitmqctl").arg("start_app").status();
         let _ = Command::new("rabbitmqctl").args(["await_startup"]).status();
     }
-}
-
-fn jobs(ids: impl IntoIterator<Item = u64>) -> Vec<DetectJob> {
-    ids.into_iter()
-        .map(|i| DetectJob {
-            image_id: ImageId(i),
-            enqueued_at_ms: 1,
-            model: None,
-        })
-        .collect()
 }
 
 #[tokio::test]

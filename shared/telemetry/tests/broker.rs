@@ -25,21 +25,7 @@ struct Cleanup(AmqpConnection);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let conn = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let fresh = AmqpConnection::new(conn.config().clone());
-                if let Ok(ch) = fresh.channel().await {
-                    let _ = fresh.topology().delete(&ch).await;
-                }
-                fresh.close().await;
-            });
-        })
-        .join();
+        imgfeat_amqp::delete_queues_blocking(self.0.config().clone());
     }
 }
 

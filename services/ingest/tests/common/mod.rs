@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use imgfeat_amqp::lapin::BasicProperties;
 use imgfeat_amqp::lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-use imgfeat_amqp::{AmqpConfig, AmqpConnection, Topology, WorkQueue};
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue};
 use imgfeat_core::message::{DetectJob, decode};
 use imgfeat_ingest::{Settings, ShutdownTrigger, shutdown_pair};
 use serde_json::Value;
@@ -50,24 +50,7 @@ pub struct QueueCleanup(pub AmqpConfig);
 
 impl Drop for QueueCleanup {
     fn drop(&mut self) {
-        let config = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let topology = Topology::new(&config);
-                let Ok(conn) = AmqpConnection::connect(config).await else {
-                    return;
-                };
-                if let Ok(ch) = conn.channel().await {
-                    let _ = topology.delete(&ch).await;
-                }
-                conn.close().await;
-            });
-        })
-        .join();
+        imgfeat_amqp::delete_queues_blocking(self.0.clone());
     }
 }
 

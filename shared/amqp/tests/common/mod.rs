@@ -8,7 +8,9 @@ use imgfeat_amqp::lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use imgfeat_amqp::lapin::types::FieldTable;
-use imgfeat_amqp::{AmqpConfig, AmqpConnection, Topology, WorkQueue};
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue, delete_queues_blocking};
+use imgfeat_core::ImageId;
+use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::{Delivery, JobConsumer};
 
 /// A broker fixture with its own queue prefix; its queues are deleted on drop, even when
@@ -113,25 +115,13 @@ pub async fn next_within<M: Send>(
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let config = self.config.clone();
-        // Async cleanup from Drop: a thread with its own runtime, joined, so the queues
-        // are gone before the next test starts even if this one panicked.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let topology = Topology::new(&config);
-                let Ok(conn) = AmqpConnection::connect(config).await else {
-                    return;
-                };
-                if let Ok(ch) = conn.channel().await {
-                    let _ = topology.delete(&ch).await;
-                }
-                conn.close().await;
-            });
-        })
-        .join();
+        delete_queues_blocking(self.config.clone());
     }
+}
+
+/// Detect jobs for `ids`, all enqueued at the same instant.
+pub fn jobs(ids: impl IntoIterator<Item = u64>) -> Vec<DetectJob> {
+    ids.into_iter()
+        .map(|i| DetectJob::new(ImageId(i), 1))
+        .collect()
 }
