@@ -8,6 +8,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::events::{Event, Events, Worker};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchPolicy {
@@ -63,6 +65,23 @@ pub async fn next_batch<T>(rx: &mut mpsc::Receiver<T>, policy: &BatchPolicy) -> 
         items,
         waited: started.elapsed(),
     })
+}
+
+/// [`next_batch`], reported as an [`Event::BatchClosed`] of `worker`: the loop head of
+/// both stages.
+pub(crate) async fn next_reported_batch<T>(
+    rx: &mut mpsc::Receiver<T>,
+    policy: &BatchPolicy,
+    worker: Worker,
+    events: &Events,
+) -> Option<Vec<T>> {
+    let batch = next_batch(rx, policy).await?;
+    events.emit(Event::BatchClosed {
+        worker,
+        size: batch.items.len(),
+        waited_seconds: batch.waited.as_secs_f64(),
+    });
+    Some(batch.items)
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use imgfeat_model::postprocess::{MainObjectRule, choose_main_object};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::batcher::{BatchPolicy, next_batch};
+use crate::batcher::{BatchPolicy, next_reported_batch};
 use crate::cpu_pool::CpuPool;
-use crate::events::{Event, Events, Phase, Worker};
+use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
@@ -97,13 +97,11 @@ impl DetectorStage {
         let infer = {
             let this = self.clone();
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&mut prep_rx, &policy).await {
-                    this.events.emit(Event::BatchClosed {
-                        worker: Worker::Detector,
-                        size: batch.items.len(),
-                        waited_seconds: batch.waited.as_secs_f64(),
-                    });
-                    let detected = this.infer(batch.items).await;
+                let events = this.events.clone();
+                while let Some(items) =
+                    next_reported_batch(&mut prep_rx, &policy, Worker::Detector, &events).await
+                {
+                    let detected = this.infer(items).await;
                     if det_tx.send(detected).await.is_err() {
                         break;
                     }

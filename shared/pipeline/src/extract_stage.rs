@@ -19,9 +19,9 @@ use imgfeat_model::Extractor;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::batcher::{BatchPolicy, next_batch};
+use crate::batcher::{BatchPolicy, next_reported_batch};
 use crate::cpu_pool::CpuPool;
-use crate::events::{Event, Events, Phase, Worker};
+use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
@@ -75,13 +75,11 @@ impl ExtractorStage {
         let batches = {
             let this = self.clone();
             tokio::spawn(async move {
-                while let Some(batch) = next_batch(&mut prep_rx, &policy).await {
-                    this.events.emit(Event::BatchClosed {
-                        worker: Worker::Extractor,
-                        size: batch.items.len(),
-                        waited_seconds: batch.waited.as_secs_f64(),
-                    });
-                    this.process(batch.items).await;
+                let events = this.events.clone();
+                while let Some(items) =
+                    next_reported_batch(&mut prep_rx, &policy, Worker::Extractor, &events).await
+                {
+                    this.process(items).await;
                 }
             })
         };
