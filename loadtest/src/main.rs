@@ -142,11 +142,7 @@ async fn main() -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
         .prefix("imgfeat-loadtest-")
         .tempdir()?;
-    let prefix = format!(
-        "loadtest-{}-{}",
-        std::process::id(),
-        imgfeat_core::now_ms() % 1_000_000_000
-    );
+    let prefix = imgfeat_amqp::unique_prefix("loadtest");
     let knobs = Knobs::of(&settings);
     let result = run_fleet(
         &args,

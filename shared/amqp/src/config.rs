@@ -2,7 +2,8 @@
 //! `prefix`, `retry_delays_ms` and `delivery_limit`: they are baked into the queue
 //! declarations, and RabbitMQ refuses a redeclaration with other arguments.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -123,9 +124,35 @@ impl AmqpConfig {
     }
 }
 
+/// A queue prefix that no other run on the broker uses: `label`, this process's ID, a
+/// per-process counter and the clock's nanoseconds, so that test runs and load tests
+/// sharing a vhost (or a leftover of a killed run) never see each other's messages.
+pub fn unique_prefix(label: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{label}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_prefixes_carry_the_label_and_never_repeat() {
+        let (a, b) = (unique_prefix("test-x"), unique_prefix("test-x"));
+        assert!(
+            a.starts_with("test-x-") && b.starts_with("test-x-"),
+            "{a} {b}"
+        );
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn defaults_are_valid() {

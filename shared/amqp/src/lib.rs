@@ -23,7 +23,7 @@ mod teardown;
 mod topology;
 
 pub use backoff::Backoff;
-pub use config::{AmqpConfig, ConfigError};
+pub use config::{AmqpConfig, ConfigError, unique_prefix};
 pub use connection::{AmqpConnection, BrokerState};
 pub use consumer::{AmqpConsumer, ConsumerStop};
 pub use error::AmqpError;

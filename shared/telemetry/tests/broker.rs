@@ -9,12 +9,8 @@ use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue, depth};
 use imgfeat_telemetry::{Telemetry, broker_check, fleet_queues, poll_queue_depths};
 
 fn config(name: &str) -> AmqpConfig {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
     AmqpConfig {
-        prefix: format!("test-telemetry-{name}-{}-{nanos}", std::process::id()),
+        prefix: imgfeat_amqp::unique_prefix(&format!("test-telemetry-{name}")),
         retry_delays_ms: vec![100],
         ..AmqpConfig::default()
     }

@@ -1,6 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use imgfeat_amqp::lapin::BasicProperties;
@@ -8,7 +7,7 @@ use imgfeat_amqp::lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use imgfeat_amqp::lapin::types::FieldTable;
-use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue, delete_queues_blocking};
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue, delete_queues_blocking, unique_prefix};
 use imgfeat_core::ImageId;
 use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::{Delivery, JobConsumer};
@@ -20,22 +19,9 @@ pub struct Fixture {
     pub conn: AmqpConnection,
 }
 
-pub fn unique_prefix(name: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "test-{name}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
 pub fn test_config(name: &str) -> AmqpConfig {
     AmqpConfig {
-        prefix: unique_prefix(name),
+        prefix: unique_prefix(&format!("test-{name}")),
         prefetch: 20,
         retry_delays_ms: vec![100, 300],
         max_attempts: 3,
