@@ -24,6 +24,7 @@ use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_thread::ModelThread;
+use crate::per_item::each_isolated;
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
 
@@ -66,6 +67,28 @@ pub struct DetectorStage {
     pub limits: DecodeLimits,
     pub config: DetectorStageConfig,
     pub events: Events,
+    /// [`build_record`] everywhere but in tests, which put a poison image into a batch
+    /// through it.
+    pub build_record: RecordBuilder,
+}
+
+/// Builds one image's record and crop; see [`build_record`].
+pub type RecordBuilder = fn(
+    ImageId,
+    &RgbImage,
+    Vec<Detection>,
+    &RecordSpec,
+) -> Result<(DetectionRecord, CropPixels), FailureReason>;
+
+/// What building a record needs besides the image and its detections.
+#[derive(Debug, Clone)]
+pub struct RecordSpec {
+    pub version: ModelVersion,
+    pub rule: MainObjectRule,
+    /// JPEG quality of the stored crop.
+    pub jpeg_quality: u8,
+    /// The extractor's input size.
+    pub crop_size: (u32, u32),
 }
 
 /// An image decoded and resized, waiting for its batch.
@@ -263,10 +286,13 @@ impl DetectorStage {
         };
 
         let started = Instant::now();
-        let rule = self.config.main_object;
-        let quality = self.config.crop_jpeg_quality;
-        let crop_size = self.crop_size;
-        let version = self.model_version.clone();
+        let spec = RecordSpec {
+            version: self.model_version.clone(),
+            rule: self.config.main_object,
+            jpeg_quality: self.config.crop_jpeg_quality,
+            crop_size: self.crop_size,
+        };
+        let build = self.build_record;
         let (meta, images): (Vec<_>, Vec<_>) = items
             .into_iter()
             .map(|p| ((p.delivery, p.job, p._permit), p.image))
@@ -277,18 +303,15 @@ impl DetectorStage {
             .zip(detections)
             .map(|(((_, job, _), image), dets)| (job.image_id, image, dets))
             .collect();
+        let count = jobs.len();
+        // Each image behind its own panic boundary: one that trips a bug is
+        // dead-lettered alone while its batch-mates are stored.
         let built = self
             .pool
-            .run(move || {
-                jobs.into_iter()
-                    .map(|(id, image, dets)| {
-                        build_record(id, &version, &image, dets, &rule, quality, crop_size)
-                    })
-                    .collect::<Vec<_>>()
-            })
+            .run(move || each_isolated(jobs, |(id, image, dets)| build(id, &image, dets, &spec)))
             .await
             .unwrap_or_else(|e| {
-                meta.iter()
+                (0..count)
                     .map(|_| Err(FailureReason::new(FailureKind::Internal, e.to_string())))
                     .collect()
             });
@@ -368,24 +391,21 @@ impl DetectorStage {
 /// spares the extractor a JPEG decode and a store read per image.
 pub fn build_record(
     image_id: ImageId,
-    version: &ModelVersion,
     image: &RgbImage,
     detections: Vec<Detection>,
-    rule: &MainObjectRule,
-    jpeg_quality: u8,
-    crop_size: (u32, u32),
+    spec: &RecordSpec,
 ) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = (image.width(), image.height());
-    let main = choose_main_object(&detections, width, height, rule);
-    let crop_jpeg = imgfeat_imaging::encode_jpeg_region(image, main.crop, jpeg_quality)
+    let main = choose_main_object(&detections, width, height, &spec.rule);
+    let crop_jpeg = imgfeat_imaging::encode_jpeg_region(image, main.crop, spec.jpeg_quality)
         .map_err(|e| e.reason())?;
-    let (cw, ch) = crop_size;
+    let (cw, ch) = spec.crop_size;
     let pixels = imgfeat_imaging::resize_rgb(image, main.crop, cw, ch).map_err(|e| e.reason())?;
     let pixels = CropPixels::new(cw, ch, pixels)
         .map_err(|e| FailureReason::new(FailureKind::Internal, e.to_string()))?;
     let record = DetectionRecord {
         image_id,
-        model_version: version.clone(),
+        model_version: spec.version.clone(),
         image_width: width,
         image_height: height,
         detections,

@@ -13,6 +13,7 @@ mod intake;
 pub mod local_queue;
 pub mod model_thread;
 pub mod parts;
+mod per_item;
 pub mod search;
 pub mod settings;
 mod settle;

@@ -129,6 +129,7 @@ pub fn detector_stage(
         limits: settings.decode.limits(),
         config: settings.detector.clone(),
         events,
+        build_record: crate::detect_stage::build_record,
     }
 }
 

@@ -1,0 +1,136 @@
+//! One poison image in a batch of good ones, through the real detector stage (real
+//! models, a SQLite store, the in-process queue): the good ones are stored and handed
+//! on, the poison one alone is recorded and dead-lettered.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob};
+use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
+use imgfeat_core::{Detection, DetectionRecord, FailureKind, FailureReason, ImageId};
+use imgfeat_imaging::RgbImage;
+use imgfeat_pipeline::detect_stage::{RecordSpec, build_record};
+use imgfeat_pipeline::local_queue::{LocalRetry, local_queue};
+use imgfeat_pipeline::parts::{self, StageAdapters};
+use imgfeat_pipeline::{Event, EventSink, Events, PipelineSettings, Worker, shutdown_pair};
+use imgfeat_store::SqliteStore;
+
+const BATCH: u64 = 6;
+const POISON: ImageId = ImageId(3);
+
+struct Photos(HashMap<ImageId, Vec<u8>>);
+
+#[async_trait]
+impl ImageSource for Photos {
+    async fn fetch(&self, id: ImageId) -> Result<Vec<u8>, SourceError> {
+        Ok(self.0[&id].clone())
+    }
+}
+
+#[derive(Default)]
+struct BatchSizes(Mutex<Vec<usize>>);
+
+impl EventSink for BatchSizes {
+    fn emit(&self, event: &Event) {
+        if let Event::BatchClosed {
+            worker: Worker::Detector,
+            size,
+            ..
+        } = event
+        {
+            self.0.lock().unwrap().push(*size);
+        }
+    }
+}
+
+/// The real record builder, except that it trips over the poison image the way a bug
+/// in a decoder or encoder would.
+fn poisoned(
+    id: ImageId,
+    image: &RgbImage,
+    detections: Vec<Detection>,
+    spec: &RecordSpec,
+) -> Result<(DetectionRecord, CropPixels), FailureReason> {
+    assert_ne!(id, POISON, "image {id} trips a bug");
+    build_record(id, image, detections, spec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
+    let mut names: Vec<_> = std::fs::read_dir(&photos_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let photos: HashMap<ImageId, Vec<u8>> = (1..=BATCH)
+        .map(|i| (ImageId(i), std::fs::read(&names[i as usize]).unwrap()))
+        .collect();
+
+    let mut settings = PipelineSettings::default();
+    // The whole batch closes together, so the poison image has batch-mates.
+    settings.detector.batch.max_batch = BATCH as usize;
+    settings.detector.batch.max_wait_ms = 30_000;
+    let detector = parts::load_detector(&settings).unwrap();
+    let pool = parts::cpu_pool(&settings).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite3")).unwrap());
+    let (extract_tx, mut extract_rx, _) = local_queue::<ExtractJob>(64, LocalRetry::default());
+    let (detect_tx, detect_rx, dead) = local_queue::<DetectJob>(64, LocalRetry::default());
+    let sizes = Arc::new(BatchSizes::default());
+    let mut stage = parts::detector_stage(
+        &settings,
+        &detector,
+        pool,
+        StageAdapters {
+            source: Arc::new(Photos(photos)),
+            store: store.clone(),
+            publisher: Arc::new(extract_tx),
+        },
+        Events::new().with(sizes.clone()),
+    );
+    stage.build_record = poisoned;
+
+    let jobs: Vec<DetectJob> = (1..=BATCH).map(|i| DetectJob::new(ImageId(i), 0)).collect();
+    detect_tx.publish(&jobs).await.unwrap();
+    drop(detect_tx);
+    let (_trigger, shutdown) = shutdown_pair();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        Arc::new(stage).run(detect_rx, shutdown),
+    )
+    .await
+    .expect("the stage settles every delivery and ends with its queue");
+
+    assert_eq!(*sizes.0.lock().unwrap(), vec![BATCH as usize], "one batch");
+    let dead = dead.snapshot();
+    assert_eq!(
+        dead.len(),
+        1,
+        "only the poison image is dead-lettered: {dead:?}"
+    );
+    assert_eq!(dead[0].0.image_id, POISON);
+    assert_eq!(dead[0].1.kind, FailureKind::Internal);
+    assert!(dead[0].1.message.contains("trips a bug"), "{:?}", dead[0].1);
+
+    let mut handed_on = Vec::new();
+    while let Ok(Some(Ok(d))) =
+        tokio::time::timeout(Duration::from_millis(200), extract_rx.next()).await
+    {
+        handed_on.push(d.job.image_id.0);
+    }
+    handed_on.sort();
+    assert_eq!(handed_on, vec![1, 2, 4, 5, 6]);
+    for i in 1..=BATCH {
+        let id = ImageId(i);
+        let stored = store.detection(id, &detector.version).await.unwrap();
+        assert_eq!(stored.is_some(), id != POISON, "image {id}");
+    }
+    let failures = store.failures(POISON).await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].reason.kind, FailureKind::Internal);
+}
