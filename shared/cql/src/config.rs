@@ -42,12 +42,8 @@ pub struct CqlConfig {
     /// Credentials for PasswordAuthenticator; both or neither.
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Pieces a code is cut into for the bucket table (multi-index hashing): every code
-    /// within Hamming distance `bucket_chunks - 1` of a probe shares a bucket with it.
-    /// Fixed when the keyspace is first migrated; a different value later is refused.
-    pub bucket_chunks: usize,
     /// Most requests one store call keeps in flight when it fans out per partition
-    /// (`coded`, `candidate_codes`, export pages).
+    /// (`coded`, export pages).
     pub max_concurrency: usize,
     /// Create or migrate the schema in `connect`. Set false on large fleets so only
     /// `imgfeat store migrate` changes the schema; `connect` then checks the version.
@@ -68,7 +64,6 @@ impl Default for CqlConfig {
             ttl: TtlConfig::default(),
             username: None,
             password: None,
-            bucket_chunks: 4,
             max_concurrency: 64,
             auto_migrate: true,
         }
@@ -93,12 +88,6 @@ impl CqlConfig {
         self.ttl.validate()?;
         if self.username.is_some() != self.password.is_some() {
             return Err(ConfigError("username and password go together".into()));
-        }
-        if !(1..=64).contains(&self.bucket_chunks) {
-            return Err(ConfigError(format!(
-                "bucket_chunks must be 1..=64, got {}",
-                self.bucket_chunks
-            )));
         }
         if self.max_concurrency == 0 {
             return Err(ConfigError("max_concurrency must be over 0".into()));
@@ -263,7 +252,6 @@ pub struct TtlConfig {
     /// Crops are the bulk of the data; a shorter TTL here keeps boxes but drops pixels
     /// (an expired crop reads back as an empty `crop_jpeg`).
     pub crops: Option<u32>,
-    /// Also applies to the code bucket rows, so buckets never outlive their codes.
     pub codes: Option<u32>,
     pub failures: Option<u32>,
 }
@@ -338,7 +326,6 @@ mod tests {
     fn defaults_suit_one_local_node_and_validate() {
         let c = CqlConfig::default();
         assert_eq!(c.consistency, ConsistencyLevel::LocalQuorum);
-        assert_eq!(c.bucket_chunks, 4);
         assert_eq!(c.replication, Replication::Simple { factor: 1 });
         assert!(c.auto_migrate);
         c.validate().unwrap();
@@ -430,10 +417,6 @@ mod tests {
             },
             CqlConfig {
                 username: Some("u".into()),
-                ..Default::default()
-            },
-            CqlConfig {
-                bucket_chunks: 0,
                 ..Default::default()
             },
             CqlConfig {

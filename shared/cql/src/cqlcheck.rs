@@ -78,7 +78,6 @@ pub fn assert_portable(cql: &str) {
         "BYPASS CACHE",        // Scylla-only
         "USING TIMEOUT",       // Scylla-only
         "USING SERVICE LEVEL", // Scylla-only
-        "IF EXISTS",           // LWT on DML, and pointless on DDL we run
         " IN (",               // large IN lists fan out from one coordinator
         " IN ?",
         "COUNTER",
@@ -87,13 +86,13 @@ pub fn assert_portable(cql: &str) {
     for b in banned {
         assert!(!upper.contains(b), "{b} in {cql}");
     }
-    // LWT conditions: the only `IF` allowed is `IF NOT EXISTS` on DDL.
+    // LWT conditions: the only `IF`s allowed are the DDL guards, `CREATE ... IF NOT
+    // EXISTS` and `DROP TABLE IF EXISTS` (both servers accept both).
     for (i, _) in upper.match_indices(" IF ") {
         let rest = &upper[i..];
-        assert!(
-            rest.starts_with(" IF NOT EXISTS ") && upper.starts_with("CREATE "),
-            "LWT condition in {cql}"
-        );
+        let create_guard = rest.starts_with(" IF NOT EXISTS ") && upper.starts_with("CREATE ");
+        let drop_guard = rest.starts_with(" IF EXISTS ") && upper.starts_with("DROP TABLE ");
+        assert!(create_guard || drop_guard, "LWT condition in {cql}");
     }
     if let (Some(open), Some(close)) = (cql.find('('), cql.rfind(')'))
         && upper.starts_with("CREATE TABLE")
@@ -126,6 +125,18 @@ mod tests {
     #[should_panic(expected = "LWT")]
     fn lwt_inserts_are_caught() {
         assert_portable("INSERT INTO ks.t (k) VALUES (1) IF NOT EXISTS ");
+    }
+
+    #[test]
+    #[should_panic(expected = "LWT")]
+    fn conditional_deletes_are_caught() {
+        assert_portable("DELETE FROM ks.t WHERE k = 1 IF EXISTS");
+    }
+
+    #[test]
+    fn ddl_guards_are_allowed() {
+        assert_portable("DROP TABLE IF EXISTS ks.t");
+        assert_portable("CREATE TABLE IF NOT EXISTS ks.t (k bigint PRIMARY KEY)");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! Everything here is plain CQL both servers accept: prepared, idempotent statements;
 //! no lightweight transactions, no `ALLOW FILTERING`, no secondary indexes.
 
-pub mod buckets;
 pub mod config;
 #[cfg(test)]
 mod cqlcheck;
@@ -13,6 +12,7 @@ pub mod errors;
 pub mod export;
 pub mod retry;
 pub mod rows;
+pub mod scan;
 pub mod schema;
 pub mod session;
 pub mod source;

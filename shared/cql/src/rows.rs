@@ -23,22 +23,27 @@ pub fn id_from_cql(v: i64) -> ImageId {
     ImageId(v as u64)
 }
 
-/// Milliseconds and counts are u64 in the domain and `bigint` in CQL; they are far below
-/// `i64::MAX`, and saturate rather than wrap if they ever were not.
+/// Milliseconds and counts are u64 in the domain and `bigint` in CQL. They are bit-cast
+/// like IDs, so every value the port allows (`u64::MAX` included) reads back exactly;
+/// only values past `i64::MAX`, which no clock or counter reaches, look negative in cqlsh.
 pub fn u64_to_cql(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+    v.cast_signed()
 }
 
-fn u64_from_cql(what: &str, v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| invalid(what, format!("negative value {v}")))
+pub fn u64_from_cql(v: i64) -> u64 {
+    v.cast_unsigned()
 }
 
-fn u32_to_cql(what: &str, v: u32) -> Result<i32, StoreError> {
-    i32::try_from(v).map_err(|_| invalid(what, format!("{v} does not fit a CQL int")))
+/// Widths, heights, bit counts and attempts are u32 in the domain and `int` in CQL: a
+/// column type can't change in place (Cassandra 4 has no `ALTER ... TYPE` from int to
+/// bigint), so the store agrees with the port by bit-casting, exactly like IDs. Values
+/// past `i32::MAX` (never a real width or attempt count) look negative in cqlsh only.
+pub fn u32_to_cql(v: u32) -> i32 {
+    v.cast_signed()
 }
 
-fn u32_from_cql(what: &str, v: i32) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|_| invalid(what, format!("negative value {v}")))
+pub fn u32_from_cql(v: i32) -> u32 {
+    v.cast_unsigned()
 }
 
 fn version(v: String) -> Result<ModelVersion, StoreError> {
@@ -57,8 +62,8 @@ pub fn detection_values(
     Ok((
         id_to_cql(rec.image_id),
         rec.model_version.as_str().to_string(),
-        u32_to_cql("image_width", rec.image_width)?,
-        u32_to_cql("image_height", rec.image_height)?,
+        u32_to_cql(rec.image_width),
+        u32_to_cql(rec.image_height),
         serde_json::to_string(&rec.detections).map_err(|e| invalid("detections", e))?,
         serde_json::to_string(&rec.main).map_err(|e| invalid("main_object", e))?,
         u64_to_cql(now_ms),
@@ -91,8 +96,8 @@ pub fn detection_from_row(
     Ok(DetectionRecord {
         image_id: id,
         model_version: version(v)?,
-        image_width: u32_from_cql("image_width", w)?,
-        image_height: u32_from_cql("image_height", h)?,
+        image_width: u32_from_cql(w),
+        image_height: u32_from_cql(h),
         detections: serde_json::from_str(&detections).map_err(|e| invalid("detections", e))?,
         main: serde_json::from_str(&main).map_err(|e| invalid("main_object", e))?,
         crop_jpeg: crop.unwrap_or_default(),
@@ -107,7 +112,7 @@ pub fn code_values(rec: &CodeRecord, now_ms: u64, ttl: i32) -> Result<CodeValues
     Ok((
         id_to_cql(rec.image_id),
         rec.model_version.as_str().to_string(),
-        u32_to_cql("bits", rec.code.bits())?,
+        u32_to_cql(rec.code.bits()),
         rec.code.as_bytes().to_vec(),
         u64_to_cql(now_ms),
         ttl,
@@ -116,7 +121,7 @@ pub fn code_values(rec: &CodeRecord, now_ms: u64, ttl: i32) -> Result<CodeValues
 
 pub fn code_from_row(id: ImageId, row: CodeRow) -> Result<CodeRecord, StoreError> {
     let (v, bits, bytes) = row;
-    let bits = u32_from_cql("bits", bits)?;
+    let bits = u32_from_cql(bits);
     Ok(CodeRecord {
         image_id: id,
         model_version: version(v)?,
@@ -135,7 +140,7 @@ pub fn failure_values(rec: &FailureRecord, ttl: i32) -> Result<FailureValues, St
         rec.stage.as_str().to_string(),
         rec.reason.kind.as_str().to_string(),
         rec.reason.message.clone(),
-        u32_to_cql("attempts", rec.attempts)?,
+        u32_to_cql(rec.attempts),
         u64_to_cql(rec.at_ms),
         ttl,
     ))
@@ -151,8 +156,8 @@ pub fn failure_from_row(id: ImageId, row: FailureRow) -> Result<FailureRecord, S
             FailureKind::parse(&kind).ok_or_else(|| invalid("failure kind", &kind))?,
             message,
         ),
-        attempts: u32_from_cql("attempts", attempts)?,
-        at_ms: u64_from_cql("at_ms", at_ms)?,
+        attempts: u32_from_cql(attempts),
+        at_ms: u64_from_cql(at_ms),
     })
 }
 
@@ -194,11 +199,11 @@ pub fn backfill_from_row(row: BackfillRow) -> Result<BackfillJob, StoreError> {
         to: id_from_cql(to).0,
         model: model.map(version).transpose()?,
         next: id_from_cql(next).0,
-        published: u64_from_cql("published", published)?,
-        skipped: u64_from_cql("skipped", skipped)?,
+        published: u64_from_cql(published),
+        skipped: u64_from_cql(skipped),
         state: BackfillState::parse(&state).ok_or_else(|| invalid("backfill state", &state))?,
-        created_ms: u64_from_cql("created_ms", created)?,
-        updated_ms: u64_from_cql("updated_ms", updated)?,
+        created_ms: u64_from_cql(created),
+        updated_ms: u64_from_cql(updated),
         id,
     })
 }
@@ -252,6 +257,109 @@ mod tests {
     }
 
     #[test]
+    fn u64_values_round_trip_at_every_limit() {
+        for v in [
+            0,
+            1,
+            i64::MAX as u64,
+            i64::MAX as u64 + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(u64_from_cql(u64_to_cql(v)), v, "{v}");
+        }
+        // Values a clock or counter reaches stay readable as themselves in cqlsh.
+        assert_eq!(u64_to_cql(1_700_000_000_000), 1_700_000_000_000);
+        assert_eq!(u64_to_cql(i64::MAX as u64), i64::MAX);
+    }
+
+    #[test]
+    fn u32_values_round_trip_at_every_limit() {
+        for v in [
+            0,
+            1,
+            i32::MAX as u32,
+            i32::MAX as u32 + 1,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            assert_eq!(u32_from_cql(u32_to_cql(v)), v, "{v}");
+        }
+        assert_eq!(u32_to_cql(8000), 8000);
+        assert_eq!(u32_to_cql(i32::MAX as u32), i32::MAX);
+    }
+
+    #[test]
+    fn failures_round_trip_at_the_limits_the_port_allows() {
+        for (attempts, at_ms) in [(0, 0), (u32::MAX, u64::MAX), (i32::MAX as u32 + 1, 1 << 63)] {
+            let rec = FailureRecord {
+                image_id: ImageId(u64::MAX),
+                model_version: v("ext@1"),
+                stage: Stage::Extract,
+                reason: FailureReason::new(FailureKind::Corrupt, ""),
+                attempts,
+                at_ms,
+            };
+            let (id, ver, stage, kind, msg, a, at, _) = failure_values(&rec, 0).unwrap();
+            let back = failure_from_row(id_from_cql(id), (ver, stage, kind, msg, a, at)).unwrap();
+            assert_eq!(back, rec);
+        }
+    }
+
+    #[test]
+    fn detections_round_trip_at_extreme_sizes_and_blobs() {
+        for (w, h, crop) in [
+            (1, 1, Vec::new()),
+            (u32::MAX, i32::MAX as u32 + 1, vec![0xab; 16 << 20]),
+        ] {
+            let mut rec = detection();
+            rec.image_width = w;
+            rec.image_height = h;
+            rec.crop_jpeg = crop;
+            let (id, ver, w, h, dets, main, _, _) = detection_values(&rec, u64::MAX, 0).unwrap();
+            let (_, _, blob, _, _) = crop_values(&rec, 0, 0);
+            let back =
+                detection_from_row(id_from_cql(id), (ver, w, h, dets, main), Some(blob)).unwrap();
+            assert_eq!(back, rec);
+        }
+    }
+
+    #[test]
+    fn codes_of_every_length_round_trip_and_bad_lengths_are_refused() {
+        for bits in [1u32, 64, 128, 256, 4096] {
+            let bytes: Vec<u8> = (0..bits.div_ceil(8)).map(|i| (i * 37) as u8).collect();
+            let rec = CodeRecord {
+                image_id: ImageId(1 << 63),
+                model_version: v("ext@1"),
+                code: BinaryCode::from_bytes(bits, bytes).unwrap(),
+            };
+            let (id, ver, b, code, _, _) = code_values(&rec, 0, 0).unwrap();
+            assert_eq!(code_from_row(id_from_cql(id), (ver, b, code)).unwrap(), rec);
+        }
+        for bits in [0, -1, 4097, i32::MAX, i32::MIN] {
+            assert!(code_from_row(ImageId(1), ("m@1".into(), bits, vec![0; 8])).is_err());
+        }
+        assert!(code_from_row(ImageId(1), ("m@1".into(), 64, Vec::new())).is_err());
+    }
+
+    #[test]
+    fn backfills_round_trip_with_counters_at_their_limits() {
+        let job = BackfillJob {
+            id: String::new(),
+            from: 0,
+            to: u64::MAX,
+            model: None,
+            next: i64::MAX as u64 + 1,
+            published: u64::MAX,
+            skipped: 0,
+            state: BackfillState::Running,
+            created_ms: u64::MAX,
+            updated_ms: 1 << 63,
+        };
+        assert_eq!(backfill_from_row(backfill_values(&job)).unwrap(), job);
+    }
+
+    #[test]
     fn detections_round_trip_with_their_crop() {
         let rec = detection();
         let (id, ver, w, h, dets, main, stored, ttl) = detection_values(&rec, 7, 60).unwrap();
@@ -272,7 +380,7 @@ mod tests {
     #[test]
     fn rows_that_do_not_decode_are_invalid_not_unavailable() {
         let bad_rows: Vec<DetectionRow> = vec![
-            ("ssd@1".into(), -1, 10, "[]".into(), "{}".into()),
+            ("ssd@1".into(), 1, 10, "[]".into(), "not json".into()),
             ("ssd@1".into(), 1, 10, "not json".into(), "{}".into()),
             ("bad version".into(), 1, 10, "[]".into(), "{}".into()),
         ];

@@ -1,7 +1,7 @@
 //! The schema as numbered migrations, and the idempotent routine that brings a keyspace
 //! up to date.
 //!
-//! Every DDL statement is `IF NOT EXISTS`, so a migration interrupted half-way is simply
+//! Every DDL statement is `IF NOT EXISTS` (or `DROP ... IF EXISTS`), so a migration interrupted half-way is simply
 //! run again; its version row is written only after every statement succeeded and the
 //! cluster agrees on the schema. Types are plain CQL types both Cassandra 4.x and ScyllaDB
 //! accept (no UDTs, no SAI, no materialized views, no Scylla-only options).
@@ -34,39 +34,49 @@ pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS {ks}.schema_migra
 ///
 /// `image_id` is the u64 image ID bit-cast to `bigint`: IDs over `i64::MAX` read back as
 /// negative numbers in cqlsh, but round-trip exactly through this store.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "results, crops, codes with buckets, failures, backfills, settings",
-    statements: &[
-        // Facts fixed when the keyspace is first created (e.g. how codes are bucketed).
-        "CREATE TABLE IF NOT EXISTS {ks}.store_settings (\
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "results, crops, codes with buckets, failures, backfills, settings",
+        statements: &[
+            // Facts fixed when the keyspace is first created (e.g. how codes are bucketed).
+            "CREATE TABLE IF NOT EXISTS {ks}.store_settings (\
          name text PRIMARY KEY, value text)",
-        // Detections and crops are apart so that reading boxes never drags pixels along.
-        "CREATE TABLE IF NOT EXISTS {ks}.detections (\
+            // Detections and crops are apart so that reading boxes never drags pixels along.
+            "CREATE TABLE IF NOT EXISTS {ks}.detections (\
          image_id bigint, model_version text, image_width int, image_height int, \
          detections text, main_object text, stored_ms bigint, \
          PRIMARY KEY ((image_id), model_version))",
-        "CREATE TABLE IF NOT EXISTS {ks}.crops (\
+            "CREATE TABLE IF NOT EXISTS {ks}.crops (\
          image_id bigint, model_version text, crop_jpeg blob, stored_ms bigint, \
          PRIMARY KEY ((image_id), model_version))",
-        "CREATE TABLE IF NOT EXISTS {ks}.codes (\
+            "CREATE TABLE IF NOT EXISTS {ks}.codes (\
          image_id bigint, model_version text, bits int, code blob, stored_ms bigint, \
          PRIMARY KEY ((image_id), model_version))",
-        // Multi-index hashing: one row per (code chunk, image), so the images sharing a
-        // chunk with a probe are one partition read away.
-        "CREATE TABLE IF NOT EXISTS {ks}.code_buckets (\
+            // Multi-index hashing: one row per (code chunk, image), so the images sharing a
+            // chunk with a probe are one partition read away.
+            "CREATE TABLE IF NOT EXISTS {ks}.code_buckets (\
          model_version text, chunk_index int, chunk blob, image_id bigint, \
          PRIMARY KEY ((model_version, chunk_index, chunk), image_id))",
-        "CREATE TABLE IF NOT EXISTS {ks}.failures (\
+            "CREATE TABLE IF NOT EXISTS {ks}.failures (\
          image_id bigint, model_version text, stage text, kind text, message text, \
          attempts int, at_ms bigint, \
          PRIMARY KEY ((image_id), model_version, stage))",
-        "CREATE TABLE IF NOT EXISTS {ks}.backfills (\
+            "CREATE TABLE IF NOT EXISTS {ks}.backfills (\
          id text PRIMARY KEY, range_from bigint, range_to bigint, model_version text, \
          next_id bigint, published bigint, skipped bigint, job_state text, \
          created_ms bigint, updated_ms bigint)",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "drop the radius-3 code buckets: search loads codes by a token-range scan",
+        // The buckets guaranteed only distance <= 3 while copies sit 10-15 bits apart, and
+        // nothing outside tests read them; the search service holds its own index, loaded by
+        // scanning `codes`. Dropping the table also ends a write per chunk on every code.
+        statements: &["DROP TABLE IF EXISTS {ks}.code_buckets"],
+    },
+];
 
 pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
@@ -155,10 +165,16 @@ pub async fn migrate(session: &Session, cfg: &CqlConfig) -> Result<MigrationRepo
 }
 
 /// The versions recorded in `schema_migrations` (a handful of rows, so a full read).
+/// A keyspace or table that does not exist yet means nothing was applied: reading it
+/// would fail with the server's "keyspace ... does not exist", which tells an operator
+/// nothing about the way out ([`check_current`] does).
 pub async fn applied_versions(
     session: &Session,
     cfg: &CqlConfig,
 ) -> Result<BTreeSet<i32>, StoreError> {
+    if !migrations_table_exists(session, cfg).await? {
+        return Ok(BTreeSet::new());
+    }
     let mut q = Statement::new(format!(
         "SELECT version FROM {}.schema_migrations",
         cfg.keyspace
@@ -182,6 +198,27 @@ pub async fn applied_versions(
     }
     Ok(out)
 }
+
+/// Asks `system_schema`, which Cassandra 4 and ScyllaDB both keep, rather than reading
+/// the table and guessing from the error text, whose wording differs between servers.
+async fn migrations_table_exists(session: &Session, cfg: &CqlConfig) -> Result<bool, StoreError> {
+    let mut q = Statement::new(MIGRATIONS_TABLE_LOOKUP);
+    q.set_is_idempotent(true);
+    let values = (cfg.keyspace.as_str(), "schema_migrations");
+    let res = with_retries(&cfg.retries, true, "look up schema table", classify, || {
+        session.query_unpaged(q.clone(), values)
+    })
+    .await
+    .map_err(|e| store_error("look up schema table", &e))?;
+    let rows = res
+        .into_rows_result()
+        .map_err(|e| StoreError::Invalid(format!("system_schema.tables: {e}")))?;
+    Ok(rows.rows_num() > 0)
+}
+
+/// Keyspace names are stored lowercase there, as [`CqlConfig`] requires them to be.
+pub const MIGRATIONS_TABLE_LOOKUP: &str = "SELECT table_name FROM system_schema.tables \
+     WHERE keyspace_name = ? AND table_name = ?";
 
 async fn ddl(session: &Session, retries: &RetryConfig, text: &str) -> Result<(), StoreError> {
     let mut q = Statement::new(text.to_string());
@@ -235,10 +272,16 @@ mod tests {
             all.extend(m.statements.iter().map(|s| render(s, "imgfeat")));
         }
         for s in &all {
-            assert!(s.contains(" IF NOT EXISTS "), "{s}");
+            let guarded = if s.starts_with("DROP ") {
+                s.contains(" IF EXISTS ")
+            } else {
+                s.contains(" IF NOT EXISTS ")
+            };
+            assert!(guarded, "{s}");
             assert!(!s.contains("{ks}"), "{s}");
             assert_portable(s);
         }
+        assert_portable(MIGRATIONS_TABLE_LOOKUP);
     }
 
     #[test]

@@ -34,7 +34,6 @@ statements! {
     insert_detection => "INSERT INTO {ks}.detections (image_id, model_version, image_width, image_height, detections, main_object, stored_ms) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?",
     insert_crop => "INSERT INTO {ks}.crops (image_id, model_version, crop_jpeg, stored_ms) VALUES (?, ?, ?, ?) USING TTL ?",
     insert_code => "INSERT INTO {ks}.codes (image_id, model_version, bits, code, stored_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?",
-    insert_bucket => "INSERT INTO {ks}.code_buckets (model_version, chunk_index, chunk, image_id) VALUES (?, ?, ?, ?) USING TTL ?",
     clear_failures => "DELETE FROM {ks}.failures WHERE image_id = ? AND model_version = ?",
     insert_failure => "INSERT INTO {ks}.failures (image_id, model_version, stage, kind, message, attempts, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?",
     select_detection => "SELECT model_version, image_width, image_height, detections, main_object FROM {ks}.detections WHERE image_id = ? AND model_version = ?",
@@ -44,9 +43,9 @@ statements! {
     select_code => "SELECT model_version, bits, code FROM {ks}.codes WHERE image_id = ? AND model_version = ?",
     select_codes => "SELECT model_version, bits, code FROM {ks}.codes WHERE image_id = ?",
     select_failures => "SELECT model_version, stage, kind, message, attempts, at_ms FROM {ks}.failures WHERE image_id = ?",
-    select_bucket => "SELECT image_id FROM {ks}.code_buckets WHERE model_version = ? AND chunk_index = ? AND chunk = ?",
     scan_detections => "SELECT image_id, token(image_id) FROM {ks}.detections WHERE token(image_id) > ? LIMIT ?",
     scan_codes => "SELECT image_id, token(image_id) FROM {ks}.codes WHERE token(image_id) > ? LIMIT ?",
+    scan_code_range => "SELECT image_id, model_version, bits, code FROM {ks}.codes WHERE token(image_id) >= ? AND token(image_id) <= ?",
     scan_failures => "SELECT image_id, token(image_id) FROM {ks}.failures WHERE token(image_id) > ? LIMIT ?",
     upsert_backfill => "INSERT INTO {ks}.backfills (id, range_from, range_to, model_version, next_id, published, skipped, job_state, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     select_backfill => "SELECT id, range_from, range_to, model_version, next_id, published, skipped, job_state, created_ms, updated_ms FROM {ks}.backfills WHERE id = ?",
@@ -55,7 +54,7 @@ statements! {
     insert_setting => "INSERT INTO {ks}.store_settings (name, value) VALUES (?, ?)",
 }
 
-/// Page size of paged reads (bucket partitions, the backfills table).
+/// Page size of paged reads (the backfills table; code scans set their own).
 pub const PAGE_SIZE: i32 = 5_000;
 
 async fn prepare_one(session: &Session, text: &str) -> Result<PreparedStatement, PrepareError> {
@@ -124,18 +123,13 @@ mod tests {
              VALUES (?, ?, ?, ?, ?) USING TTL ?"
         );
         assert_eq!(
-            text("insert_bucket"),
-            "INSERT INTO imgfeat.code_buckets (model_version, chunk_index, chunk, image_id) \
-             VALUES (?, ?, ?, ?) USING TTL ?"
-        );
-        assert_eq!(
             text("clear_failures"),
             "DELETE FROM imgfeat.failures WHERE image_id = ? AND model_version = ?"
         );
         assert_eq!(
-            text("select_bucket"),
-            "SELECT image_id FROM imgfeat.code_buckets \
-             WHERE model_version = ? AND chunk_index = ? AND chunk = ?"
+            text("scan_code_range"),
+            "SELECT image_id, model_version, bits, code FROM imgfeat.codes \
+             WHERE token(image_id) >= ? AND token(image_id) <= ?"
         );
     }
 }

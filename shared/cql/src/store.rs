@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use imgfeat_core::ports::{BackfillJob, BackfillStore, ResultStore, StoreError};
-use imgfeat_core::{
-    BinaryCode, CodeRecord, DetectionRecord, FailureRecord, ImageId, ModelVersion, now_ms,
+use imgfeat_core::ports::{
+    BackfillJob, BackfillStore, CodePage, ResultStore, ScanCursor, StoreError,
 };
+use imgfeat_core::{CodeRecord, DetectionRecord, FailureRecord, ImageId, ModelVersion, now_ms};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::PagingState;
@@ -18,16 +18,14 @@ use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 
-use crate::buckets::bucket_keys;
 use crate::config::{CqlConfig, ttl_value};
 use crate::errors::{invalid, store_error};
 use crate::retry::{classify, classify_prepare, with_retries};
 use crate::rows::{self, id_from_cql, id_to_cql};
+use crate::scan;
 use crate::schema::{self, MigrationReport};
 use crate::session::{self, ConnectOptions};
 use crate::statements::Prepared;
-
-const BUCKET_CHUNKS_SETTING: &str = "bucket_chunks";
 
 /// Results in a CQL keyspace. Cheap to share behind an `Arc`; the driver session inside
 /// multiplexes every request over its own connection pool.
@@ -77,13 +75,11 @@ impl CqlStore {
                     StoreError::Unavailable(msg)
                 }
             })?;
-        let store = CqlStore {
+        Ok(CqlStore {
             session,
             st,
             cfg: cfg.clone(),
-        };
-        store.check_bucket_chunks().await?;
-        Ok(store)
+        })
     }
 
     /// Creates or migrates the schema and returns what it did (`imgfeat store migrate`).
@@ -102,35 +98,6 @@ impl CqlStore {
 
     pub(crate) fn statements(&self) -> &Prepared {
         &self.st
-    }
-
-    /// Bucket keys depend on the chunk count: a store bucketed with 4 and read with 8
-    /// would silently find nothing, so the first value is recorded and others refused.
-    async fn check_bucket_chunks(&self) -> Result<(), StoreError> {
-        let want = self.cfg.bucket_chunks.to_string();
-        let rows: Vec<(String,)> = self
-            .rows(
-                "read settings",
-                &self.st.select_setting,
-                (BUCKET_CHUNKS_SETTING,),
-            )
-            .await?;
-        match rows.into_iter().next() {
-            Some((have,)) if have == want => Ok(()),
-            Some((have,)) => Err(StoreError::Invalid(format!(
-                "keyspace {} buckets codes in {have} chunks, configuration says {want}",
-                self.cfg.keyspace
-            ))),
-            None => {
-                self.exec(
-                    "write settings",
-                    &self.st.insert_setting,
-                    (BUCKET_CHUNKS_SETTING, want.as_str()),
-                )
-                .await?;
-                Ok(())
-            }
-        }
     }
 
     pub(crate) async fn exec(
@@ -202,19 +169,6 @@ impl CqlStore {
         let values = rows::code_values(rec, now_ms(), ttl)?;
         let id = id_to_cql(rec.image_id);
         let version = rec.model_version.as_str();
-        // Buckets before the code: a visible code is always findable by search.
-        futures::future::try_join_all(
-            bucket_keys(&rec.code, self.cfg.bucket_chunks)
-                .into_iter()
-                .map(|(index, chunk)| {
-                    self.exec(
-                        "put code bucket",
-                        &self.st.insert_bucket,
-                        (version, index, chunk, id, ttl),
-                    )
-                }),
-        )
-        .await?;
         self.exec("put code", &self.st.insert_code, values).await?;
         self.exec("clear failures", &self.st.clear_failures, (id, version))
             .await?;
@@ -378,35 +332,57 @@ impl ResultStore for CqlStore {
             .collect())
     }
 
-    /// Reads the probe's buckets (one partition per chunk), then the codes they name.
-    /// Every code within Hamming distance `bucket_chunks - 1` is among them.
-    async fn candidate_codes(
+    /// One server page of one token slice: rows of every version come back and those of
+    /// other versions are dropped here, since filtering on the clustering key server-side
+    /// would need `ALLOW FILTERING`. A page may so be short or empty while the scan goes on.
+    async fn code_page(
         &self,
-        probe: &BinaryCode,
         version: &ModelVersion,
-    ) -> Result<Vec<CodeRecord>, StoreError> {
-        let v = version.as_str();
-        let per_bucket: Vec<Vec<(i64,)>> =
-            futures::stream::iter(bucket_keys(probe, self.cfg.bucket_chunks))
-                .map(|(index, chunk)| async move {
-                    self.rows(
-                        "read code bucket",
-                        &self.st.select_bucket,
-                        (v, index, chunk),
-                    )
-                    .await
-                })
-                .buffer_unordered(self.cfg.max_concurrency)
-                .try_collect()
-                .await?;
-        let ids: BTreeSet<ImageId> = per_bucket
-            .into_iter()
-            .flatten()
-            .map(|(id,)| id_from_cql(id))
-            .collect();
-        let mut codes = self.codes_of(ids, version).await?;
-        codes.retain(|c| c.code.bits() == probe.bits());
-        Ok(codes)
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<CodePage, StoreError> {
+        let pos = scan::Position::from_cursor(after)?;
+        let mut st = self.st.scan_code_range.clone();
+        st.set_page_size(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let bounds = scan::token_range(pos.range, scan::RANGES);
+        let paging = if pos.paging.is_empty() {
+            PagingState::start()
+        } else {
+            PagingState::new_from_raw_bytes(pos.paging.as_slice())
+        };
+        let what = "scan codes";
+        let (res, next) = with_retries(&self.cfg.retries, true, what, classify, || {
+            self.session
+                .execute_single_page(&st, bounds, paging.clone())
+        })
+        .await
+        .map_err(|e| store_error(what, &e))?;
+        let rows = res.into_rows_result().map_err(|e| invalid(what, e))?;
+        let mut codes = Vec::new();
+        for row in rows
+            .rows::<(i64, String, i32, Vec<u8>)>()
+            .map_err(|e| invalid(what, e))?
+        {
+            let (id, v, bits, code) = row.map_err(|e| invalid(what, e))?;
+            if v == version.as_str() {
+                codes.push(rows::code_from_row(id_from_cql(id), (v, bits, code))?);
+            }
+        }
+        let next = match next.into_paging_control_flow() {
+            ControlFlow::Continue(p) => Some(scan::Position {
+                range: pos.range,
+                paging: p.as_bytes_slice().map(|b| b.to_vec()).unwrap_or_default(),
+            }),
+            ControlFlow::Break(()) if pos.range + 1 < scan::RANGES => Some(scan::Position {
+                range: pos.range + 1,
+                paging: Vec::new(),
+            }),
+            ControlFlow::Break(()) => None,
+        };
+        Ok(CodePage {
+            codes,
+            next: next.map(|p| p.to_cursor()),
+        })
     }
 }
 

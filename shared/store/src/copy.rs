@@ -343,12 +343,13 @@ mod tests {
         ) -> Result<HashSet<ImageId>, StoreError> {
             self.inner.coded(ids, v).await
         }
-        async fn candidate_codes(
+        async fn code_page(
             &self,
-            p: &BinaryCode,
             v: &ModelVersion,
-        ) -> Result<Vec<CodeRecord>, StoreError> {
-            self.inner.candidate_codes(p, v).await
+            after: Option<&imgfeat_core::ports::ScanCursor>,
+            limit: usize,
+        ) -> Result<imgfeat_core::ports::CodePage, StoreError> {
+            self.inner.code_page(v, after, limit).await
         }
     }
 

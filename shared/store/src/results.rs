@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use imgfeat_core::ports::{ResultStore, StoreError};
-use imgfeat_core::{BinaryCode, CodeRecord, DetectionRecord, FailureRecord, ImageId, ModelVersion};
+use imgfeat_core::ports::{CodePage, ResultStore, ScanCursor, StoreError};
+use imgfeat_core::{CodeRecord, DetectionRecord, FailureRecord, ImageId, ModelVersion};
 use rusqlite::{OptionalExtension, params};
 
 use crate::error;
@@ -190,30 +190,70 @@ impl ResultStore for SqliteStore {
         .await
     }
 
-    /// Every code of `version` with the probe's length: the embedded store's search
-    /// radius is everything (a scan of one version's rows, in key order).
-    async fn candidate_codes(
+    /// Keyset pages in image ID order over the `(model_version, image_id)` key: each page
+    /// is one index range read, however deep into the version it starts.
+    async fn code_page(
         &self,
-        probe: &BinaryCode,
         version: &ModelVersion,
-    ) -> Result<Vec<CodeRecord>, StoreError> {
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<CodePage, StoreError> {
         let version = version.as_str().to_owned();
-        let bits = i64::from(probe.bits());
-        self.read("candidate_codes", move |conn| {
+        let after = after.map(sql_cursor).transpose()?;
+        let limit = limit.max(1);
+        self.read("code_page", move |conn| {
             let op = "scanning codes";
-            let sql = format!(
-                "SELECT {} FROM codes WHERE model_version = ?1 AND bits = ?2",
-                rows::CODE_COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(|e| error::sql(op, e))?;
-            let raws = stmt
-                .query_map(params![version, bits], RawCode::read)
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| error::sql(op, e))?;
-            raws.into_iter().map(RawCode::into_record).collect()
+            // Two texts rather than `?2 IS NULL OR ...`, which would keep SQLite from
+            // seeking straight to the cursor in the key.
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let raws = match after {
+                Some(after) => {
+                    let sql = format!(
+                        "SELECT {} FROM codes WHERE model_version = ?1 AND image_id > ?2 \
+                         ORDER BY image_id LIMIT ?3",
+                        rows::CODE_COLUMNS
+                    );
+                    let mut stmt = conn.prepare_cached(&sql).map_err(|e| error::sql(op, e))?;
+                    stmt.query_map(params![version, after, limit], RawCode::read)
+                        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                }
+                None => {
+                    let sql = format!(
+                        "SELECT {} FROM codes WHERE model_version = ?1 \
+                         ORDER BY image_id LIMIT ?2",
+                        rows::CODE_COLUMNS
+                    );
+                    let mut stmt = conn.prepare_cached(&sql).map_err(|e| error::sql(op, e))?;
+                    stmt.query_map(params![version, limit], RawCode::read)
+                        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                }
+            }
+            .map_err(|e| error::sql(op, e))?;
+            let codes: Vec<CodeRecord> = raws
+                .into_iter()
+                .map(RawCode::into_record)
+                .collect::<Result<_, _>>()?;
+            let next = match codes.last() {
+                Some(last) if i64::try_from(codes.len()).is_ok_and(|n| n == limit) => {
+                    Some(ScanCursor(id_to_sql(last.image_id).to_be_bytes().to_vec()))
+                }
+                _ => None,
+            };
+            Ok(CodePage { codes, next })
         })
         .await
     }
+}
+
+/// The last image ID of the previous page, as SQLite orders it (signed).
+fn sql_cursor(cursor: &ScanCursor) -> Result<i64, StoreError> {
+    let bytes: [u8; 8] = cursor.0.as_slice().try_into().map_err(|_| {
+        StoreError::Invalid(format!(
+            "a code scan cursor of the embedded store is 8 bytes, got {}",
+            cursor.0.len()
+        ))
+    })?;
+    Ok(i64::from_be_bytes(bytes))
 }
 
 pub(crate) fn failures_of(

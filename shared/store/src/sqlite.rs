@@ -3,7 +3,7 @@
 //! Why this shape: SQLite allows one writer at a time per file anyway, so a single writer
 //! connection behind a mutex serialises writes without SQLITE_BUSY churn inside the
 //! process, and keeps every statement cache warm. In WAL mode readers never block the
-//! writer nor each other, so `code`, `coded`, `candidate_codes` and exports run on their
+//! writer nor each other, so `code`, `coded`, code scans and exports run on their
 //! own connections (query_only) and are not stuck behind a large batch commit.
 //! Every call runs on tokio's blocking pool, never on the async workers.
 

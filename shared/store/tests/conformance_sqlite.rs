@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgfeat_core::ports::{BackfillStore, ExportCursor, ExportStore, ResultStore, StoreError};
+use imgfeat_core::ports::{
+    BackfillStore, CodePage, ExportCursor, ExportStore, ResultStore, ScanCursor, StoreError,
+};
 use imgfeat_core::{
     BinaryCode, CodeRecord, CropRect, ErrorClass, FailureKind, FailureReason, FailureRecord,
     ImageId, MainObject, ModelVersion, Stage,
@@ -58,7 +60,7 @@ conformance_tests!(
     last_write_wins,
     model_versions_are_isolated,
     coded_returns_exactly_the_subset,
-    candidate_codes_cover_the_radius,
+    code_pages_cover_the_version_once,
     codes_clear_failures_of_their_version_only,
     empty_batches_are_accepted,
     large_code_batch,
@@ -551,7 +553,7 @@ async fn backfill_jobs_survive_reopen() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_candidates_are_every_code_of_the_version_and_length() {
+async fn embedded_code_pages_run_in_signed_id_order_with_every_length() {
     let (_dir, store) = temp_store();
     let (v, other) = (version("ext@1"), version("ext@2"));
     let mut want: Vec<CodeRecord> = (0..50u64).map(|i| code(i << 58, &v, i as u8)).collect();
@@ -562,12 +564,19 @@ async fn embedded_candidates_are_every_code_of_the_version_and_length() {
         model_version: v.clone(),
         code: BinaryCode::from_bytes(16, vec![0, 0]).unwrap(),
     };
-    store.put_codes(&[short]).await.unwrap();
-    let probe = BinaryCode::from_bytes(64, vec![0xff; 8]).unwrap();
-    let mut got = store.candidate_codes(&probe, &v).await.unwrap();
+    store.put_codes(std::slice::from_ref(&short)).await.unwrap();
+    want.push(short);
+    let got = conformance::all_code_pages(&store, &v, 8).await.unwrap();
+    // Keyset order is SQLite's signed order of the bit-cast IDs: 2^63 and up first.
+    let keys: Vec<i64> = got.iter().map(|c| c.image_id.0.cast_signed()).collect();
+    assert!(keys.is_sorted(), "{keys:?}");
+    let mut got = got;
     got.sort_by_key(|c| c.image_id);
     want.sort_by_key(|c| c.image_id);
     assert_eq!(got, want);
+    let bad = ScanCursor(vec![1, 2, 3]);
+    let err = store.code_page(&v, Some(&bad), 8).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
 }
 
 // ---- the suite catches broken stores ---------------------------------------------------
@@ -581,7 +590,8 @@ struct Faulty {
 #[derive(PartialEq)]
 enum Fault {
     CodedDropsOne,
-    CandidatesMissNearCodes,
+    ScanDropsThePageEnd,
+    ScanRepeatsItsCursor,
     CropsLost,
 }
 
@@ -633,16 +643,22 @@ impl ResultStore for Faulty {
         }
         Ok(got)
     }
-    async fn candidate_codes(
+    async fn code_page(
         &self,
-        probe: &BinaryCode,
         version: &ModelVersion,
-    ) -> Result<Vec<CodeRecord>, StoreError> {
-        let mut got = self.inner.candidate_codes(probe, version).await?;
-        if self.fault == Fault::CandidatesMissNearCodes {
-            got.retain(|c| c.code.hamming(probe).unwrap_or(0) > 2);
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<CodePage, StoreError> {
+        let mut page = self.inner.code_page(version, after, limit).await?;
+        match self.fault {
+            // An off-by-one cursor: the last code of every full page is never returned.
+            Fault::ScanDropsThePageEnd if page.next.is_some() => {
+                page.codes.pop();
+            }
+            Fault::ScanRepeatsItsCursor if after.is_some() => page.next = after.cloned(),
+            _ => {}
         }
-        Ok(got)
+        Ok(page)
     }
 }
 
@@ -657,10 +673,14 @@ async fn the_suite_catches_broken_stores() {
         .await
         .unwrap_err();
     assert!(err.0.contains("1 missing"), "{err}");
-    let err = conformance::candidate_codes_cover_the_radius(&store(Fault::CandidatesMissNearCodes))
+    let err = conformance::code_pages_cover_the_version_once(&store(Fault::ScanDropsThePageEnd))
         .await
         .unwrap_err();
-    assert!(err.0.contains("Hamming distance"), "{err}");
+    assert!(err.0.contains("codes of 40"), "{err}");
+    let err = conformance::code_pages_cover_the_version_once(&store(Fault::ScanRepeatsItsCursor))
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("same cursor twice"), "{err}");
     let err = conformance::detection_round_trip(&store(Fault::CropsLost))
         .await
         .unwrap_err();

@@ -13,4 +13,4 @@ pub use export::{ExportCursor, ExportStore, ImageResults};
 pub use paths::{PathIdConflict, PathRegistry};
 pub use queue::{Delivery, DeliveryHandle, JobConsumer, JobPublisher, QueueError};
 pub use source::{ImageSource, SourceError};
-pub use store::{ResultStore, StoreError};
+pub use store::{CodePage, ResultStore, ScanCursor, StoreError};

@@ -2,9 +2,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use crate::{
-    BinaryCode, CodeRecord, DetectionRecord, ErrorClass, FailureRecord, ImageId, ModelVersion,
-};
+use crate::{CodeRecord, DetectionRecord, ErrorClass, FailureRecord, ImageId, ModelVersion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,12 +59,27 @@ pub trait ResultStore: Send + Sync {
         version: &ModelVersion,
     ) -> Result<HashSet<ImageId>, StoreError>;
 
-    /// Codes under `version` that may be near `probe`: a superset of every code within
-    /// the store's guaranteed search radius. The embedded store returns all of them;
-    /// a bucketed store returns those sharing a bucket with the probe.
-    async fn candidate_codes(
+    /// One page of the codes stored under `version`, in the store's own scan order,
+    /// starting where `after` (a cursor from the previous page) stopped; `None` starts
+    /// from the beginning. At most `limit` codes come back; a page may be short, even
+    /// empty, while `next` still says there is more. This is how a search index loads a
+    /// version without any store holding all of it in memory at once.
+    async fn code_page(
         &self,
-        probe: &BinaryCode,
         version: &ModelVersion,
-    ) -> Result<Vec<CodeRecord>, StoreError>;
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<CodePage, StoreError>;
+}
+
+/// Where a paged scan of codes stopped: opaque bytes that only the store which made them
+/// understands (an image ID for SQLite, a token range and paging state for CQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanCursor(pub Vec<u8>);
+
+/// A page of a code scan and where the next one starts (`None`: the scan is complete).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodePage {
+    pub codes: Vec<CodeRecord>,
+    pub next: Option<ScanCursor>,
 }

@@ -188,20 +188,3 @@ impl Gen {
         }
     }
 }
-
-/// `code` with `n` distinct bits flipped.
-pub(crate) fn flip_bits(g: &mut Gen, code: &BinaryCode, n: usize) -> Result<BinaryCode, Violation> {
-    let bits = code.bits() as usize;
-    let mut chosen: Vec<usize> = Vec::with_capacity(n);
-    while chosen.len() < n.min(bits) {
-        let j = g.below(bits as u64) as usize;
-        if !chosen.contains(&j) {
-            chosen.push(j);
-        }
-    }
-    let mut bytes = code.as_bytes().to_vec();
-    for j in chosen {
-        bytes[j / 8] ^= 1 << (7 - j % 8);
-    }
-    BinaryCode::from_bytes(code.bits(), bytes).map_err(|e| Violation(format!("test code: {e}")))
-}

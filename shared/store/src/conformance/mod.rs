@@ -28,10 +28,10 @@ use imgfeat_core::ports::{BackfillStore, ExportStore, ResultStore, StoreError};
 
 pub use jobs::{backfill_jobs_round_trip, export_covers_every_image_once};
 pub use results::{
-    candidate_codes_cover_the_radius, code_round_trip, coded_returns_exactly_the_subset,
-    codes_clear_failures_of_their_version_only, concurrent_writers, detection_round_trip,
-    empty_batches_are_accepted, failure_round_trip, large_code_batch, last_write_wins,
-    model_versions_are_isolated, upserts_are_idempotent,
+    all_code_pages, code_pages_cover_the_version_once, code_round_trip,
+    coded_returns_exactly_the_subset, codes_clear_failures_of_their_version_only,
+    concurrent_writers, detection_round_trip, empty_batches_are_accepted, failure_round_trip,
+    large_code_batch, last_write_wins, model_versions_are_isolated, upserts_are_idempotent,
 };
 
 /// A rule of the store contract that the store broke, or a store error during a check.
@@ -97,8 +97,8 @@ where
             coded_returns_exactly_the_subset(s).await,
         ),
         (
-            "candidate_codes_cover_the_radius",
-            candidate_codes_cover_the_radius(s).await,
+            "code_pages_cover_the_version_once",
+            code_pages_cover_the_version_once(s).await,
         ),
         (
             "codes_clear_failures_of_their_version_only",

@@ -3,10 +3,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use imgfeat_core::ports::ResultStore;
+use imgfeat_core::ports::{ResultStore, ScanCursor};
 use imgfeat_core::{CodeRecord, FailureRecord, ImageId, Stage};
 
-use super::fixtures::{Gen, flip_bits};
+use super::fixtures::Gen;
 use super::{Violation, ensure, same};
 
 fn sorted_failures(mut f: Vec<FailureRecord>) -> Vec<FailureRecord> {
@@ -149,7 +149,7 @@ pub async fn upserts_are_idempotent<S: ResultStore + ?Sized>(store: &S) -> Resul
         &Some(code.clone()),
         "code after two puts",
     )?;
-    let all = store.candidate_codes(&code.code, &v).await?;
+    let all = all_code_pages(store, &v, 10).await?;
     same(&all, &vec![code], "codes of the version after two puts")?;
     same(
         &store.detection(id, &v).await?,
@@ -240,9 +240,9 @@ pub async fn model_versions_are_isolated<S: ResultStore + ?Sized>(
         "coded reports an image under a version never written"
     );
     same(
-        &store.candidate_codes(&c1.code, &v1).await?,
+        &all_code_pages(store, &v1, 10).await?,
         &vec![c1],
-        "candidates of v1",
+        "the scan of v1",
     )?;
     Ok(())
 }
@@ -305,69 +305,99 @@ pub async fn coded_returns_exactly_the_subset<S: ResultStore + ?Sized>(
     Ok(())
 }
 
-/// Every code within Hamming distance 3 of the probe is a candidate under its version,
-/// and no code of another version is.
-pub async fn candidate_codes_cover_the_radius<S: ResultStore + ?Sized>(
+/// Every code of a version, page by page, exactly once, and nothing of another version:
+/// IDs on both sides of 2^63 and at the ends of the u64 range, codes of 64, 128 and 256
+/// bits, pages smaller than the version so that cursors are followed.
+pub async fn code_pages_cover_the_version_once<S: ResultStore + ?Sized>(
     store: &S,
 ) -> Result<(), Violation> {
     let mut g = Gen::new();
-    let (v, other) = (g.version("near")?, g.version("near-other")?);
-    let probe = g.code(64)?;
-    let mut near = Vec::new();
-    let mut theirs = Vec::new();
-    for distance in 0..=3 {
-        for _ in 0..8 {
-            let code = flip_bits(&mut g, &probe, distance)?;
-            near.push(CodeRecord {
-                image_id: g.high_id(),
-                model_version: v.clone(),
-                code: code.clone(),
-            });
-            theirs.push(CodeRecord {
-                image_id: g.low_id(),
-                model_version: other.clone(),
-                code,
-            });
-        }
+    let (v, other) = (g.version("scan")?, g.version("scan-other")?);
+    let mut want = Vec::new();
+    for (i, bits) in [64, 128, 256].into_iter().cycle().take(40).enumerate() {
+        let id = match i {
+            0 => ImageId(0),
+            1 => ImageId(u64::MAX),
+            2 => ImageId(1 << 63),
+            3 => ImageId((1 << 63) - 1),
+            _ if i % 2 == 0 => g.high_id(),
+            _ => g.low_id(),
+        };
+        want.push(g.code_record(id, &v, bits)?);
     }
-    let mut far = Vec::new();
-    for i in 0..32 {
-        let id = g.id(i);
-        far.push(g.code_record(id, &v, 64)?);
-    }
-    store.put_codes(&near).await?;
-    store.put_codes(&far).await?;
+    let theirs: Vec<CodeRecord> = (0..10)
+        .map(|_| {
+            let id = g.high_id();
+            g.code_record(id, &other, 64)
+        })
+        .collect::<Result<_, _>>()?;
+    store.put_codes(&want).await?;
     store.put_codes(&theirs).await?;
 
-    let got = store.candidate_codes(&probe, &v).await?;
-    ensure!(
-        got.iter().all(|c| c.model_version == v),
-        "candidate_codes returned codes of another version"
-    );
-    let by_id: HashMap<ImageId, &CodeRecord> = got.iter().map(|c| (c.image_id, c)).collect();
-    ensure!(
-        by_id.len() == got.len(),
-        "candidate_codes returned an image twice"
-    );
-    for want in &near {
-        match by_id.get(&want.image_id) {
-            Some(c) => same(*c, want, "candidate code")?,
-            None => {
-                return Err(Violation(format!(
-                    "code at Hamming distance {} of the probe is not a candidate",
-                    want.code.hamming(&probe).unwrap_or(u32::MAX)
-                )));
+    for limit in [1, 7, 40, 1000] {
+        let got = all_code_pages(store, &v, limit).await?;
+        let by_id: HashMap<ImageId, &CodeRecord> = got.iter().map(|c| (c.image_id, c)).collect();
+        ensure!(
+            by_id.len() == got.len(),
+            "a scan with pages of {limit} returned an image twice"
+        );
+        ensure!(
+            got.len() == want.len(),
+            "a scan with pages of {limit} returned {} codes of {}",
+            got.len(),
+            want.len()
+        );
+        for w in &want {
+            match by_id.get(&w.image_id) {
+                Some(c) => same(*c, w, "scanned code")?,
+                None => {
+                    return Err(Violation(format!(
+                        "a scan with pages of {limit} missed image {}",
+                        w.image_id
+                    )));
+                }
             }
         }
     }
-    let got_other = store.candidate_codes(&probe, &other).await?;
+    let got_other = all_code_pages(store, &other, 3).await?;
     let other_ids: HashSet<ImageId> = got_other.iter().map(|c| c.image_id).collect();
     ensure!(
-        theirs.iter().all(|c| other_ids.contains(&c.image_id))
-            && near.iter().all(|c| !other_ids.contains(&c.image_id)),
-        "candidates of the other version are not exactly its own codes"
+        other_ids == theirs.iter().map(|c| c.image_id).collect(),
+        "a scan of the other version is not exactly its own codes"
     );
     Ok(())
+}
+
+/// Follows a code scan to its end; refuses to loop forever on a cursor that repeats.
+pub async fn all_code_pages<S: ResultStore + ?Sized>(
+    store: &S,
+    version: &imgfeat_core::ModelVersion,
+    limit: usize,
+) -> Result<Vec<CodeRecord>, Violation> {
+    const MAX_PAGES: usize = 100_000;
+    let mut out = Vec::new();
+    let mut cursor: Option<ScanCursor> = None;
+    for _ in 0..MAX_PAGES {
+        let page = store.code_page(version, cursor.as_ref(), limit).await?;
+        ensure!(
+            page.codes.len() <= limit,
+            "a page of {} codes was asked for {limit}",
+            page.codes.len()
+        );
+        out.extend(page.codes);
+        match page.next {
+            Some(next) if Some(&next) == cursor.as_ref() => {
+                return Err(Violation(
+                    "a code scan returned the same cursor twice".into(),
+                ));
+            }
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+    Err(Violation(format!(
+        "a code scan did not end after {MAX_PAGES} pages"
+    )))
 }
 
 /// A stored code clears the failures of its (image, version), every stage, and leaves
@@ -415,10 +445,10 @@ pub async fn empty_batches_are_accepted<S: ResultStore + ?Sized>(
         store.coded(&[], &v).await?.is_empty(),
         "coded of no IDs is not empty"
     );
-    let probe = g.code(64)?;
+    let page = store.code_page(&v, None, 10).await?;
     ensure!(
-        store.candidate_codes(&probe, &v).await?.is_empty(),
-        "an unused version has candidates"
+        page.codes.is_empty() && page.next.is_none(),
+        "an unused version has codes to scan"
     );
     Ok(())
 }
