@@ -1,0 +1,231 @@
+//! Probing the tables. Step `(r, j)` visits the buckets of table `j` whose key differs
+//! from the probe's in exactly `r` bits; steps run `r = 0, 1, ...` and, within a radius,
+//! `j = 0..m`. A code missed by every step up to `(r, j)` differs by at least `r + 1`
+//! bits in substrings `0..=j` and `r` in the others, so every code within
+//! `m * r + j` has been seen: the radius search stops there, and k-NN stops as soon as
+//! its k-th hit is within it (Norouzi's stopping rule).
+//!
+//! A code sits in one bucket per table; it is taken only at the first step that reaches
+//! it (the smallest `(substring distance, table)`), so no visited set is needed.
+//! When the buckets left to probe would cost more than reading every code, the query
+//! reads every code instead: the answer is the same, the cost bounded by the scan's.
+
+use super::MultiIndex;
+use super::layout::{binomial, for_each_flip};
+use crate::Hit;
+use crate::code::{self, distance, with_width};
+use crate::scan;
+use crate::topk::{TopK, sort_hits};
+
+/// A probed bucket and a checked candidate each cost about this many codes of a scan
+/// (random reads against a sequential one).
+const RANDOM_READ_COST: f64 = 4.0;
+
+pub(super) fn knn(index: &MultiIndex, probe: &[u64], k: usize) -> Vec<Hit> {
+    with_width!(index.words, W => knn_w::<W>(index, &code::as_probe::<W>(probe), k))
+}
+
+pub(super) fn within(index: &MultiIndex, probe: &[u64], radius: u32) -> Vec<Hit> {
+    let mut hits =
+        with_width!(index.words, W => within_w::<W>(index, &code::as_probe::<W>(probe), radius));
+    sort_hits(&mut hits);
+    hits
+}
+
+impl MultiIndex {
+    /// k-NN by reading every code: the linear-scan baseline on this index's own data.
+    pub fn knn_scan(&self, probe: &[u8], k: usize) -> Result<Vec<Hit>, crate::SearchError> {
+        let probe = code::probe_words(probe, self.words)?;
+        Ok(with_width!(self.words, W => {
+            let mut top = TopK::new(k);
+            scan_all::<W>(self, &code::as_probe::<W>(&probe), &mut top);
+            top.into_sorted()
+        }))
+    }
+
+    /// Radius search by reading every code.
+    pub fn within_scan(&self, probe: &[u8], radius: u32) -> Result<Vec<Hit>, crate::SearchError> {
+        let probe = code::probe_words(probe, self.words)?;
+        let mut hits = Vec::new();
+        with_width!(self.words, W => scan::within::<W>(
+            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), radius, &self.dead, &mut hits));
+        sort_hits(&mut hits);
+        Ok(hits)
+    }
+}
+
+fn scan_all<const W: usize>(index: &MultiIndex, probe: &[u64; W], top: &mut TopK) {
+    scan::knn::<W>(
+        code::as_codes::<W>(&index.codes),
+        &index.ids,
+        0,
+        probe,
+        &index.dead,
+        top,
+    );
+}
+
+fn scan_overflow<const W: usize>(index: &MultiIndex, probe: &[u64; W], top: &mut TopK) {
+    let b = index.base;
+    scan::knn::<W>(
+        &code::as_codes::<W>(&index.codes)[b..],
+        &index.ids[b..],
+        b,
+        probe,
+        &index.dead,
+        top,
+    );
+}
+
+/// Estimated cost of step `(r, j)` in scanned-code units.
+fn step_cost(index: &MultiIndex, r: u32, j: usize) -> f64 {
+    let len = index.subs[j].len;
+    let buckets = binomial(len, r);
+    let per_bucket = index.base as f64 / (1u64 << len) as f64;
+    buckets * (1.0 + per_bucket) * RANDOM_READ_COST
+}
+
+fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<Hit> {
+    let mut top = TopK::new(k);
+    if k == 0 {
+        return Vec::new();
+    }
+    scan_overflow::<W>(index, probe, &mut top);
+    if index.base == 0 {
+        return top.into_sorted();
+    }
+    let m = index.subs.len();
+    let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
+    let max_len = index.subs.iter().map(|s| s.len).max().unwrap_or(0);
+    let budget = index.base as f64;
+    let mut spent = 0.0;
+    for r in 0..=max_len {
+        for (j, &key) in keys.iter().enumerate() {
+            spent += step_cost(index, r, j);
+            if spent > budget && index.scan_fallback {
+                let mut top = TopK::new(k);
+                scan_all::<W>(index, probe, &mut top);
+                return top.into_sorted();
+            }
+            probe_step::<W>(index, probe, key, r, j, |d, row| {
+                if d <= top.bound() {
+                    top.offer(d, index.ids[row]);
+                }
+                top.bound()
+            });
+            let certain = m as u32 * r + j as u32;
+            if top.is_full() && top.bound() <= certain {
+                return top.into_sorted();
+            }
+        }
+    }
+    top.into_sorted()
+}
+
+fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    let b = index.base;
+    let codes = code::as_codes::<W>(&index.codes);
+    scan::within::<W>(
+        &codes[b..],
+        &index.ids[b..],
+        b,
+        probe,
+        radius,
+        &index.dead,
+        &mut hits,
+    );
+    if b == 0 {
+        return hits;
+    }
+    let m = index.subs.len() as u32;
+    let (last_r, last_j) = (radius / m, radius % m);
+    let steps = || {
+        (0..=last_r).flat_map(move |r| {
+            let tables = if r == last_r { last_j + 1 } else { m };
+            (0..tables).map(move |j| (r, j as usize))
+        })
+    };
+    let cost: f64 = steps().map(|(r, j)| step_cost(index, r, j)).sum();
+    if cost > b as f64 && index.scan_fallback {
+        scan::within::<W>(
+            &codes[..b],
+            &index.ids[..b],
+            0,
+            probe,
+            radius,
+            &index.dead,
+            &mut hits,
+        );
+        return hits;
+    }
+    let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
+    for (r, j) in steps() {
+        probe_step::<W>(index, probe, keys[j], r, j, |d, row| {
+            if d <= radius {
+                hits.push(Hit {
+                    id: index.ids[row],
+                    distance: d,
+                });
+            }
+            radius
+        });
+    }
+    hits
+}
+
+/// Visits the codes first reached at step `(r, j)`, calling `take(distance, row)` for
+/// each live one within the bound `take` last returned.
+#[inline]
+fn probe_step<const W: usize>(
+    index: &MultiIndex,
+    probe: &[u64; W],
+    key: u32,
+    r: u32,
+    j: usize,
+    mut take: impl FnMut(u32, usize) -> u32,
+) {
+    let codes = code::as_codes::<W>(&index.codes);
+    let table = &index.tables[j];
+    let mut bound = u32::MAX;
+    for_each_flip(index.subs[j].len, r, |flip| {
+        for &row in table.bucket(key ^ flip) {
+            let row = row as usize;
+            let c = &codes[row];
+            let d = distance(c, probe);
+            if d > bound || index.dead.is_dead(row) || !first_reached::<W>(index, c, probe, r, j) {
+                continue;
+            }
+            bound = take(d, row);
+        }
+    });
+}
+
+/// Whether `(r, j)` is the first step that reaches this code: no other table has a
+/// smaller substring distance, nor an equal one in an earlier table.
+#[inline]
+fn first_reached<const W: usize>(
+    index: &MultiIndex,
+    c: &[u64; W],
+    probe: &[u64; W],
+    r: u32,
+    j: usize,
+) -> bool {
+    let mut x = [0u64; W];
+    for i in 0..W {
+        x[i] = c[i] ^ probe[i];
+    }
+    for (t, mask) in index.masks.chunks_exact(W).enumerate() {
+        if t == j {
+            continue;
+        }
+        let mut d = 0;
+        for i in 0..W {
+            d += (x[i] & mask[i]).count_ones();
+        }
+        if d < r || (d == r && t < j) {
+            return false;
+        }
+    }
+    true
+}
