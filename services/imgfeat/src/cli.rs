@@ -45,11 +45,34 @@ pub enum Command {
     },
     /// Show what is stored for an image, by ID or by the path it was indexed from.
     Show { image: String },
-    /// The images whose codes are nearest to this image's code (ID or indexed path).
+    /// The stored images whose codes are nearest to IMAGE's: an ID, a file indexed
+    /// before, or any image file (decoded, detected and coded now, stored only with
+    /// --store-it). Searches the configured store, SQLite or CQL.
     Similar {
         image: String,
+        /// How many neighbours.
         #[arg(long, default_value_t = 10)]
         k: usize,
+        /// Every code within this Hamming distance instead (at most --k of them).
+        #[arg(long)]
+        radius: Option<u32>,
+        /// Store the new image's results too (embedded store).
+        #[arg(long)]
+        store_it: bool,
+    },
+    /// Every group of near-duplicates among the stored codes (pairs within --radius,
+    /// grouped transitively), with the image to keep in each: the largest.
+    Dedup {
+        /// Hamming radius of a duplicate; default `search.dedup_radius`, else 3/16 of the
+        /// code length.
+        #[arg(long)]
+        radius: Option<u32>,
+        /// One CSV row per member (group, image_id, representative, group_size).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
     /// One-run benchmark on a generated corpus: decode+resize, each model at batch 1
     /// and 8, the model-only ceiling, and `index` end to end (a benchmark, not a test).

@@ -2,58 +2,9 @@
 //! photos, a real SQLite file on disk.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use image::codecs::jpeg::JpegEncoder;
-use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn imgfeat(store: &Path, args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_imgfeat"))
-        .arg("--store")
-        .arg(store)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), json, stderr)
-}
-
-/// A transformed copy as a user would upload it again: shifted by a 4 % border crop,
-/// scaled to 0.6x and re-encoded as JPEG quality 60.
-fn degraded_copy(original: &Path, out: &Path) {
-    let img = image::open(original).unwrap().to_rgb8();
-    let (w, h) = img.dimensions();
-    let (x0, y0) = (w * 4 / 100, h * 4 / 100);
-    let shifted = image::imageops::crop_imm(&img, x0, y0, w - x0, h - y0).to_image();
-    let small = image::imageops::resize(
-        &shifted,
-        (shifted.width() * 6 / 10).max(1),
-        (shifted.height() * 6 / 10).max(1),
-        image::imageops::FilterType::Triangle,
-    );
-    let mut bytes = Vec::new();
-    JpegEncoder::new_with_quality(&mut bytes, 60)
-        .encode_image(&small)
-        .unwrap();
-    std::fs::write(out, bytes).unwrap();
-}
-
-fn photo_paths() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/photos"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
+use common::{degraded_copy, imgfeat, photo_paths, repo};
 
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;

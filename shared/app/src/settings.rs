@@ -17,6 +17,26 @@ pub struct AppSettings {
     pub amqp: imgfeat_amqp::AmqpConfig,
     pub pipeline: PipelineSettings,
     pub log: LogSettings,
+    /// Similar-image search and dedup (`imgfeat similar`, `imgfeat dedup`).
+    pub search: SearchSettings,
+}
+
+/// How near two codes must be to count as copies of one photo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSettings {
+    /// Hamming radius of a near-duplicate; unset means the default for the code length
+    /// ([`SearchSettings::dedup_radius_for`]).
+    pub dedup_radius: Option<u32>,
+}
+
+impl SearchSettings {
+    /// The configured radius, or the default for `bits`-bit codes: 3/16 of the length
+    /// (12 of 64 bits), where transformed copies of the catalogue photos mostly fall and
+    /// distinct photos rarely do (the README's quality section has the measurement).
+    pub fn dedup_radius_for(&self, bits: u32) -> u32 {
+        self.dedup_radius.unwrap_or(bits * 3 / 16)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

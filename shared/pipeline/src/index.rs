@@ -159,9 +159,22 @@ impl IndexRun<'_> {
     /// Indexes `dir`: new and failed images, or everything with `force`. Individual bad
     /// images are failures in the summary, not errors of the run.
     pub async fn run(&self, dir: &Path, options: IndexOptions) -> Result<IndexSummary, IndexError> {
+        let (files, ignored) = scan_folder(dir)?;
+        self.run_files(&dir.display().to_string(), &files, ignored, options)
+            .await
+    }
+
+    /// Indexes the given image files (`imgfeat similar FILE --store-it` passes one);
+    /// `label` names them in the summary, `ignored` is what the caller left out.
+    pub async fn run_files(
+        &self,
+        label: &str,
+        files: &[PathBuf],
+        ignored: u64,
+        options: IndexOptions,
+    ) -> Result<IndexSummary, IndexError> {
         let started = Instant::now();
         let code_version = self.code_version()?;
-        let (files, ignored) = scan_folder(dir)?;
         let keys: Vec<String> = files
             .iter()
             .map(|p| {
@@ -215,7 +228,7 @@ impl IndexRun<'_> {
         }
         let seconds = started.elapsed().as_secs_f64();
         Ok(IndexSummary {
-            folder: dir.display().to_string(),
+            folder: label.to_string(),
             detector_version: self.detector.version.to_string(),
             code_version: code_version.to_string(),
             discovered: files.len() as u64,

@@ -1,32 +1,41 @@
-//! Nearest codes by Hamming distance, over a paged scan of the store.
+//! The bridge from a store to a search index: a paged scan of one version's codes into
+//! a [`MultiIndex`], so neither the store nor this process ever holds more than a page
+//! of records (the index keeps only the packed codes and IDs).
 
 use imgfeat_core::ports::{ResultStore, ScanCursor, StoreError};
-use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
-use serde::Serialize;
+use imgfeat_core::{CodeRecord, ImageId, ModelVersion};
+use imgfeat_search::{MultiIndex, SearchError};
 
 /// Codes per page of a scan: large enough that SQLite and CQL pages amortise their round
 /// trip, small enough that a page of 256-bit codes stays a few hundred KB.
 pub const SCAN_PAGE: usize = 5_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Neighbour {
-    pub image_id: ImageId,
-    pub distance: u32,
+#[derive(Debug, thiserror::Error)]
+pub enum IndexLoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error("codes of {version} have {first} and {other} bits: one version must have one length")]
+    MixedLengths {
+        version: ModelVersion,
+        first: u32,
+        other: u32,
+    },
 }
 
-/// Hands every code stored under `version` to `visit`, one page at a time, so that no
-/// more than a page is held here whatever the size of the version.
+/// Hands every code stored under `version` to `visit`, one page at a time.
 pub async fn scan_codes(
     store: &dyn ResultStore,
     version: &ModelVersion,
-    mut visit: impl FnMut(Vec<CodeRecord>),
-) -> Result<u64, StoreError> {
+    mut visit: impl FnMut(Vec<CodeRecord>) -> Result<(), IndexLoadError>,
+) -> Result<u64, IndexLoadError> {
     let mut cursor: Option<ScanCursor> = None;
     let mut seen = 0u64;
     loop {
         let page = store.code_page(version, cursor.as_ref(), SCAN_PAGE).await?;
         seen += page.codes.len() as u64;
-        visit(page.codes);
+        visit(page.codes)?;
         match page.next {
             Some(next) => cursor = Some(next),
             None => return Ok(seen),
@@ -34,29 +43,44 @@ pub async fn scan_codes(
     }
 }
 
-/// The `k` stored codes nearest to `probe` (ties by image ID), leaving out `exclude`.
-pub async fn nearest(
+/// The index of every code of `version` for which `keep` holds (a shard's share, or
+/// everything); `None` when there is no such code. Built in bulk after the scan: one
+/// sort and one table build rather than N inserts.
+pub async fn load_index(
     store: &dyn ResultStore,
-    probe: &BinaryCode,
     version: &ModelVersion,
-    k: usize,
-    exclude: Option<ImageId>,
-) -> Result<Vec<Neighbour>, StoreError> {
-    let mut ranked: Vec<Neighbour> = Vec::new();
+    keep: impl Fn(ImageId) -> bool,
+) -> Result<Option<MultiIndex>, IndexLoadError> {
+    let mut bits: Option<u32> = None;
+    let mut ids: Vec<u64> = Vec::new();
+    let mut bytes: Vec<u8> = Vec::new();
     scan_codes(store, version, |page| {
-        ranked.extend(
-            page.into_iter()
-                .filter(|c| Some(c.image_id) != exclude)
-                .filter_map(|c| {
-                    probe.hamming(&c.code).ok().map(|distance| Neighbour {
-                        image_id: c.image_id,
-                        distance,
-                    })
-                }),
-        );
-        ranked.sort_by_key(|n| (n.distance, n.image_id));
-        ranked.truncate(k);
+        for rec in page {
+            if !keep(rec.image_id) {
+                continue;
+            }
+            let b = rec.code.bits();
+            match bits {
+                None => bits = Some(b),
+                Some(first) if first != b => {
+                    return Err(IndexLoadError::MixedLengths {
+                        version: version.clone(),
+                        first,
+                        other: b,
+                    });
+                }
+                Some(_) => {}
+            }
+            ids.push(rec.image_id.0);
+            bytes.extend_from_slice(rec.code.as_bytes());
+        }
+        Ok(())
     })
     .await?;
-    Ok(ranked)
+    let Some(bits) = bits else {
+        return Ok(None);
+    };
+    let width = bits.div_ceil(8) as usize;
+    let index = MultiIndex::build(bits, ids.into_iter().zip(bytes.chunks_exact(width)))?;
+    Ok(Some(index))
 }

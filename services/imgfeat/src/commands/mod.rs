@@ -1,6 +1,8 @@
 mod bench;
+mod dedup;
 mod dlq;
 mod index;
+mod probe;
 mod show;
 mod similar;
 mod store;
@@ -28,7 +30,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metrics_addr,
         } => index::run(&settings, &dir, force, quiet, json, metrics_addr.as_deref()).await,
         Command::Show { image } => show::run(&settings, &image, json).await,
-        Command::Similar { image, k } => similar::run(&settings, &image, k, json).await,
+        Command::Similar {
+            image,
+            k,
+            radius,
+            store_it,
+        } => {
+            let args = similar::SimilarArgs {
+                image: &image,
+                k,
+                radius,
+                store_it,
+            };
+            similar::run(&settings, args, json).await
+        }
+        Command::Dedup { radius, csv, quiet } => {
+            let format = match (json, csv) {
+                (true, _) => dedup::DedupFormat::Json,
+                (_, true) => dedup::DedupFormat::Csv,
+                _ => dedup::DedupFormat::Text,
+            };
+            dedup::run(&settings, radius, format, quiet).await
+        }
         Command::Bench {
             images,
             seed,

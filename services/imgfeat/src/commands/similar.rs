@@ -1,16 +1,26 @@
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use imgfeat_app::AppSettings;
+use imgfeat_app::settings::StoreKind;
 use imgfeat_core::ImageId;
-use imgfeat_core::ports::ResultStore;
-use imgfeat_pipeline::search::{Neighbour, nearest};
+use imgfeat_search::{HammingIndex, Hit};
 use serde::Serialize;
+
+use super::probe;
 
 #[derive(Serialize)]
 struct Similar {
-    image_id: ImageId,
+    /// The stored image searched from; absent for a file that was never indexed.
+    image_id: Option<ImageId>,
+    probe: &'static str,
+    code_hex: String,
     code_version: String,
+    radius: Option<u32>,
+    indexed_codes: usize,
+    load_ms: f64,
+    query_ms: f64,
     neighbours: Vec<NeighbourOut>,
 }
 
@@ -21,49 +31,125 @@ struct NeighbourOut {
     path: Option<String>,
 }
 
+pub struct SimilarArgs<'a> {
+    pub image: &'a str,
+    pub k: usize,
+    pub radius: Option<u32>,
+    pub store_it: bool,
+}
+
 pub async fn run(
     settings: &AppSettings,
-    image: &str,
-    k: usize,
+    args: SimilarArgs<'_>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = imgfeat_app::stores::open_embedded(&settings.store)?;
+    let store = imgfeat_app::stores::open_store(&settings.store)
+        .await
+        .context("opening the store")?;
+    let embedded = match settings.store.kind {
+        StoreKind::Embedded => Some(imgfeat_app::stores::open_embedded(&settings.store)?),
+        StoreKind::Cql => None,
+    };
     let (_, version) = settings
         .pipeline
         .versions()
         .map_err(anyhow::Error::msg)
         .context("reading model manifests")?;
-    let id = super::resolve_image(&store, image).await?;
-    let Some(probe) = store.code(id, &version).await? else {
-        eprintln!("error: image {id} has no code under {version}");
-        return Ok(ExitCode::from(2));
+    let probe = probe::resolve(
+        settings,
+        store.results.as_ref(),
+        embedded.as_ref(),
+        &version,
+        args.image,
+        args.store_it,
+    )
+    .await?;
+
+    let started = Instant::now();
+    let index = imgfeat_pipeline::search::load_index(store.results.as_ref(), &version, |_| true)
+        .await
+        .with_context(|| format!("loading the codes of {version}"))?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let hits = match &index {
+        Some(index) => query(index, &probe, args.k, args.radius)?,
+        None => Vec::new(),
     };
-    let found: Vec<Neighbour> = nearest(store.as_ref(), &probe.code, &version, k, Some(id)).await?;
-    let mut neighbours = Vec::with_capacity(found.len());
-    for n in found {
+    let query_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let mut neighbours = Vec::with_capacity(hits.len());
+    for h in hits {
+        let image_id = ImageId(h.id);
+        let path = match &embedded {
+            Some(s) => s.path_of(image_id).await?,
+            None => None,
+        };
         neighbours.push(NeighbourOut {
-            image_id: n.image_id,
-            distance: n.distance,
-            path: store.path_of(n.image_id).await?,
+            image_id,
+            distance: h.distance,
+            path,
         });
     }
     let out = Similar {
-        image_id: id,
+        image_id: probe.image_id,
+        probe: probe.origin,
+        code_hex: probe.code.to_hex(),
         code_version: version.to_string(),
+        radius: args.radius,
+        indexed_codes: index.as_ref().map_or(0, |i| i.len()),
+        load_ms,
+        query_ms,
         neighbours,
     };
     if json {
         super::print_json(&out)?;
     } else {
-        println!("nearest to image {id} ({}):", out.code_version);
-        for n in &out.neighbours {
-            println!(
-                "  {:>3} bits  {}  {}",
-                n.distance,
-                n.image_id,
-                n.path.as_deref().unwrap_or("")
-            );
-        }
+        print_text(&out);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `k` nearest, or with a radius every code within it (at most `k`), leaving out the
+/// probe's own image.
+fn query(
+    index: &dyn HammingIndex,
+    probe: &probe::Probe,
+    k: usize,
+    radius: Option<u32>,
+) -> anyhow::Result<Vec<Hit>> {
+    let own = probe.image_id.map(|id| id.0);
+    let code = probe.code.as_bytes();
+    let mut hits = match radius {
+        Some(r) => index.within(code, r)?,
+        None => index.knn(code, k.saturating_add(usize::from(own.is_some())))?,
+    };
+    hits.retain(|h| Some(h.id) != own);
+    hits.truncate(k);
+    Ok(hits)
+}
+
+fn print_text(s: &Similar) {
+    let from = match s.image_id {
+        Some(id) => format!("image {id}"),
+        None => format!("a new image (code {})", s.code_hex),
+    };
+    let within = s
+        .radius
+        .map(|r| format!(" within {r} bits"))
+        .unwrap_or_default();
+    println!(
+        "nearest to {from}{within} ({}; {} codes indexed in {:.0} ms, searched in {:.2} ms):",
+        s.code_version, s.indexed_codes, s.load_ms, s.query_ms
+    );
+    for n in &s.neighbours {
+        println!(
+            "  {:>3} bits  {}  {}",
+            n.distance,
+            n.image_id,
+            n.path.as_deref().unwrap_or("")
+        );
+    }
+    if s.neighbours.is_empty() {
+        println!("  (none)");
+    }
 }
