@@ -17,6 +17,7 @@ pub struct FolderWatch {
     pub dir: PathBuf,
     pub interval: Duration,
     pub publish_existing: bool,
+    /// The detector or code version watched jobs pin, if any.
     pub model: Option<ModelVersion>,
 }
 
@@ -61,10 +62,12 @@ pub async fn watch_folder(
                         let now = now_ms();
                         let jobs: Vec<DetectJob> = new
                             .iter()
-                            .map(|&id| DetectJob {
-                                image_id: ImageId(id),
-                                enqueued_at_ms: now,
-                                model: watch.model.clone(),
+                            .map(|&id| {
+                                let job = DetectJob::new(ImageId(id), now);
+                                match &watch.model {
+                                    Some(v) => job.pinned_to(v.clone()),
+                                    None => job,
+                                }
                             })
                             .collect();
                         match live.publish(&jobs).await {

@@ -118,7 +118,10 @@ async fn a_backfill_publishes_every_id_once_and_reports_done() {
     ids.sort();
     assert_eq!(ids, (1..=1050).collect::<Vec<_>>());
     // The request's model only decides what counts as done; jobs carry none.
-    assert!(jobs.iter().all(|j| j.model.is_none()));
+    assert!(
+        jobs.iter()
+            .all(|j| j.detector.is_none() && j.code_version.is_none())
+    );
     assert!(
         drain(&amqp, WorkQueue::Detect).await.is_empty(),
         "backfill stays off the live queue"

@@ -1,12 +1,17 @@
 //! Queue messages. The wire form is JSON with an explicit schema version `v`, so a
 //! worker can dead-letter a message it does not understand instead of guessing.
 //!
-//! Schema, version 1:
-//! - detect job:  `{"v":1,"image_id":123,"enqueued_at_ms":1700000000000}`
-//!   (`model` optional: the detector version the producer asked for)
-//! - extract job: `{"v":1,"image_id":123,"detector_version":"ssd@1","enqueued_at_ms":...,
+//! Schema, version 2:
+//! - detect job:  `{"v":2,"image_id":123,"enqueued_at_ms":1700000000000}`
+//!   (`detector` optional: the detector version the producer requires; `code_version`
+//!   optional: the code version the producer wants, `detector+backbone+head`)
+//! - extract job: `{"v":2,"image_id":123,"detector_version":"ssd@1","enqueued_at_ms":...,
 //!   "crop":{"width":224,"height":224,"rgb":"<base64 of width*height*3 bytes>"}}`
 //!   (`crop` optional: without it the extractor decodes the stored JPEG crop)
+//!
+//! Version 1 is still read: its detect job had one `model` field that named a detector
+//! version (the folder watcher) or a code version (older API and backfill producers);
+//! it is read into whichever of the two fields its shape says (see [`DetectJob`]).
 
 use std::sync::Arc;
 
@@ -16,36 +21,86 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ImageId, ModelVersion};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this build still reads.
+pub const OLDEST_READ_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MessageError {
     #[error("message is not valid JSON of the expected shape: {0}")]
     Malformed(String),
     #[error(
-        "message schema version {0} is not supported (this build reads version {SCHEMA_VERSION})"
+        "message schema version {0} is not supported (this build reads versions {OLDEST_READ_VERSION} to {SCHEMA_VERSION})"
     )]
     UnknownVersion(u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DetectJobWire")]
 pub struct DetectJob {
     pub image_id: ImageId,
     /// Unix milliseconds when the job was first published, for end-to-end latency.
     pub enqueued_at_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<ModelVersion>,
+    /// The detector version the producer requires (the folder watcher pins one); a
+    /// pool running another dead-letters the job rather than store under the wrong one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<ModelVersion>,
+    /// The code version (`detector+backbone+head`) the producer wants, e.g. the one
+    /// its skip_done counted as done; a pool making another dead-letters the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_version: Option<ModelVersion>,
 }
 
 impl DetectJob {
-    /// A job any detector pool serves. `model` names the code version whose results
-    /// count as done (skip_done); a pool serves one version per queue prefix, so jobs
-    /// published for it carry none.
+    /// A job any detector pool serves: a pool serves one version per queue prefix, so
+    /// jobs published for it need not name one.
     pub fn new(image_id: ImageId, enqueued_at_ms: u64) -> Self {
         Self {
             image_id,
             enqueued_at_ms,
-            model: None,
+            detector: None,
+            code_version: None,
+        }
+    }
+
+    /// The job pinned to `version`: a code version (`detector+backbone+head`, chained
+    /// with `+` by `ModelVersion::after`) or, without a `+`, a detector version. Unset
+    /// fields only; a version already named stays.
+    pub fn pinned_to(mut self, version: ModelVersion) -> Self {
+        if version.as_str().contains('+') {
+            self.code_version.get_or_insert(version);
+        } else {
+            self.detector.get_or_insert(version);
+        }
+        self
+    }
+}
+
+/// Both schema versions' fields; version 1's `model` goes to the field it names.
+#[derive(Deserialize)]
+struct DetectJobWire {
+    image_id: ImageId,
+    enqueued_at_ms: u64,
+    #[serde(default)]
+    detector: Option<ModelVersion>,
+    #[serde(default)]
+    code_version: Option<ModelVersion>,
+    #[serde(default)]
+    model: Option<ModelVersion>,
+}
+
+impl From<DetectJobWire> for DetectJob {
+    fn from(wire: DetectJobWire) -> Self {
+        let job = DetectJob {
+            image_id: wire.image_id,
+            enqueued_at_ms: wire.enqueued_at_ms,
+            detector: wire.detector,
+            code_version: wire.code_version,
+        };
+        match wire.model {
+            Some(model) => job.pinned_to(model),
+            None => job,
         }
     }
 }
@@ -158,7 +213,7 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, MessageError> {
     let head: VersionOnly =
         serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))?;
-    if head.v != SCHEMA_VERSION {
+    if !(OLDEST_READ_VERSION..=SCHEMA_VERSION).contains(&head.v) {
         return Err(MessageError::UnknownVersion(head.v));
     }
     serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))
@@ -170,24 +225,56 @@ mod tests {
 
     #[test]
     fn detect_jobs_round_trip_with_version() {
-        let job = DetectJob {
-            image_id: ImageId(7),
-            enqueued_at_ms: 5,
-            model: None,
-        };
+        let job = DetectJob::new(ImageId(7), 5);
         let bytes = encode(&job);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":1,"image_id":7,"enqueued_at_ms":5}"#
+            r#"{"v":2,"image_id":7,"enqueued_at_ms":5}"#
         );
         assert_eq!(decode::<DetectJob>(&bytes).unwrap(), job);
+
+        let pinned = DetectJob {
+            detector: Some(ModelVersion::new("ssd@1").unwrap()),
+            code_version: Some(ModelVersion::new("ssd@1+bb@2+head@3").unwrap()),
+            ..job
+        };
+        let bytes = encode(&pinned);
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"v":2,"image_id":7,"enqueued_at_ms":5,"detector":"ssd@1","code_version":"ssd@1+bb@2+head@3"}"#
+        );
+        assert_eq!(decode::<DetectJob>(&bytes).unwrap(), pinned);
+    }
+
+    #[test]
+    fn version_one_detect_jobs_split_their_model_by_what_it_names() {
+        let bare: DetectJob = decode(br#"{"v":1,"image_id":7,"enqueued_at_ms":5}"#).unwrap();
+        assert_eq!(bare, DetectJob::new(ImageId(7), 5));
+
+        let watcher: DetectJob =
+            decode(br#"{"v":1,"image_id":7,"enqueued_at_ms":5,"model":"ssd@1"}"#).unwrap();
+        assert_eq!(watcher.detector, Some(ModelVersion::new("ssd@1").unwrap()));
+        assert_eq!(watcher.code_version, None);
+
+        let api: DetectJob =
+            decode(br#"{"v":1,"image_id":7,"enqueued_at_ms":5,"model":"ssd@1+bb@2+head@3"}"#)
+                .unwrap();
+        assert_eq!(api.detector, None);
+        assert_eq!(
+            api.code_version,
+            Some(ModelVersion::new("ssd@1+bb@2+head@3").unwrap())
+        );
     }
 
     #[test]
     fn unknown_versions_and_garbage_are_refused() {
         assert_eq!(
-            decode::<DetectJob>(br#"{"v":2,"image_id":7,"enqueued_at_ms":5}"#),
-            Err(MessageError::UnknownVersion(2))
+            decode::<DetectJob>(br#"{"v":3,"image_id":7,"enqueued_at_ms":5}"#),
+            Err(MessageError::UnknownVersion(3))
+        );
+        assert_eq!(
+            decode::<DetectJob>(br#"{"v":0,"image_id":7,"enqueued_at_ms":5}"#),
+            Err(MessageError::UnknownVersion(0))
         );
         assert!(matches!(
             decode::<DetectJob>(b"not json"),

@@ -60,6 +60,8 @@ pub struct DetectorStage {
     pub publisher: Arc<dyn JobPublisher<ExtractJob>>,
     pub model: ModelThread<Detector>,
     pub model_version: ModelVersion,
+    /// The version the codes of this pool's detections are stored under.
+    pub code_version: ModelVersion,
     pub input_size: (u32, u32),
     /// The extractor's input size; see [`build_record`].
     pub crop_size: (u32, u32),
@@ -185,22 +187,35 @@ impl DetectorStage {
         self.settler().settle(&self.model_version, failed).await;
     }
 
+    /// Why this pool must not serve `job`: it pins a detector or a code version other
+    /// than the ones this pool makes, and results stored under them would be wrong.
+    fn refusal(&self, job: &DetectJob) -> Option<FailureReason> {
+        let mismatch = |what: &str, wanted: &ModelVersion, ours: &ModelVersion| {
+            FailureReason::new(
+                FailureKind::MalformedMessage,
+                format!("job asks for {what} {wanted}, this worker makes {ours}"),
+            )
+        };
+        if let Some(wanted) = &job.detector
+            && wanted != &self.model_version
+        {
+            return Some(mismatch("detector", wanted, &self.model_version));
+        }
+        if let Some(wanted) = &job.code_version
+            && wanted != &self.code_version
+        {
+            return Some(mismatch("code version", wanted, &self.code_version));
+        }
+        None
+    }
+
     async fn prepare(
         &self,
         delivery: Delivery<DetectJob>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Option<Prepared> {
         let job = delivery.job.clone();
-        if let Some(wanted) = &job.model
-            && wanted != &self.model_version
-        {
-            let reason = FailureReason::new(
-                FailureKind::MalformedMessage,
-                format!(
-                    "job asks for detector {wanted}, this worker runs {}",
-                    self.model_version
-                ),
-            );
+        if let Some(reason) = self.refusal(&job) {
             self.fail(delivery, &job, Stage::Message, reason).await;
             return None;
         }

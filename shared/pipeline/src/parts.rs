@@ -30,6 +30,9 @@ pub enum LoadError {
 pub struct DetectorParts {
     pub model: ModelThread<Detector>,
     pub version: ModelVersion,
+    /// `detector+backbone+head` from the manifests: what jobs that pin a code version
+    /// are checked against.
+    pub code_version: ModelVersion,
     pub input_size: (u32, u32),
     /// The feature network's input: crops are handed on already stretched to it.
     pub crop_size: (u32, u32),
@@ -47,6 +50,7 @@ pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadE
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
     let runtime = OrtRuntime::get()?;
     let crop_size = backbone_input(&dir.join(&settings.models.backbone))?;
+    let (_, code_version) = settings.versions().map_err(LoadError::Settings)?;
     let path = dir.join(&settings.models.detector);
     let session = settings.models.detector_session;
     let thresholds = settings.models.thresholds;
@@ -59,6 +63,7 @@ pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadE
     Ok(DetectorParts {
         model,
         version,
+        code_version,
         input_size,
         crop_size,
     })
@@ -123,6 +128,7 @@ pub fn detector_stage(
         publisher: adapters.publisher,
         model: parts.model.clone(),
         model_version: parts.version.clone(),
+        code_version: parts.code_version.clone(),
         input_size: parts.input_size,
         crop_size: parts.crop_size,
         pool,
