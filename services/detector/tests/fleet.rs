@@ -73,16 +73,29 @@ async fn poison_messages_and_images_are_dead_lettered_and_the_workers_keep_going
     fleet
         .publish_raw("detect", br#"{"v":99,"image_id":1,"enqueued_at_ms":0}"#)
         .await;
+    // A version 1 job whose `model` names this fleet's code version (older API and
+    // backfill producers) is served; a job pinning another code version is refused.
+    let v1 = format!(
+        r#"{{"v":1,"image_id":1,"enqueued_at_ms":0,"model":"{}"}}"#,
+        fleet.code_version
+    );
+    fleet.publish_raw("detect", v1.as_bytes()).await;
+    fleet
+        .publish_raw(
+            "detect",
+            br#"{"v":2,"image_id":503,"enqueued_at_ms":0,"code_version":"other@1+bb@1+head@1"}"#,
+        )
+        .await;
     fleet.post_ids(&[500, 501, 502]).await;
     fleet.post_ids(&(1..=13).collect::<Vec<_>>()).await;
 
     fleet
         .wait_until(Duration::from_secs(180), |s| {
-            s.codes == 13 && s.failures == 3
+            s.codes == 13 && s.failures == 4
         })
         .await;
     let dead = fleet.dead_letters("detect").await;
-    assert_eq!(dead.len(), 5, "{dead:#?}");
+    assert_eq!(dead.len(), 6, "{dead:#?}");
     let reasons: Vec<String> = dead.iter().map(|d| d.1.clone()).collect();
     for needle in [
         "malformed",
@@ -90,6 +103,7 @@ async fn poison_messages_and_images_are_dead_lettered_and_the_workers_keep_going
         "not_found",
         "corrupt",
         "unsupported_format",
+        "code version other@1+bb@1+head@1",
     ] {
         assert!(
             reasons.iter().any(|r| r.contains(needle)),
@@ -102,7 +116,8 @@ async fn poison_messages_and_images_are_dead_lettered_and_the_workers_keep_going
         vec![
             (500, "unsupported_format".to_string()),
             (501, "corrupt".to_string()),
-            (502, "not_found".to_string())
+            (502, "not_found".to_string()),
+            (503, "malformed_message".to_string())
         ]
     );
     detector.kill().unwrap();
