@@ -140,11 +140,11 @@ impl AmqpConnection {
         let conn = Connection::connect(&self.inner.config.url, ConnectionProperties::default())
             .await
             .map_err(AmqpError::Connect)?;
+        self.inner.topology.declare(&conn).await?;
         let channel = conn
             .create_channel()
             .await
             .map_err(AmqpError::broker("channel.open"))?;
-        self.inner.topology.declare(&channel).await?;
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.watch_errors(&conn, generation);
         tracing::info!(

@@ -1,7 +1,7 @@
 //! Inspecting and re-driving dead-letter queues (`imgfeat dlq list|requeue`).
 
 use lapin::Channel;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
 use crate::confirm::{ConfirmChannel, Outgoing};
@@ -60,8 +60,20 @@ async fn get(
         .map(|m| m.delivery))
 }
 
-/// The number of messages in `queue`'s DLQ and up to `limit` of them from its head,
-/// left in place: they are fetched unacked and handed back with a requeueing nack.
+/// How many dead letters a listing takes off the queue before republishing them in one
+/// confirmed batch.
+const LIST_CHUNK: usize = 100;
+
+/// The number of messages in `queue`'s DLQ and up to `limit` of them from its head.
+///
+/// Peeking never hands a message back unsettled: a returned (nacked or abandoned) message
+/// counts towards a quorum queue's delivery limit, which RabbitMQ 4 sets to 20 by default,
+/// and the DLQ has nowhere to dead-letter to, so repeated listings would drop letters.
+/// Instead every message is taken, republished unchanged to the tail of the DLQ
+/// (confirmed) and only then acked: a fresh copy starts with no delivery count. The whole
+/// queue is cycled, so the order is the same afterwards; a letter parked while a listing
+/// runs lands among the cycled ones. A failure half-way may duplicate letters, never
+/// lose one.
 pub async fn list(
     conn: &AmqpConnection,
     queue: WorkQueue,
@@ -69,44 +81,62 @@ pub async fn list(
 ) -> Result<(u32, Vec<DeadLetter>), AmqpError> {
     let dlq = conn.topology().dlq(queue);
     let channel = conn.channel().await?;
+    let publisher = ConfirmChannel::new(conn);
     let total = message_count(&channel, &dlq).await?;
     let mut out = Vec::new();
-    let mut last = None;
-    while out.len() < limit.min(total as usize) {
-        let Some(d) = get(&channel, &dlq).await? else {
-            break;
+    let mut cycled = 0usize;
+    let result = loop {
+        let mut chunk = Vec::new();
+        while chunk.len() < LIST_CHUNK && cycled + chunk.len() < total as usize {
+            match get(&channel, &dlq).await {
+                Ok(Some(d)) => chunk.push(d),
+                Ok(None) => break,
+                Err(e) => return close_after(&channel, Err(e)).await,
+            }
+        }
+        let Some(last) = chunk.last() else {
+            break Ok(());
         };
-        out.push(DeadLetter::from_delivery(&d));
-        last = Some(d);
-    }
-    if let Some(d) = last {
-        let opts = BasicNackOptions {
-            multiple: true,
-            requeue: true,
-        };
-        d.acker
-            .nack(opts)
+        let copies: Vec<Outgoing> = chunk
+            .iter()
+            .map(|d| Outgoing {
+                queue: dlq.clone(),
+                body: d.data.clone(),
+                headers: headers::copy(&d.properties),
+            })
+            .collect();
+        if let Err(e) = publisher
+            .publish(&copies, conn.config().publish_timeout())
             .await
-            .map_err(AmqpError::broker("basic.nack"))?;
-        let _ = channel.close(200, "dlq list done".into()).await;
-        settle_returns(conn, &dlq, total).await?;
-    } else {
-        let _ = channel.close(200, "dlq list done".into()).await;
-    }
-    Ok((total, out))
+        {
+            break Err(e);
+        }
+        let acked = last
+            .acker
+            .ack(BasicAckOptions { multiple: true })
+            .await
+            .map_err(AmqpError::broker("basic.ack"));
+        if let Err(e) = acked {
+            break Err(e);
+        }
+        cycled += chunk.len();
+        out.extend(
+            chunk
+                .iter()
+                .take(limit.saturating_sub(out.len()))
+                .map(DeadLetter::from_delivery),
+        );
+    };
+    close_after(&channel, result.map(|()| (total, out))).await
 }
 
-/// A quorum queue takes returned messages back asynchronously; wait (briefly) until
-/// they count as ready again, so that a list or requeue right after this one sees them.
-/// The broker has no event for this, hence the short poll.
-async fn settle_returns(conn: &AmqpConnection, queue: &str, before: u32) -> Result<(), AmqpError> {
-    let channel = conn.channel().await?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while message_count(&channel, queue).await? < before && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+/// Closes a tool's channel and passes `result` on. Closing hands whatever is still
+/// unacked (after an error) back to the queue.
+async fn close_after<T>(channel: &Channel, result: Result<T, AmqpError>) -> Result<T, AmqpError> {
+    if let Err(e) = channel.close(200, "dlq tool done".into()).await {
+        tracing::debug!(error = %e, "closing the dlq channel");
     }
-    let _ = channel.close(200, "dlq settled".into()).await;
-    Ok(())
+    result
 }
 
 /// Moves up to `limit` messages (all that were there when called, if `None`) from
@@ -125,25 +155,32 @@ pub async fn requeue(
     let total = u64::from(message_count(&channel, &dlq).await?);
     let limit = limit.map_or(total, |l| l.min(total));
     let mut moved = 0;
-    while moved < limit {
-        let Some(d) = get(&channel, &dlq).await? else {
-            break;
+    let result = loop {
+        if moved >= limit {
+            break Ok(());
+        }
+        let d = match get(&channel, &dlq).await {
+            Ok(Some(d)) => d,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         };
         let copy = Outgoing {
             queue: target.clone(),
             body: d.data.clone(),
             headers: headers::reset(&d.properties),
         };
-        publisher
+        if let Err(e) = publisher
             .publish(std::slice::from_ref(&copy), conn.config().publish_timeout())
-            .await?;
-        d.acker
-            .ack(BasicAckOptions::default())
             .await
-            .map_err(AmqpError::broker("basic.ack"))?;
+        {
+            break Err(e);
+        }
+        if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+            break Err(AmqpError::broker("basic.ack")(e));
+        }
         moved += 1;
-    }
-    let _ = channel.close(200, "dlq requeue done".into()).await;
+    };
+    close_after(&channel, result).await?;
     tracing::info!(%queue, moved, "requeued dead letters");
     Ok(moved)
 }

@@ -29,7 +29,7 @@ pub use consumer::{AmqpConsumer, ConsumerStop};
 pub use error::AmqpError;
 pub use publisher::AmqpPublisher;
 pub use teardown::delete_queues_blocking;
-pub use topology::{Topology, WorkQueue};
+pub use topology::{Topology, UNLIMITED_DELIVERIES, WorkQueue};
 
 /// Re-exported for tests and tools that need to talk to the broker directly.
 pub use lapin;

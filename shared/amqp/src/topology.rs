@@ -7,20 +7,33 @@
 //!   (rather than per-message TTL in one queue) because RabbitMQ expires messages only
 //!   at the head of a queue: a 1 s retry behind a 10 min one would wait 10 min.
 //!   Per work queue (rather than per stage) so that a live job retries into the live
-//!   queue and a backfill job into the backfill queue.
-//! - a dead-letter queue `<p>.<q>.dlq` (quorum, no TTL, no delivery limit, so that
-//!   peeking at it with get + requeue never loses a message).
+//!   queue and a backfill job into the backfill queue. Nothing consumes them, so no
+//!   delivery is ever counted there and they need no delivery limit.
+//! - a dead-letter queue `<p>.<q>.dlq` (quorum, no TTL, an unlimited delivery limit: it
+//!   has no dead-letter target of its own, so a limit would drop letters).
 //!
 //! The work queue's own dead-letter target is its DLQ too: with `x-delivery-limit`, a
 //! message that keeps coming back unsettled (it crashes its worker) is parked by the
 //! broker, with `x-first-death-reason: delivery_limit` instead of our reason header.
 //! Retries themselves never count against that limit: they are republished copies.
+//!
+//! Delivery limits are always declared, because their absence means different things:
+//! unlimited on RabbitMQ 3.x, but 20 on 4.x (its documented default since 4.0). "No
+//! limit" is declared as [`UNLIMITED_DELIVERIES`] (`i32::MAX`), not as -1: RabbitMQ 4
+//! documents -1 as "disabled", but 3.10 accepts -1 and then drops a message at its first
+//! return (checked on 3.10.8), and lapin does not expose the broker's version to choose.
+//! 4.x takes the smaller of an argument and a `delivery-limit` policy when both are
+//! positive, so an operator's policy still wins.
+//!
+//! Queues declared by an older release without `x-delivery-limit` are kept (RabbitMQ
+//! refuses to change a queue's arguments): the redeclaration falls back to the old
+//! arguments and logs how to apply the limit through a policy.
 
 use std::time::Duration;
 
-use lapin::Channel;
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Connection};
 
 use crate::{AmqpConfig, AmqpError};
 
@@ -139,21 +152,26 @@ impl Topology {
         names
     }
 
+    /// The work queues' delivery limit as declared: the configured one, 0 meaning none.
+    fn work_delivery_limit(&self) -> i32 {
+        match self.delivery_limit {
+            0 => UNLIMITED_DELIVERIES,
+            n => i32::try_from(n).unwrap_or(UNLIMITED_DELIVERIES),
+        }
+    }
+
     /// Declares every queue. Idempotent: each service calls it at every (re)connect.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), AmqpError> {
+    /// Uses channels of its own: a refused declaration closes its channel.
+    pub async fn declare(&self, conn: &Connection) -> Result<(), AmqpError> {
+        let mut channel = open_channel(conn).await?;
         for q in WorkQueue::ALL {
             let dlq = self.dlq(q);
-            declare(channel, &dlq, quorum()).await?;
+            declare_limited(conn, &mut channel, &dlq, quorum(), UNLIMITED_DELIVERIES).await?;
 
             let mut work = quorum();
             dead_letter_to(&mut work, &dlq);
-            if self.delivery_limit > 0 {
-                work.insert(
-                    "x-delivery-limit".into(),
-                    AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
-                );
-            }
-            declare(channel, &self.queue(q), work).await?;
+            let limit = self.work_delivery_limit();
+            declare_limited(conn, &mut channel, &self.queue(q), work, limit).await?;
 
             for delay in self.distinct_delays() {
                 let mut retry = quorum();
@@ -162,8 +180,11 @@ impl Topology {
                     "x-message-ttl".into(),
                     AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
                 );
-                declare(channel, &self.retry_queue(q, delay), retry).await?;
+                declare(&channel, &self.retry_queue(q, delay), retry).await?;
             }
+        }
+        if let Err(e) = channel.close(200, "topology declared".into()).await {
+            tracing::debug!(error = %e, "closing the declaring channel");
         }
         Ok(())
     }
@@ -178,6 +199,48 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// The delivery limit that stands for "none": valid on RabbitMQ 3.x and 4.x alike, and
+/// out of reach of any real redelivery loop.
+pub const UNLIMITED_DELIVERIES: i32 = i32::MAX;
+
+async fn open_channel(conn: &Connection) -> Result<Channel, AmqpError> {
+    conn.create_channel()
+        .await
+        .map_err(AmqpError::broker("channel.open"))
+}
+
+/// Declares `name` with `args` plus `x-delivery-limit`. A queue that an older release
+/// declared without the limit is kept as it is: its redeclaration with the old
+/// arguments is the check that this, and not another mismatch, was the refusal.
+async fn declare_limited(
+    conn: &Connection,
+    channel: &mut Channel,
+    name: &str,
+    args: FieldTable,
+    limit: i32,
+) -> Result<(), AmqpError> {
+    let mut limited = args.clone();
+    limited.insert("x-delivery-limit".into(), AMQPValue::LongInt(limit));
+    let refused = match declare(channel, name, limited).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    *channel = open_channel(conn).await?;
+    if declare(channel, name, args).await.is_err() {
+        *channel = open_channel(conn).await?;
+        return Err(refused);
+    }
+    tracing::warn!(
+        queue = name,
+        delivery_limit = limit,
+        "queue declared by an older release without x-delivery-limit; keeping it. On RabbitMQ 4 \
+         it drops (or dead-letters) a message after 20 returns: apply the limit with a policy \
+         (rabbitmqctl set_policy --apply-to quorum_queues <name> '<queue regex>' \
+         '{{\"delivery-limit\": <n>}}') or recreate the queue once it is empty"
+    );
+    Ok(())
 }
 
 fn quorum() -> FieldTable {
