@@ -87,6 +87,8 @@ pub struct ServiceUsage {
 pub struct Fleet {
     pub services: Vec<Service>,
     pub ingest_addr: String,
+    /// The API token this run gave ingest.
+    pub ingest_token: String,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -151,8 +153,17 @@ impl Fleet {
             });
         }
 
+        // Ingest refuses to start without a token; this one lives as long as the run.
+        let ingest_token = format!(
+            "loadtest-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        );
         let toml = format!(
-            "{amqp}[http]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
+            "{amqp}[http]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ntoken = {ingest_token:?}\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
             cfg.work_dir.join("ingest.sqlite3").display().to_string()
         );
         let file = cfg.work_dir.join("imgfeat-ingest.toml");
@@ -185,6 +196,7 @@ impl Fleet {
         let mut fleet = Fleet {
             services,
             ingest_addr: String::new(),
+            ingest_token,
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => fleet.ingest_addr = addr,
@@ -225,7 +237,8 @@ impl Fleet {
             let mut still = Vec::new();
             for (name, addr) in targets {
                 let ok = matches!(
-                    http::request(&addr, "GET", "/readyz", None, Duration::from_secs(2)).await,
+                    http::request(&addr, None, "GET", "/readyz", None, Duration::from_secs(2))
+                        .await,
                     Ok((200, _))
                 );
                 if !ok {

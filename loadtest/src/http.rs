@@ -6,9 +6,10 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Sends `method path` with an optional JSON body; returns (status, body).
+/// Sends `method path` with an optional JSON body and bearer token; returns (status, body).
 pub async fn request(
     addr: &str,
+    bearer: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&str>,
@@ -19,8 +20,11 @@ pub async fn request(
             .await
             .with_context(|| format!("connecting to {addr}"))?;
         let body = body.unwrap_or("");
+        let auth = bearer
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await?;

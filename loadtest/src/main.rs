@@ -242,7 +242,7 @@ async fn run_fleet(
 
     if !warmup_ids.is_empty() {
         eprintln!("warm-up: {} IDs ...", warmup_ids.len());
-        post_ids(&fleet.ingest_addr, &warmup_ids).await?;
+        post_ids(&fleet.ingest_addr, &fleet.ingest_token, &warmup_ids).await?;
         let seen = wait_codes(&mut fleet, &store, code_version, &warmup_ids, poll, timeout).await?;
         if seen.len() < warmup_ids.len() {
             bail!("warm-up: only {} of {} coded", seen.len(), warmup_ids.len());
@@ -260,6 +260,7 @@ async fn run_fleet(
     let started = Instant::now();
     // Publish all at once, or paced (a request every 50 ms) while codes are polled.
     let addr = fleet.ingest_addr.clone();
+    let token = fleet.ingest_token.clone();
     let rate = args.rate;
     let to_send = ids.clone();
     let publisher = tokio::spawn(async move {
@@ -273,7 +274,7 @@ async fn run_fleet(
             };
             if due > sent {
                 let now = Instant::now();
-                post_ids(&addr, &to_send[sent..due]).await?;
+                post_ids(&addr, &token, &to_send[sent..due]).await?;
                 times.extend(to_send[sent..due].iter().map(|&id| (id, now)));
                 sent = due;
             } else {
@@ -296,12 +297,13 @@ async fn run_fleet(
     )
 }
 
-async fn post_ids(addr: &str, ids: &[ImageId]) -> anyhow::Result<()> {
+async fn post_ids(addr: &str, token: &str, ids: &[ImageId]) -> anyhow::Result<()> {
     for chunk in ids.chunks(5_000) {
         let body =
             serde_json::json!({ "ids": chunk.iter().map(|i| i.0).collect::<Vec<_>>() }).to_string();
         let (status, text) = http::request(
             addr,
+            Some(token),
             "POST",
             "/v1/images",
             Some(&body),

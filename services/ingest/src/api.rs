@@ -1,5 +1,7 @@
 //! The HTTP API. Every refusal is a JSON `{"error": "..."}` with a status that says
-//! whose fault it is: 400 the request, 404 an unknown job, 503 the broker or store.
+//! whose fault it is: 400 the request, 401/403 the credentials ([`crate::auth`]), 404 an
+//! unknown job, 413 a body too large, 429 too much at once (requests or backfills), 503
+//! the broker or store (or a request past its time).
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use imgfeat_amqp::AmqpConnection;
 use imgfeat_core::message::DetectJob;
-use imgfeat_core::ports::{JobPublisher, ResultStore, StoreError};
+use imgfeat_core::ports::{BackfillState, JobPublisher, ResultStore, StoreError};
 use imgfeat_core::{ImageId, ModelVersion, now_ms};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -27,8 +29,13 @@ pub struct AppState {
     pub results: Option<Arc<dyn ResultStore>>,
     pub limits: Limits,
     pub skip_done_default: bool,
+    /// Held from counting the running backfills to starting one, so two requests at
+    /// once cannot both take the last place.
+    pub backfill_admission: tokio::sync::Mutex<()>,
 }
 
+/// The `/v1` routes, unprotected: [`crate::http_limits::assemble`] adds the token check
+/// and the limits.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/images", post(post_images))
@@ -44,6 +51,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub struct ApiError(StatusCode, String);
 
 impl ApiError {
+    pub fn new(status: StatusCode, m: impl Into<String>) -> Self {
+        Self(status, m.into())
+    }
     fn bad_request(m: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, m.into())
     }
@@ -126,6 +136,23 @@ async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Resp
 
 async fn post_backfill(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let req: BackfillRequest = parse(&body)?;
+    let _admission = s.backfill_admission.lock().await;
+    let running = s
+        .backfills
+        .list()
+        .await?
+        .iter()
+        .filter(|j| j.state == BackfillState::Running)
+        .count();
+    let max = s.limits.max_running_backfills;
+    if running >= max {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{running} backfills running, the limit is {max} (limits.max_running_backfills); wait for one to end or cancel one"
+            ),
+        ));
+    }
     let job = s.backfills.start(req).await.map_err(|e| match e {
         BackfillError::Invalid(m) => ApiError::bad_request(m),
         BackfillError::Store(e) => e.into(),

@@ -4,11 +4,16 @@
 //!   folder ([`watch`]) feed the live queue;
 //! - `POST /v1/backfill` starts a resumable, rate-limited backfill ([`backfill`]).
 //!
+//! The API needs a bearer token ([`auth`]) and has limits ([`http_limits`]); metrics
+//! and probes are served on their own port ([`Listeners`]).
+//!
 //! The binary only parses flags and signals; [`run`] is the service, so tests drive the
 //! same code.
 
 pub mod api;
+pub mod auth;
 pub mod backfill;
+pub mod http_limits;
 pub mod settings;
 pub mod uploads;
 pub mod watch;
@@ -41,20 +46,51 @@ pub(crate) async fn without_coded(
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    #[error("invalid configuration: {0}")]
+    Settings(#[from] settings::SettingsError),
     #[error("opening the store: {0}")]
     Store(#[from] StoreError),
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
 }
 
-/// Runs the service on `listener` until `shutdown` fires, then stops within the grace
+/// The two ports: the API (`http.listen`) and metrics with probes
+/// (`http.metrics_listen`), bound before [`run`] so that callers can learn the
+/// addresses of port-0 settings.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(http: &settings::HttpSettings) -> std::io::Result<Listeners> {
+        let bind = |addr: String| async move {
+            TcpListener::bind(&addr)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))
+        };
+        Ok(Listeners {
+            api: bind(http.listen.clone()).await?,
+            metrics: bind(http.metrics_listen.clone()).await?,
+        })
+    }
+}
+
+/// Runs the service on `listeners` until `shutdown` fires, then stops within the grace
 /// period: HTTP drains, backfill runners finish their chunk, the upload batch in hand is
-/// forwarded and acked, the broker connection closes.
+/// forwarded and acked, the broker connection closes. Refuses to start on settings that
+/// do not validate, a missing token among them.
 pub async fn run(
     settings: Settings,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), IngestError> {
+    settings.validate()?;
+    if settings.http.auth == settings::AuthMode::None {
+        tracing::warn!(
+            "http.auth = \"none\": the API accepts requests from anyone who can reach it"
+        );
+    }
     let store = imgfeat_app::stores::open_store(&settings.store).await?;
 
     let conn = AmqpConnection::new(settings.amqp.clone());
@@ -117,6 +153,7 @@ pub async fn run(
         results: Some(results.clone()),
         limits: settings.limits.clone(),
         skip_done_default: settings.backfill.skip_done,
+        backfill_admission: tokio::sync::Mutex::new(()),
     });
     let telemetry = imgfeat_telemetry::Telemetry::new("ingest");
     let readiness = imgfeat_telemetry::Readiness::new()
@@ -137,18 +174,23 @@ pub async fn run(
         telemetry.clone(),
         shutdown.clone(),
     )));
-    let app = api::router(state).merge(imgfeat_telemetry::router(telemetry, readiness));
-    let http_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_shutdown.wait().await })
-            .await
-    });
+    let app = http_limits::assemble(
+        api::router(state),
+        imgfeat_telemetry::health_router(readiness.clone()),
+        &settings.http,
+    );
+    let server = serve(listeners.api, app, shutdown.clone());
+    let metrics = serve(
+        listeners.metrics,
+        imgfeat_telemetry::router(telemetry, readiness),
+        shutdown.clone(),
+    );
 
     shutdown.wait().await;
     tracing::info!("shutting down");
     let drained = tokio::time::timeout(settings.shutdown_grace(), async {
         let http = server.await;
+        let _ = metrics.await;
         backfills.wait_idle().await;
         for t in tasks {
             let _ = t.await;
@@ -166,6 +208,18 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
+    })
 }
 
 /// Publishes every backfill job's progress as gauges, every few seconds.

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use imgfeat_ingest::{Settings, shutdown_pair};
-use tokio::net::TcpListener;
+use imgfeat_ingest::{Listeners, Settings, shutdown_pair};
 
 #[derive(Parser)]
 #[command(about = "imgfeat ingest: HTTP API, upload events and a watched folder -> detect jobs")]
@@ -31,17 +30,16 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = args.watch {
         settings.watch.dir = Some(dir);
     }
-    let listener = TcpListener::bind(&settings.http.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.http.listen))?;
+    let listeners = Listeners::bind(&settings.http).await?;
     // On stdout, for scripts and tests that start us on port 0.
-    println!("listening on {}", listener.local_addr()?);
+    println!("listening on {}", listeners.api.local_addr()?);
+    println!("metrics on {}", listeners.metrics.local_addr()?);
 
     let (trigger, shutdown) = shutdown_pair();
     tokio::spawn(async move {
         imgfeat_app::worker::wait_for_signal().await;
         trigger.trigger();
     });
-    imgfeat_ingest::run(settings, listener, shutdown).await?;
+    imgfeat_ingest::run(settings, listeners, shutdown).await?;
     Ok(())
 }

@@ -47,15 +47,69 @@ impl Default for Settings {
 pub struct HttpSettings {
     /// Address of the HTTP API (`127.0.0.1:0` picks a free port).
     pub listen: String,
+    /// Address of `/metrics`, `/healthz` and `/readyz`, apart from the API so that
+    /// Prometheus and the probes need no token and the API port can be closed to them.
+    pub metrics_listen: String,
+    /// `token` (the default): every `/v1` request needs `Authorization: Bearer <token>`.
+    /// `none`: no check at all, for a laptop; never in a shared network.
+    pub auth: AuthMode,
+    /// The bearer token (`IMGFEAT_HTTP__TOKEN`, from a Secret in production).
+    #[serde(skip_serializing)]
+    pub token: Option<Token>,
+    /// Largest request body; bigger ones get 413 before they are read.
+    pub max_body_bytes: usize,
+    /// A request still running after this long gets 503 (the client may retry: every
+    /// publish is idempotent downstream).
+    pub request_timeout_ms: u64,
+    /// Requests served at once; one more gets 429 at once rather than queueing.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            metrics_listen: "0.0.0.0:9464".into(),
+            auth: AuthMode::Token,
+            token: None,
+            // 10 000 IDs of 20 digits fit 4 times over.
+            max_body_bytes: 1 << 20,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 64,
         }
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Token,
+    None,
+}
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Shorter tokens are within reach of guessing over the network.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +118,8 @@ pub struct Limits {
     pub max_ids_per_request: usize,
     /// Most IDs one backfill may cover (`to - from + 1`).
     pub max_backfill_range: u64,
+    /// Most backfills running at once; one more gets 429 until one ends or is cancelled.
+    pub max_running_backfills: usize,
 }
 
 impl Default for Limits {
@@ -71,6 +127,7 @@ impl Default for Limits {
         Self {
             max_ids_per_request: 10_000,
             max_backfill_range: 1_000_000_000,
+            max_running_backfills: 4,
         }
     }
 }
@@ -163,15 +220,13 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.amqp.validate()?;
         let invalid = |m: &str| Err(SettingsError::Invalid(m.to_owned()));
-        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return invalid(&format!(
-                "http.listen {:?} is not an address like 0.0.0.0:8080",
-                self.http.listen
-            ));
-        }
-        if self.limits.max_ids_per_request == 0 || self.limits.max_backfill_range == 0 {
+        self.validate_http()?;
+        if self.limits.max_ids_per_request == 0
+            || self.limits.max_backfill_range == 0
+            || self.limits.max_running_backfills == 0
+        {
             return invalid(
-                "limits.max_ids_per_request and limits.max_backfill_range must be >= 1",
+                "limits.max_ids_per_request, limits.max_backfill_range and limits.max_running_backfills must be >= 1",
             );
         }
         if self.backfill.chunk_size == 0 {
@@ -189,6 +244,62 @@ impl Settings {
         Ok(())
     }
 
+    /// The API refuses to start open by accident: no token is an error unless
+    /// `auth = "none"` says so.
+    fn validate_http(&self) -> Result<(), SettingsError> {
+        let http = &self.http;
+        let invalid = |m: String| Err(SettingsError::Invalid(m));
+        for (key, value) in [
+            ("listen", &http.listen),
+            ("metrics_listen", &http.metrics_listen),
+        ] {
+            if value.parse::<std::net::SocketAddr>().is_err() {
+                return invalid(format!(
+                    "http.{key} {value:?} is not an address like 0.0.0.0:8080"
+                ));
+            }
+        }
+        let fixed_port = |a: &str| a.rsplit(':').next().is_some_and(|p| p != "0");
+        if http.listen == http.metrics_listen && fixed_port(&http.listen) {
+            return invalid(format!(
+                "http.listen and http.metrics_listen are both {}: metrics need their own port",
+                http.listen
+            ));
+        }
+        let token_len = http.token.as_ref().map_or(0, |t| t.expose().len());
+        match http.auth {
+            AuthMode::Token if token_len == 0 => {
+                return invalid(
+                    "http.token is not set: give the API a token (IMGFEAT_HTTP__TOKEN, from a Secret), \
+                     or set http.auth = \"none\" for local use"
+                        .into(),
+                );
+            }
+            AuthMode::Token if token_len < MIN_TOKEN_LEN => {
+                return invalid(format!(
+                    "http.token has {token_len} characters; use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 32`)"
+                ));
+            }
+            AuthMode::None if token_len > 0 => {
+                return invalid(
+                    "http.auth = \"none\" but http.token is set: remove one, so that it is clear whether the API is open"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if http.max_body_bytes == 0
+            || http.request_timeout_ms == 0
+            || http.max_concurrent_requests == 0
+        {
+            return invalid(
+                "http.max_body_bytes, http.request_timeout_ms and http.max_concurrent_requests must be >= 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.shutdown_grace_ms)
     }
@@ -198,14 +309,58 @@ impl Settings {
 mod tests {
     use super::*;
 
+    fn with_token() -> Settings {
+        let mut s = Settings::default();
+        s.http.token = Some(Token::new("0123456789abcdef"));
+        s
+    }
+
     #[test]
-    fn defaults_validate() {
-        Settings::default().validate().unwrap();
+    fn defaults_with_a_token_validate() {
+        with_token().validate().unwrap();
+    }
+
+    #[test]
+    fn no_token_refuses_to_start_unless_auth_is_none() {
+        let mut s = Settings::default();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("http.token is not set"), "{err}");
+        s.http.token = Some(Token::new("short"));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("at least 16"), "{err}");
+        s.http.token = None;
+        s.http.auth = AuthMode::None;
+        s.validate().unwrap();
+        s.http.token = Some(Token::new("0123456789abcdef"));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("auth = \"none\" but http.token is set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let shown = format!("{:?}", with_token());
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn metrics_need_their_own_port() {
+        let mut s = with_token();
+        s.http.metrics_listen = s.http.listen.clone();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("own port"), "{err}");
+        // Port 0 twice means two different free ports.
+        s.http.listen = "127.0.0.1:0".into();
+        s.http.metrics_listen = "127.0.0.1:0".into();
+        s.validate().unwrap();
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let mut s = Settings::default();
+        let mut s = with_token();
         s.backfill.chunk_size = 0;
         assert!(
             s.validate()

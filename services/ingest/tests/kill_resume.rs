@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 
-use common::{QueueCleanup, WAIT, drain, http, unique_prefix, wait_until};
+use common::{QueueCleanup, TOKEN, WAIT, drain, http, unique_prefix, wait_until};
 use imgfeat_amqp::{AmqpConfig, WorkQueue};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -20,6 +20,8 @@ async fn start(prefix: &str, store: &std::path::Path) -> (Child, SocketAddr) {
         .env("IMGFEAT_AMQP__PREFIX", prefix)
         .env("IMGFEAT_STORE__PATH", store)
         .env("IMGFEAT_HTTP__LISTEN", "127.0.0.1:0")
+        .env("IMGFEAT_HTTP__METRICS_LISTEN", "127.0.0.1:0")
+        .env("IMGFEAT_HTTP__TOKEN", TOKEN)
         .env("IMGFEAT_BACKFILL__CHUNK_SIZE", CHUNK.to_string())
         .env("IMGFEAT_BACKFILL__RATE_PER_SEC", "2000")
         .env("IMGFEAT_UPLOADS__ENABLED", "false")

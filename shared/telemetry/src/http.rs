@@ -29,6 +29,19 @@ pub fn router(telemetry: Telemetry, readiness: Readiness) -> Router {
         })
 }
 
+/// `GET /healthz` and `/readyz` without `/metrics`: for a service whose main port
+/// carries its API while the metrics have a port of their own.
+pub fn health_router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz_only))
+        .with_state(readiness)
+}
+
+async fn readyz_only(State(readiness): State<Readiness>) -> Response {
+    ready_answer(&readiness).await
+}
+
 /// Serves [`router`] on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -53,7 +66,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let report = s.readiness.report().await;
+    ready_answer(&s.readiness).await
+}
+
+async fn ready_answer(readiness: &Readiness) -> Response {
+    let report = readiness.report().await;
     let status = if report.is_ready() {
         StatusCode::OK
     } else {

@@ -21,7 +21,7 @@ mod queues;
 mod readiness;
 
 pub use families::{BATCH_SIZE_BUCKETS, METRIC_NAMES};
-pub use http::{router, serve};
+pub use http::{health_router, router, serve};
 pub use metrics::Telemetry;
 pub use queues::{fleet_queues, poll_queue_depths};
 pub use readiness::{

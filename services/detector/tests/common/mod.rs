@@ -15,6 +15,8 @@ use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
 use imgfeat_store::SqliteStore;
 
 const PREFIX: &str = "t";
+/// The API token of the fleet's ingest.
+const INGEST_TOKEN: &str = "fleet-test-token-0123456789";
 
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     // The tests share 2 cores and one broker; one fleet at a time.
@@ -150,11 +152,14 @@ level = "warn"
         ingest.backfill.rate_per_sec = 0;
         ingest.backfill.chunk_size = 1000;
         ingest.limits.max_backfill_range = 1_000_000;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = format!("http://{}", listener.local_addr().unwrap());
+        ingest.http.listen = "127.0.0.1:0".into();
+        ingest.http.metrics_listen = "127.0.0.1:0".into();
+        ingest.http.token = Some(imgfeat_ingest::settings::Token::new(INGEST_TOKEN));
+        let listeners = imgfeat_ingest::Listeners::bind(&ingest.http).await.unwrap();
+        let http = format!("http://{}", listeners.api.local_addr().unwrap());
         let (ingest_stop, ingest_shutdown) = imgfeat_ingest::shutdown_pair();
         tokio::spawn(async move {
-            if let Err(e) = imgfeat_ingest::run(ingest, listener, ingest_shutdown).await {
+            if let Err(e) = imgfeat_ingest::run(ingest, listeners, ingest_shutdown).await {
                 eprintln!("ingest stopped: {e}");
             }
         });
@@ -223,6 +228,7 @@ level = "warn"
         let client = reqwest::Client::new();
         let res = client
             .post(format!("{}{path}", self.http))
+            .bearer_auth(INGEST_TOKEN)
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -249,7 +255,10 @@ level = "warn"
     pub async fn backfill_state(&self, job: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let res = reqwest::get(format!("{}/v1/backfill/{job}", self.http))
+            let res = reqwest::Client::new()
+                .get(format!("{}/v1/backfill/{job}", self.http))
+                .bearer_auth(INGEST_TOKEN)
+                .send()
                 .await
                 .unwrap();
             let v: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();

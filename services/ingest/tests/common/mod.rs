@@ -7,11 +7,15 @@ use imgfeat_amqp::lapin::BasicProperties;
 use imgfeat_amqp::lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue};
 use imgfeat_core::message::{DetectJob, decode};
-use imgfeat_ingest::{Settings, ShutdownTrigger, shutdown_pair};
+use imgfeat_ingest::settings::Token;
+use imgfeat_ingest::{Listeners, Settings, ShutdownTrigger, shutdown_pair};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The API token of every test service; [`http`] sends it.
+pub const TOKEN: &str = "test-token-0123456789";
 
 pub fn unique_prefix(name: &str) -> String {
     imgfeat_amqp::unique_prefix(&format!("test-ingest-{name}"))
@@ -29,6 +33,8 @@ pub fn test_settings(name: &str, dir: &std::path::Path) -> Settings {
         ..Settings::default()
     };
     s.http.listen = "127.0.0.1:0".into();
+    s.http.metrics_listen = "127.0.0.1:0".into();
+    s.http.token = Some(Token::new(TOKEN));
     s.store.path = dir.join("store.sqlite");
     s.backfill.chunk_size = 100;
     s.backfill.rate_per_sec = 0;
@@ -47,6 +53,7 @@ impl Drop for QueueCleanup {
 /// The service running in this process.
 pub struct Service {
     pub addr: SocketAddr,
+    pub metrics: SocketAddr,
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<()>,
     _cleanup: QueueCleanup,
@@ -55,16 +62,18 @@ pub struct Service {
 impl Service {
     pub async fn start(settings: Settings) -> Service {
         let cleanup = QueueCleanup(settings.amqp.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listeners = Listeners::bind(&settings.http).await.unwrap();
+        let addr = listeners.api.local_addr().unwrap();
+        let metrics = listeners.metrics.local_addr().unwrap();
         let (trigger, shutdown) = shutdown_pair();
         let task = tokio::spawn(async move {
-            imgfeat_ingest::run(settings, listener, shutdown)
+            imgfeat_ingest::run(settings, listeners, shutdown)
                 .await
                 .unwrap();
         });
         Service {
             addr,
+            metrics,
             trigger,
             task,
             _cleanup: cleanup,
@@ -102,15 +111,38 @@ where
     }
 }
 
-/// A minimal HTTP/1.1 client: one request per connection, JSON in and out.
+/// A minimal HTTP/1.1 client: one request per connection, JSON in and out, with the
+/// test token.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, json) = http_as(addr, Some(&auth), method, path, body).await;
+    (status, json)
+}
+
+/// [`http`] with the given `Authorization` header (or none), also returning the
+/// response head (lowercased) for header checks.
+pub async fn http_as(
+    addr: SocketAddr,
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let body = body.unwrap_or("");
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
+    read_response(stream).await
+}
+
+/// Reads a whole response (the server closes the connection after it).
+pub async fn read_response(mut stream: tokio::net::TcpStream) -> (u16, String, Value) {
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await
@@ -119,15 +151,13 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
     let text = String::from_utf8(raw).unwrap();
     let (head, payload) = text.split_once("\r\n\r\n").unwrap();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let json = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let head = head.to_ascii_lowercase();
+    let json = if head.contains("transfer-encoding: chunked") {
         serde_json::from_str(&dechunk(payload)).unwrap_or(Value::Null)
     } else {
         serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned()))
     };
-    (status, json)
+    (status, head, json)
 }
 
 fn dechunk(mut s: &str) -> String {
