@@ -178,7 +178,6 @@ impl<M: DeserializeOwned + Send> AmqpConsumer<M> {
                 let reason = FailureReason::new(FailureKind::MalformedMessage, e.to_string());
                 if let Err(err) = handle.dead_letter_inner(&reason).await {
                     tracing::warn!(error = %err, "could not dead-letter a malformed message; it will come back");
-                    handle.requeue_original().await;
                 }
                 None
             }

@@ -1,6 +1,8 @@
 //! Settling one delivery: ack, retry through the TTL queues, or dead-letter with reason.
 //! Retry and dead-letter publish a copy (confirmed) before acking the original, so a
-//! crash in between duplicates the job rather than losing it.
+//! crash in between duplicates the job rather than losing it. When the copy cannot be
+//! published, the original goes straight back to its queue (nack with requeue): left
+//! unsettled it would hold a prefetch slot, invisible, until its channel closed.
 
 use std::sync::Arc;
 
@@ -34,16 +36,39 @@ impl AmqpDeliveryHandle {
         }
     }
 
-    /// Puts the message back on its queue at once (used when a dead-letter publish
-    /// itself failed, so the message is not stuck unacked on a live channel).
-    pub(crate) async fn requeue_original(&self) {
+    /// Puts the message back on its queue at once, after its retry or dead-letter copy
+    /// could not be published. A quorum queue counts this return against its delivery
+    /// limit, so a message that can never be settled is still parked by the broker in
+    /// the end instead of looping forever.
+    async fn requeue_original(&self) {
         let opts = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         };
-        if let Err(e) = self.acker.nack(opts).await {
-            tracing::debug!(error = %e, "nack of an unsettled delivery");
+        match self.acker.nack(opts).await {
+            Ok(true) => {}
+            // The channel is gone: the broker has the message back already.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(queue = %self.queue, error = %e, "nack of an unsettled delivery")
+            }
         }
+    }
+
+    /// Publishes a retry or dead-letter copy, or hands the original back on failure.
+    async fn publish_copy_or_requeue(
+        &self,
+        queue: String,
+        attempts: u32,
+        reason: &FailureReason,
+        dead: bool,
+    ) -> Result<(), AmqpError> {
+        let published = self.publish_copy(queue, attempts, reason, dead).await;
+        if let Err(e) = &published {
+            tracing::warn!(queue = %self.queue, error = %e, dead, "could not publish the settling copy; requeueing the message");
+            self.requeue_original().await;
+        }
+        published
     }
 
     async fn publish_copy(
@@ -80,7 +105,8 @@ impl AmqpDeliveryHandle {
 
     pub(crate) async fn dead_letter_inner(&self, reason: &FailureReason) -> Result<(), AmqpError> {
         let dlq = self.conn.topology().dlq(self.queue);
-        self.publish_copy(dlq, self.attempt, reason, true).await?;
+        self.publish_copy_or_requeue(dlq, self.attempt, reason, true)
+            .await?;
         tracing::warn!(queue = %self.queue, attempt = self.attempt, reason = %reason, "dead-lettered");
         self.ack_original().await
     }
@@ -110,7 +136,7 @@ impl DeliveryHandle for AmqpDeliveryHandle {
         let topology = self.conn.topology();
         let delay = topology.retry_delay(self.attempt);
         let retry_queue = topology.retry_queue(self.queue, delay);
-        self.publish_copy(retry_queue, self.attempt + 1, reason, false)
+        self.publish_copy_or_requeue(retry_queue, self.attempt + 1, reason, false)
             .await
             .map_err(QueueError::from)?;
         tracing::debug!(queue = %self.queue, attempt = self.attempt, delay_ms = delay.as_millis() as u64, reason = %reason, "retry scheduled");
