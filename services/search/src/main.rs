@@ -1,0 +1,32 @@
+//! `imgfeat-search`: flags, logging and signals; the service is `imgfeat_search_service::run`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
+
+#[derive(Parser)]
+#[command(about = "imgfeat search: one shard of a code version in memory, similar-image queries")]
+struct Args {
+    /// TOML configuration file (then IMGFEAT_* environment variables override it).
+    #[arg(long, env = "IMGFEAT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref()).context("invalid configuration")?;
+    imgfeat_app::logging::init(&settings.log);
+    let listeners = Listeners::bind(&settings.http).await?;
+    // On stdout, for scripts and tests that start us on port 0.
+    println!("listening on {}", listeners.api.local_addr()?);
+    println!("metrics on {}", listeners.metrics.local_addr()?);
+    let (trigger, shutdown) = shutdown_pair();
+    tokio::spawn(async move {
+        imgfeat_app::worker::wait_for_signal().await;
+        trigger.trigger();
+    });
+    imgfeat_search_service::run(settings, listeners, shutdown).await
+}

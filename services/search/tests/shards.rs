@@ -1,0 +1,263 @@
+//! Two `imgfeat-search` shards over one real SQLite store, on real sockets: each loads
+//! only its half, and a query to either is answered for the whole version, exactly as a
+//! linear scan over every code answers it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imgfeat_core::ports::ResultStore;
+use imgfeat_core::shutdown::ShutdownTrigger;
+use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
+use imgfeat_search::{HammingIndex, LinearScan};
+use imgfeat_search_service::shard::ShardSpec;
+use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
+use imgfeat_store::SqliteStore;
+use serde_json::Value;
+
+struct Shard {
+    api: String,
+    probes: String,
+    stop: ShutdownTrigger,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// A small deterministic generator (SplitMix64), so the data is the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// 2 000 random codes and 30 planted groups of 6 copies (0-10 bits flipped), IDs
+/// scattered over the whole u64 range.
+fn catalogue(version: &ModelVersion) -> (Vec<CodeRecord>, Vec<u64>) {
+    let mut rng = Rng(7);
+    let mut records = Vec::new();
+    let mut seeds = Vec::new();
+    let record = |id: u64, code: u64| CodeRecord {
+        image_id: ImageId(id),
+        model_version: version.clone(),
+        code: BinaryCode::from_bytes(64, code.to_be_bytes().to_vec()).unwrap(),
+    };
+    for _ in 0..2_000 {
+        records.push(record(rng.next(), rng.next()));
+    }
+    for _ in 0..30 {
+        let (seed_id, seed) = (rng.next(), rng.next());
+        seeds.push(seed_id);
+        records.push(record(seed_id, seed));
+        for _ in 0..5 {
+            let mut code = seed;
+            for _ in 0..rng.next() % 11 {
+                code ^= 1 << (rng.next() % 64);
+            }
+            records.push(record(rng.next(), code));
+        }
+    }
+    (records, seeds)
+}
+
+async fn start(
+    store: &std::path::Path,
+    spec: ShardSpec,
+    listeners: Listeners,
+    peers: Vec<String>,
+) -> Shard {
+    let mut settings = Settings::default();
+    settings.store.path = store.to_path_buf();
+    settings.search.shard = spec;
+    settings.search.peers = peers;
+    settings.validate().unwrap();
+    let api = format!("http://{}", listeners.api.local_addr().unwrap());
+    let probes = format!("http://{}", listeners.metrics.local_addr().unwrap());
+    let (stop, shutdown) = shutdown_pair();
+    let task = tokio::spawn(imgfeat_search_service::run(settings, listeners, shutdown));
+    Shard {
+        api,
+        probes,
+        stop,
+        task,
+    }
+}
+
+async fn listeners() -> Listeners {
+    Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        metrics: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, shard: &Shard) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = client.get(format!("{}/readyz", shard.probes)).send().await;
+        if res.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never became ready",
+            shard.probes
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
+    let res = client.get(url).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn pairs(v: &Value) -> Vec<(u64, u32)> {
+    v["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_u64().unwrap(),
+                n["distance"].as_u64().unwrap() as u32,
+            )
+        })
+        .collect()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_answer_for_the_whole_version_like_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("codes.sqlite3");
+    let (_, version) = Settings::default().pipeline.versions().unwrap();
+    let (records, seeds) = catalogue(&version);
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    store.put_codes(&records).await.unwrap();
+    let mut oracle = LinearScan::new(64).unwrap();
+    for r in &records {
+        oracle.insert(r.image_id.0, r.code.as_bytes()).unwrap();
+    }
+
+    let (la, lb) = (listeners().await, listeners().await);
+    let (url_a, url_b) = (
+        format!("http://{}", la.api.local_addr().unwrap()),
+        format!("http://{}", lb.api.local_addr().unwrap()),
+    );
+    let a = start(&path, ShardSpec { index: 0, count: 2 }, la, vec![url_b]).await;
+    let b = start(&path, ShardSpec { index: 1, count: 2 }, lb, vec![url_a]).await;
+    let client = reqwest::Client::new();
+    wait_ready(&client, &a).await;
+    wait_ready(&client, &b).await;
+
+    // Each shard holds a part, together everything.
+    let mut held = Vec::new();
+    for s in [&a, &b] {
+        let text = client
+            .get(format!("{}/metrics", s.probes))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        held.push(metric(&text, "imgfeat_search_index_codes"));
+    }
+    assert_eq!(held.iter().sum::<f64>(), records.len() as f64, "{held:?}");
+    assert!(
+        held.iter().all(|&n| n > 0.0 && n < records.len() as f64),
+        "{held:?}"
+    );
+
+    for (i, seed) in seeds.iter().enumerate() {
+        let code = records
+            .iter()
+            .find(|r| r.image_id.0 == *seed)
+            .unwrap()
+            .code
+            .as_bytes()
+            .to_vec();
+        let via = if i % 2 == 0 { &a } else { &b };
+        let mut want: Vec<(u64, u32)> = oracle
+            .knn(&code, 11)
+            .unwrap()
+            .into_iter()
+            .filter(|h| h.id != *seed)
+            .map(|h| (h.id, h.distance))
+            .collect();
+        want.truncate(10);
+        let (status, got) = get(
+            &client,
+            format!("{}/v1/images/{seed}/similar?k=10", via.api),
+        )
+        .await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(pairs(&got), want, "k=10 around {seed}");
+        assert!(got["missing_shards"].as_array().unwrap().is_empty());
+
+        let want: Vec<(u64, u32)> = oracle
+            .within(&code, 10)
+            .unwrap()
+            .into_iter()
+            .filter(|h| h.id != *seed)
+            .map(|h| (h.id, h.distance))
+            .collect();
+        let (_, got) = get(
+            &client,
+            format!("{}/v1/images/{seed}/similar?radius=10&k=1000", via.api),
+        )
+        .await;
+        assert_eq!(pairs(&got), want, "radius 10 around {seed}");
+        assert!(want.len() >= 5, "the planted copies are found: {want:?}");
+    }
+
+    // Bad requests are refused with a reason, never answered wrongly.
+    for (url, status) in [
+        (format!("{}/v1/images/1/similar", a.api), 404),
+        (format!("{}/v1/images/{}/similar?k=0", a.api, seeds[0]), 400),
+        (
+            format!("{}/v1/images/{}/similar?radius=65", a.api, seeds[0]),
+            400,
+        ),
+        (
+            format!("{}/v1/images/{}/similar?colour=red", a.api, seeds[0]),
+            400,
+        ),
+        (format!("{}/v1/images/x/similar", a.api), 400),
+    ] {
+        let (got, body) = get(&client, url.clone()).await;
+        assert_eq!(got, status, "{url}: {body}");
+    }
+    let res = client
+        .post(format!("{}/v1/shard/query", a.api))
+        .json(&serde_json::json!({"code": "zz", "k": 3, "radius": null, "exclude": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // One shard gone: the other still answers, and says what it lacks.
+    b.stop.trigger();
+    b.task.await.unwrap().unwrap();
+    let (status, got) = get(
+        &client,
+        format!("{}/v1/images/{}/similar?k=10", a.api, seeds[0]),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["missing_shards"].as_array().unwrap().len(), 1, "{got}");
+    a.stop.trigger();
+    a.task.await.unwrap().unwrap();
+}
