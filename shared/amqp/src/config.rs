@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// How the fleet talks to RabbitMQ. Durations are milliseconds so that they read the same
 /// in a TOML file and in `IMGFEAT_AMQP__*` environment variables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows the URL without its password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     /// AMQP URI with credentials and URL-encoded vhost (`%2f` is `/`). Query parameters
@@ -57,6 +58,23 @@ impl Default for AmqpConfig {
     }
 }
 
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("url", &crate::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("prefetch", &self.prefetch)
+            .field("retry_delays_ms", &self.retry_delays_ms)
+            .field("max_attempts", &self.max_attempts)
+            .field("delivery_limit", &self.delivery_limit)
+            .field("reconnect_initial_ms", &self.reconnect_initial_ms)
+            .field("reconnect_max_ms", &self.reconnect_max_ms)
+            .field("publish_timeout_ms", &self.publish_timeout_ms)
+            .finish()
+    }
+}
+
+/// Start-up errors of the settings; an invalid URL is shown without its password.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("amqp.url {0:?} is not a valid AMQP URI: {1}")]
@@ -75,9 +93,9 @@ impl AmqpConfig {
     /// Checks the settings once at start-up, so that a typo fails loudly there instead of
     /// as a broker error much later.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.url
-            .parse::<lapin::uri::AMQPUri>()
-            .map_err(|e| ConfigError::Url(self.url.clone(), e.to_string()))?;
+        self.url.parse::<lapin::uri::AMQPUri>().map_err(|e| {
+            ConfigError::Url(crate::redact_url(&self.url), crate::scrub(&e, &self.url))
+        })?;
         let prefix_ok = !self.prefix.is_empty()
             && self.prefix.len() <= 100
             && self
@@ -155,6 +173,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_hides_the_password() {
+        let c = AmqpConfig {
+            url: "amqp://fleet:hunter2@rabbit/%2f".into(),
+            ..AmqpConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("fleet:***@rabbit"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn defaults_are_valid() {
         assert_eq!(AmqpConfig::default().validate(), Ok(()));
     }
@@ -167,6 +198,11 @@ mod tests {
             c.validate().unwrap_err().to_string()
         };
         assert!(bad(|c| c.url = "http://x".into()).contains("amqp.url"));
+        let bad_url = bad(|c| c.url = "amqp://u:hunter2@host:notaport/%2f".into());
+        assert!(
+            bad_url.contains("amqp.url") && !bad_url.contains("hunter2"),
+            "{bad_url}"
+        );
         assert!(bad(|c| c.prefix = "a b".into()).contains("amqp.prefix"));
         assert!(bad(|c| c.prefix = String::new()).contains("amqp.prefix"));
         assert!(bad(|c| c.prefetch = 0).contains("prefetch"));

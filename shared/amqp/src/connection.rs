@@ -137,9 +137,10 @@ impl AmqpConnection {
     }
 
     async fn open(&self) -> Result<(Connection, Channel), AmqpError> {
-        let conn = Connection::connect(&self.inner.config.url, ConnectionProperties::default())
+        let url = &self.inner.config.url;
+        let conn = Connection::connect(url, ConnectionProperties::default())
             .await
-            .map_err(AmqpError::Connect)?;
+            .map_err(AmqpError::connect(url))?;
         self.inner.topology.declare(&conn).await?;
         let channel = conn
             .create_channel()

@@ -4,8 +4,10 @@ use imgfeat_core::ports::QueueError;
 /// [`QueueError`] at the port boundary: the broker may come back.
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
-    #[error("broker connection failed: {0}")]
-    Connect(#[source] lapin::Error),
+    /// Connecting failed. The message is lapin's, scrubbed of the URL's password
+    /// (kept as text rather than as the source error, which would print it whole).
+    #[error("broker connection to {url} failed: {message}")]
+    Connect { url: String, message: String },
     #[error(
         "declaring the queue topology failed (do all services use the same amqp settings?): {0}"
     )]
@@ -29,6 +31,13 @@ pub enum AmqpError {
 }
 
 impl AmqpError {
+    pub(crate) fn connect(url: &str) -> impl FnOnce(lapin::Error) -> AmqpError {
+        move |e| AmqpError::Connect {
+            url: crate::redact_url(url),
+            message: crate::scrub(&e.to_string(), url),
+        }
+    }
+
     pub(crate) fn broker(op: &'static str) -> impl FnOnce(lapin::Error) -> AmqpError {
         move |source| AmqpError::Broker { op, source }
     }

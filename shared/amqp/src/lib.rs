@@ -19,6 +19,7 @@ mod error;
 mod handle;
 pub mod headers;
 mod publisher;
+mod redact;
 mod teardown;
 mod topology;
 
@@ -28,6 +29,7 @@ pub use connection::{AmqpConnection, BrokerState};
 pub use consumer::{AmqpConsumer, ConsumerStop};
 pub use error::AmqpError;
 pub use publisher::AmqpPublisher;
+pub use redact::{redact_url, scrub};
 pub use teardown::delete_queues_blocking;
 pub use topology::{Topology, UNLIMITED_DELIVERIES, WorkQueue};
 
