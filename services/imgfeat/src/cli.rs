@@ -98,6 +98,32 @@ pub enum Command {
         #[arg(long)]
         e2e_only: bool,
     },
+    /// Near-duplicate benchmark: seeded transformed copies of the photos in DIR, coded
+    /// by each model version; recall@1/@10, mAP, the copy and distinct-pair distance
+    /// histograms and the radius that keeps 99 % of copies, overall and per transform.
+    Eval {
+        /// One or more folders of photos (their copies go to a scratch folder).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Transformed copies per photo.
+        #[arg(long, default_value_t = 4)]
+        copies: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// At most this many photos.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// A model version to evaluate, as `DETECTOR[,BACKBONE[,HEAD]]` manifest names
+        /// (repeat for several); default the configured one.
+        #[arg(long = "models", value_name = "SPEC")]
+        models: Vec<String>,
+        /// Also draw the two histograms of each version into this PNG.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Schema and moving results between stores.
     #[command(subcommand)]
     Store(StoreCommand),

@@ -1,6 +1,7 @@
 mod bench;
 mod dedup;
 mod dlq;
+mod eval;
 mod index;
 mod probe;
 mod show;
@@ -77,6 +78,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..imgfeat_bench::BenchOptions::default()
             };
             bench::run(options, json).await
+        }
+        Command::Eval {
+            dirs,
+            copies,
+            seed,
+            limit,
+            models,
+            plot,
+            quiet,
+        } => {
+            let args = eval::EvalArgs {
+                dirs: &dirs,
+                copies,
+                seed,
+                limit,
+                models: &models,
+                plot: plot.as_deref(),
+                quiet,
+            };
+            eval::run(&settings, args, json).await
         }
         Command::Store(cmd) => store::run(&settings, cmd, json).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
