@@ -88,6 +88,36 @@ fn step_cost(index: &MultiIndex, r: u32, j: usize) -> f64 {
     buckets * (1.0 + per_bucket) * RANDOM_READ_COST
 }
 
+/// Steps `(r, j)` that certify every code within `radius`, in probing order.
+fn steps(m: u32, radius: u32) -> impl Iterator<Item = (u32, usize)> {
+    let (last_r, last_j) = (radius / m, radius % m);
+    (0..=last_r).flat_map(move |r| {
+        let tables = if r == last_r { last_j + 1 } else { m };
+        (0..tables).map(move |j| (r, j as usize))
+    })
+}
+
+fn certify_cost(index: &MultiIndex, radius: u32) -> f64 {
+    steps(index.subs.len() as u32, radius)
+        .map(|(r, j)| step_cost(index, r, j))
+        .sum()
+}
+
+/// Where the k-th of `base` uniform random codes is expected: the radius at which
+/// `base x P(distance <= r)` reaches k. Clustered copies only come closer, so probing is
+/// priced for the far case up front instead of discovering it after half a scan.
+fn expected_kth_radius(index: &MultiIndex, k: usize) -> u32 {
+    let space = 2f64.powi(index.bits as i32);
+    let mut within = 0.0;
+    for r in 0..=index.bits {
+        within += binomial(index.bits, r);
+        if index.base as f64 * within / space >= k as f64 {
+            return r;
+        }
+    }
+    index.bits
+}
+
 fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<Hit> {
     let mut top = TopK::new(k);
     if k == 0 {
@@ -101,6 +131,12 @@ fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<
     let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
     let max_len = index.subs.iter().map(|s| s.len).max().unwrap_or(0);
     let budget = index.base as f64 * PROBE_BUDGET;
+    if index.scan_fallback && certify_cost(index, expected_kth_radius(index, k)) > budget {
+        // The overflow is in the full scan too: start from an empty list.
+        let mut top = TopK::new(k);
+        scan_all::<W>(index, probe, &mut top);
+        return top.into_sorted();
+    }
     let mut spent = 0.0;
     for r in 0..=max_len {
         for (j, &key) in keys.iter().enumerate() {
@@ -141,16 +177,7 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
     if b == 0 {
         return hits;
     }
-    let m = index.subs.len() as u32;
-    let (last_r, last_j) = (radius / m, radius % m);
-    let steps = || {
-        (0..=last_r).flat_map(move |r| {
-            let tables = if r == last_r { last_j + 1 } else { m };
-            (0..tables).map(move |j| (r, j as usize))
-        })
-    };
-    let cost: f64 = steps().map(|(r, j)| step_cost(index, r, j)).sum();
-    if cost > b as f64 * PROBE_BUDGET && index.scan_fallback {
+    if certify_cost(index, radius) > b as f64 * PROBE_BUDGET && index.scan_fallback {
         scan::within::<W>(
             &codes[..b],
             &index.ids[..b],
@@ -163,7 +190,7 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
         return hits;
     }
     let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
-    for (r, j) in steps() {
+    for (r, j) in steps(index.subs.len() as u32, radius) {
         probe_step::<W>(index, probe, keys[j], r, j, |d, row| {
             if d <= radius {
                 hits.push(Hit {
