@@ -6,7 +6,6 @@
 //! Malformed events and unknown versions are dead-lettered to `<prefix>.uploads.dlq`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use imgfeat_amqp::{AmqpConnection, AmqpConsumer, WorkQueue};
 use imgfeat_core::message::DetectJob;
@@ -47,11 +46,13 @@ pub async fn forward_uploads(
                 continue;
             }
         }
-        // Take what is already here without waiting: a zero timeout still polls once.
+        // Take what is already here without waiting. Not a zero timeout around `next()`:
+        // cancelling it while it dead-letters a malformed event would leave that event
+        // unsettled, holding a prefetch slot until the channel closes.
         while batch.len() < max_batch {
-            match tokio::time::timeout(Duration::ZERO, consumer.next()).await {
-                Ok(Some(Ok(d))) => batch.push(d),
-                _ => break,
+            match consumer.next_buffered().await {
+                Some(d) => batch.push(d),
+                None => break,
             }
         }
         forward(&*live, batch).await;

@@ -8,7 +8,7 @@
 use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use futures_lite::Stream;
@@ -122,27 +122,71 @@ enum Polled {
     Stopped,
 }
 
+/// Polls every subscription once, highest priority first.
+fn poll_subscriptions(subscriptions: &mut [Subscription], cx: &mut Context<'_>) -> Poll<Polled> {
+    for (i, s) in subscriptions.iter_mut().enumerate() {
+        match std::pin::Pin::new(&mut s.consumer).poll_next(cx) {
+            Poll::Ready(Some(Ok(d))) => return Poll::Ready(Polled::Delivery(i, Box::new(d))),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Polled::Broken(i, Some(e))),
+            Poll::Ready(None) => return Poll::Ready(Polled::Broken(i, None)),
+            Poll::Pending => {}
+        }
+    }
+    Poll::Pending
+}
+
 impl<M: DeserializeOwned + Send> AmqpConsumer<M> {
     async fn poll_prioritised(&mut self) -> Polled {
         let mut stop = self.stop.subscribe();
         let subscriptions = &mut self.subscriptions;
-        let deliveries = poll_fn(|cx| {
-            for (i, s) in subscriptions.iter_mut().enumerate() {
-                match std::pin::Pin::new(&mut s.consumer).poll_next(cx) {
-                    Poll::Ready(Some(Ok(d))) => {
-                        return Poll::Ready(Polled::Delivery(i, Box::new(d)));
-                    }
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Polled::Broken(i, Some(e))),
-                    Poll::Ready(None) => return Poll::Ready(Polled::Broken(i, None)),
-                    Poll::Pending => {}
-                }
-            }
-            Poll::Pending
-        });
+        let deliveries = poll_fn(|cx| poll_subscriptions(subscriptions, cx));
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => Polled::Stopped,
             polled = deliveries => polled,
+        }
+    }
+
+    /// Drops every subscription after one broke, so that the next `next()` resubscribes.
+    fn broken(&mut self, i: usize, e: Option<lapin::Error>) {
+        let queue = self.subscriptions[i].queue;
+        match e {
+            Some(e) => tracing::warn!(%queue, error = %e, "consumer broke; resubscribing"),
+            None => tracing::warn!(%queue, "consumer cancelled; resubscribing"),
+        }
+        // Drop every subscription: one broken channel usually means a broken
+        // connection, and resubscribing all keeps the priority order intact.
+        self.subscriptions.clear();
+    }
+
+    /// A job the client already holds (prefetched), without waiting for the broker:
+    /// `None` when nothing is buffered. For filling a batch with what has arrived.
+    /// Unlike a zero timeout around [`next`](JobConsumer::next), it never abandons a
+    /// delivery half-way: a malformed message met on the way is dead-lettered (or
+    /// requeued) to the end before the next one is looked at.
+    pub async fn next_buffered(&mut self) -> Option<Delivery<M>> {
+        loop {
+            if self.stopped() || self.subscriptions.is_empty() {
+                return None;
+            }
+            let subscriptions = &mut self.subscriptions;
+            let polled = poll_fn(|cx| match poll_subscriptions(subscriptions, cx) {
+                Poll::Ready(p) => Poll::Ready(Some(p)),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await?;
+            match polled {
+                Polled::Delivery(i, d) => {
+                    if let Some(delivery) = self.accept(i, d).await {
+                        return Some(delivery);
+                    }
+                }
+                Polled::Broken(i, e) => {
+                    self.broken(i, e);
+                    return None;
+                }
+                Polled::Stopped => return None,
+            }
         }
     }
 
@@ -225,18 +269,7 @@ impl<M: DeserializeOwned + Send> JobConsumer<M> for AmqpConsumer<M> {
                         return Some(Ok(delivery));
                     }
                 }
-                Polled::Broken(i, e) => {
-                    let queue = self.subscriptions[i].queue;
-                    match e {
-                        Some(e) => {
-                            tracing::warn!(%queue, error = %e, "consumer broke; resubscribing")
-                        }
-                        None => tracing::warn!(%queue, "consumer cancelled; resubscribing"),
-                    }
-                    // Drop every subscription: one broken channel usually means a broken
-                    // connection, and resubscribing all keeps the priority order intact.
-                    self.subscriptions.clear();
-                }
+                Polled::Broken(i, e) => self.broken(i, e),
             }
         }
     }
