@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use imgfeat_core::ports::{Delivery, ResultStore};
 use imgfeat_core::{
-    ErrorClass, FailureReason, FailureRecord, ImageId, ModelVersion, Stage, now_ms,
+    ErrorClass, FailureKind, FailureReason, FailureRecord, ImageId, ModelVersion, Stage, now_ms,
 };
 
 use crate::events::{Event, Events, Outcome, Worker};
@@ -28,12 +28,18 @@ pub(crate) struct Settler {
 }
 
 impl Settler {
-    /// Acks a delivery whose result is stored.
+    /// Acks a delivery whose result is stored. A failed ack is no success: the broker
+    /// redelivers the message, so it counts as a retry (the stored result makes the
+    /// repeat cheap and harmless).
     pub async fn acked<M>(&self, delivery: Delivery<M>, image_id: ImageId, enqueued_at_ms: u64) {
-        if let Err(e) = delivery.handle.ack().await {
-            tracing::warn!(image_id = image_id.0, error = %e, "ack failed; the broker will redeliver");
-        }
-        self.done(Outcome::Ok, enqueued_at_ms);
+        let outcome = match delivery.handle.ack().await {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                tracing::warn!(image_id = image_id.0, error = %e, "ack failed; the broker will redeliver");
+                Outcome::Retried(FailureKind::Unavailable)
+            }
+        };
+        self.done(outcome, enqueued_at_ms);
     }
 
     fn done(&self, outcome: Outcome, enqueued_at_ms: u64) {
@@ -92,5 +98,65 @@ impl Settler {
             tracing::warn!(image_id = image_id.0, error = %e, "could not settle a failed delivery");
         }
         self.done(outcome, enqueued_at_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use imgfeat_core::ports::{DeliveryHandle, QueueError};
+    use imgfeat_store::SqliteStore;
+
+    use super::*;
+    use crate::events::EventSink;
+
+    struct AckFails;
+
+    #[async_trait]
+    impl DeliveryHandle for AckFails {
+        async fn ack(&self) -> Result<(), QueueError> {
+            Err(QueueError::Unavailable("channel closed".into()))
+        }
+        async fn retry(&self, _: &FailureReason) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn dead_letter(&self, _: &FailureReason) -> Result<(), QueueError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Outcomes(Mutex<Vec<Outcome>>);
+
+    impl EventSink for Outcomes {
+        fn emit(&self, event: &Event) {
+            if let Event::Completed { outcome, .. } = event {
+                self.0.lock().unwrap().push(*outcome);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_ack_counts_as_a_retry_not_a_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let outcomes = Arc::new(Outcomes::default());
+        let settler = Settler {
+            store: Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap()),
+            events: Events::new().with(outcomes.clone()),
+            worker: Worker::Detector,
+            max_attempts: 3,
+        };
+        let delivery = Delivery {
+            job: (),
+            attempt: 1,
+            handle: Box::new(AckFails),
+        };
+        settler.acked(delivery, ImageId(1), 0).await;
+        assert_eq!(
+            *outcomes.0.lock().unwrap(),
+            vec![Outcome::Retried(FailureKind::Unavailable)]
+        );
     }
 }
