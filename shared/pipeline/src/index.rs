@@ -10,6 +10,7 @@ use imgfeat_core::message::{DetectJob, ExtractJob};
 use imgfeat_core::ports::{JobPublisher, PathRegistry, ResultStore, StoreError};
 use imgfeat_core::{ImageId, ModelVersion, now_ms};
 use serde::Serialize;
+use walkdir::WalkDir;
 
 use crate::events::{Event, EventSink, Events, Outcome, Worker};
 use crate::fs_source::PathMapSource;
@@ -100,36 +101,43 @@ impl EventSink for Tally {
 }
 
 /// Image files below `dir` (recursively, sorted), and how many other files there were.
+///
+/// Symbolic links are never descended: a linked folder may lead out of `dir` or back
+/// into itself. A linked file counts only when its target is a file inside `dir`, so
+/// the index reads nothing from outside the folder it was given.
 pub fn scan_folder(dir: &Path) -> Result<(Vec<PathBuf>, u64), IndexError> {
+    let folder_error = |path: &Path, source: std::io::Error| IndexError::Folder {
+        path: path.to_path_buf(),
+        source,
+    };
+    let root = dir.canonicalize().map_err(|e| folder_error(dir, e))?;
     let mut images = Vec::new();
     let mut ignored = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| IndexError::Folder {
-            path: d.clone(),
-            source,
+    for entry in WalkDir::new(dir).min_depth(1).follow_links(false) {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(dir).to_path_buf();
+            folder_error(&at, e.into())
         })?;
-        for entry in entries {
-            let entry = entry.map_err(|source| IndexError::Folder {
-                path: d.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                ignored += 1;
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if is_image_name(&path) {
-                images.push(path);
-            } else {
-                ignored += 1;
-            }
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let path = entry.into_path();
+        if kind.is_symlink() && !links_to_a_file_inside(&path, &root) {
+            ignored += 1;
+        } else if is_image_name(&path) {
+            images.push(path);
+        } else {
+            ignored += 1;
         }
     }
     images.sort();
     Ok((images, ignored))
+}
+
+fn links_to_a_file_inside(link: &Path, root: &Path) -> bool {
+    link.canonicalize()
+        .is_ok_and(|target| target.starts_with(root) && target.is_file())
 }
 
 fn is_image_name(path: &Path) -> bool {
@@ -331,5 +339,33 @@ mod tests {
         assert_eq!(names, vec!["a.JPG", "b.png", "sub/c.webp"]);
         assert_eq!(ignored, 2);
         assert!(scan_folder(&dir.path().join("missing")).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_scan_follows_no_link_out_of_the_folder_nor_round_a_loop() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.jpg"), b"x").unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("a.jpg"), b"x").unwrap();
+        std::fs::write(d.join("sub/b.png"), b"x").unwrap();
+        symlink(outside.path().join("secret.jpg"), d.join("out.jpg")).unwrap();
+        symlink(outside.path(), d.join("out-dir")).unwrap();
+        symlink(d, d.join("sub/loop")).unwrap();
+        symlink(d.join("sub"), d.join("sub/loop2")).unwrap();
+        symlink(d.join("a.jpg"), d.join("sub/same.jpg")).unwrap();
+        symlink(d.join("gone.jpg"), d.join("dangling.jpg")).unwrap();
+
+        let (images, ignored) = scan_folder(d).unwrap();
+        let names: Vec<_> = images
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["a.jpg", "sub/b.png", "sub/same.jpg"]);
+        // out.jpg, out-dir, loop, loop2, dangling.jpg
+        assert_eq!(ignored, 5);
     }
 }
