@@ -44,15 +44,18 @@ fn new_files_find_their_originals_and_dedup_groups_what_is_within_the_radius() {
     let (code, _, stderr) = imgfeat(&store, &["index", photos.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
 
-    // Files never indexed: coded now, searched, and not stored.
+    // Files never indexed: coded now, searched, and not stored. The first search builds
+    // the index and saves it beside the store; the others load it, the store unchanged.
     let mut distances = Vec::new();
-    for (orig, _, upload) in &pairs {
+    for (i, (orig, _, upload)) in pairs.iter().enumerate() {
         let (code, near, stderr) =
             imgfeat(&store, &["similar", upload.to_str().unwrap(), "--k", "2"]);
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(near["probe"], "computed", "{near}");
         assert!(near["image_id"].is_null(), "{near}");
         assert_eq!(near["indexed_codes"], 13, "{near}");
+        let origin = if i == 0 { "scanned" } else { "saved" };
+        assert_eq!(near["index"], origin, "{near}");
         assert_eq!(
             near["neighbours"][0]["image_id"].as_u64(),
             Some(*orig),
@@ -79,6 +82,29 @@ fn new_files_find_their_originals_and_dedup_groups_what_is_within_the_radius() {
     assert_eq!(stored["probe"], "computed+stored", "{stored}");
     assert_eq!(stored["image_id"].as_u64(), Some(*copy), "{stored}");
     assert_eq!(stored["neighbours"][0]["image_id"].as_u64(), Some(*orig));
+    // Storing a code made the saved index stale: it was rebuilt, with the new code.
+    assert_eq!(stored["index"], "scanned", "{stored}");
+    assert_eq!(stored["indexed_codes"], 14, "{stored}");
+
+    // A damaged saved index is rebuilt, not trusted and not fatal.
+    let saved_dir = dir.path().join("store.sqlite3.search");
+    for entry in std::fs::read_dir(&saved_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "mih") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let (code, again, stderr) = imgfeat(&store, &["similar", &orig.to_string(), "--k", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(again["index"], "scanned", "{again}");
+    assert_eq!(
+        again["neighbours"][0]["image_id"].as_u64(),
+        Some(*copy),
+        "{again}"
+    );
 
     // By ID, within the copy's distance: the copy is found, the probe itself is not.
     let d = distances[0];

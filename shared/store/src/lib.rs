@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod copy;
 mod error;
 mod export;
+mod generation;
 mod paths;
 mod results;
 mod rows;

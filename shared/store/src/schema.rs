@@ -93,6 +93,31 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX image_paths_assigned ON image_paths (assigned, image_id);
     "#,
+    // 2: a change counter per code version, bumped by every write to `codes` in the
+    // writing transaction itself, so a saved search index knows for certain whether it is
+    // still current: same generation, same codes.
+    r#"
+    CREATE TABLE code_generations (
+        model_version TEXT    NOT NULL PRIMARY KEY,
+        generation    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO code_generations (model_version, generation)
+        SELECT model_version, 1 FROM codes GROUP BY model_version;
+    CREATE TRIGGER codes_insert_bumps_generation AFTER INSERT ON codes BEGIN
+        INSERT INTO code_generations (model_version, generation) VALUES (NEW.model_version, 1)
+        ON CONFLICT (model_version) DO UPDATE SET generation = generation + 1;
+    END;
+    CREATE TRIGGER codes_update_bumps_generation AFTER UPDATE ON codes BEGIN
+        INSERT INTO code_generations (model_version, generation) VALUES (NEW.model_version, 1)
+        ON CONFLICT (model_version) DO UPDATE SET generation = generation + 1;
+        INSERT INTO code_generations (model_version, generation) VALUES (OLD.model_version, 1)
+        ON CONFLICT (model_version) DO UPDATE SET generation = generation + 1;
+    END;
+    CREATE TRIGGER codes_delete_bumps_generation AFTER DELETE ON codes BEGIN
+        INSERT INTO code_generations (model_version, generation) VALUES (OLD.model_version, 1)
+        ON CONFLICT (model_version) DO UPDATE SET generation = generation + 1;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use imgfeat_app::AppSettings;
+use imgfeat_app::settings::StoreKind;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{ImageId, ModelVersion};
 use imgfeat_search::{DuplicateGroup, HammingIndex, duplicate_groups};
@@ -55,11 +56,13 @@ pub async fn run(
         .map_err(anyhow::Error::msg)
         .context("reading model manifests")?;
     let started = Instant::now();
-    let Some(index) =
-        imgfeat_pipeline::search::load_index(store.results.as_ref(), &version, |_| true)
-            .await
-            .with_context(|| format!("loading the codes of {version}"))?
-    else {
+    let embedded = match settings.store.kind {
+        StoreKind::Embedded => Some(imgfeat_app::stores::open_embedded(&settings.store)?),
+        StoreKind::Cql => None,
+    };
+    let (index, _) =
+        super::saved_index::open(&store, embedded.as_ref(), &settings.store.path, &version).await?;
+    let Some(index) = index else {
         eprintln!("no codes stored under {version}: nothing to group");
         return Ok(ExitCode::SUCCESS);
     };

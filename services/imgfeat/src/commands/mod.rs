@@ -4,6 +4,7 @@ mod dlq;
 mod eval;
 mod index;
 mod probe;
+mod saved_index;
 mod show;
 mod similar;
 mod store;

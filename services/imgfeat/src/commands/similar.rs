@@ -9,6 +9,7 @@ use imgfeat_search::{HammingIndex, Hit};
 use serde::Serialize;
 
 use super::probe;
+use super::saved_index::{self, IndexOrigin};
 
 #[derive(Serialize)]
 struct Similar {
@@ -19,6 +20,8 @@ struct Similar {
     code_version: String,
     radius: Option<u32>,
     indexed_codes: usize,
+    /// `saved`: the index file beside the embedded store was current; `scanned`: built now.
+    index: IndexOrigin,
     load_ms: f64,
     query_ms: f64,
     neighbours: Vec<NeighbourOut>,
@@ -66,9 +69,8 @@ pub async fn run(
     .await?;
 
     let started = Instant::now();
-    let index = imgfeat_pipeline::search::load_index(store.results.as_ref(), &version, |_| true)
-        .await
-        .with_context(|| format!("loading the codes of {version}"))?;
+    let (index, origin) =
+        saved_index::open(&store, embedded.as_ref(), &settings.store.path, &version).await?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     let hits = match &index {
@@ -97,6 +99,7 @@ pub async fn run(
         code_version: version.to_string(),
         radius: args.radius,
         indexed_codes: index.as_ref().map_or(0, |i| i.len()),
+        index: origin,
         load_ms,
         query_ms,
         neighbours,
@@ -138,8 +141,15 @@ fn print_text(s: &Similar) {
         .map(|r| format!(" within {r} bits"))
         .unwrap_or_default();
     println!(
-        "nearest to {from}{within} ({}; {} codes indexed in {:.0} ms, searched in {:.2} ms):",
-        s.code_version, s.indexed_codes, s.load_ms, s.query_ms
+        "nearest to {from}{within} ({}; {} codes, index {} in {:.0} ms, searched in {:.2} ms):",
+        s.code_version,
+        s.indexed_codes,
+        match s.index {
+            IndexOrigin::Saved => "loaded",
+            IndexOrigin::Scanned => "built",
+        },
+        s.load_ms,
+        s.query_ms
     );
     for n in &s.neighbours {
         println!(
