@@ -6,12 +6,14 @@
 //!   (`detector` optional: the detector version the producer requires; `code_version`
 //!   optional: the code version the producer wants, `detector+backbone+head`)
 //! - extract job: `{"v":2,"image_id":123,"detector_version":"ssd@1","enqueued_at_ms":...,
-//!   "crop":{"width":224,"height":224,"rgb":"<base64 of width*height*3 bytes>"}}`
-//!   (`crop` optional: without it the extractor decodes the stored JPEG crop)
+//!   "crop_jpeg":"<base64 of a JPEG of the backbone's input size>"}`
+//!   (`crop_jpeg` optional: without it the extractor decodes the stored JPEG crop)
 //!
-//! Version 1 is still read: its detect job had one `model` field that named a detector
+//! Version 1 is still read. Its detect job had one `model` field that named a detector
 //! version (the folder watcher) or a code version (older API and backfill producers);
-//! it is read into whichever of the two fields its shape says (see [`DetectJob`]).
+//! it is read into whichever of the two fields its shape says (see [`DetectJob`]). Its
+//! extract job carried the raw pixels, `"crop":{"width":224,"height":224,"rgb":"<base64
+//! of width*height*3 bytes>"}`: 200 KB a job, read as before, no longer written.
 
 use std::sync::Arc;
 
@@ -111,10 +113,53 @@ pub struct ExtractJob {
     pub detector_version: ModelVersion,
     pub enqueued_at_ms: u64,
     /// The main object stretched to the feature network's input from the ORIGINAL
-    /// image, as the Python reference computes it. The JPEG crop in the store is for
-    /// people and re-extraction; a code made from it differs by its compression.
+    /// image, as the Python reference computes it, JPEG-encoded to keep the job small.
+    /// The JPEG crop in the store is at the original's scale, for people and
+    /// re-extraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_jpeg: Option<CropJpeg>,
+    /// The same pixels raw, as version 1 jobs carry them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropPixels>,
+}
+
+/// JPEG bytes; base64 inside JSON.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CropJpeg(Arc<Vec<u8>>);
+
+impl CropJpeg {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Arc::new(bytes))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Size only, like [`CropPixels`].
+impl std::fmt::Debug for CropJpeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CropJpeg({} bytes)", self.0.len())
+    }
+}
+
+impl TryFrom<String> for CropJpeg {
+    type Error = MessageError;
+
+    fn try_from(wire: String) -> Result<Self, Self::Error> {
+        let bytes = BASE64
+            .decode(wire.as_bytes())
+            .map_err(|e| MessageError::Malformed(format!("crop JPEG: {e}")))?;
+        Ok(CropJpeg::new(bytes))
+    }
+}
+
+impl From<CropJpeg> for String {
+    fn from(crop: CropJpeg) -> Self {
+        BASE64.encode(crop.0.as_slice())
+    }
 }
 
 /// RGB8 pixels, row by row, `width * height * 3` bytes; base64 inside JSON.
@@ -293,12 +338,41 @@ mod tests {
     }
 
     #[test]
-    fn extract_jobs_carry_the_crop_pixels_and_refuse_wrong_sizes() {
+    fn extract_jobs_carry_the_crop_as_a_jpeg() {
+        let job = ExtractJob {
+            image_id: ImageId(1),
+            detector_version: ModelVersion::new("ssd@1").unwrap(),
+            enqueued_at_ms: 0,
+            crop_jpeg: Some(CropJpeg::new(vec![0xff, 0xd8, 0xff])),
+            crop: None,
+        };
+        let bytes = encode(&job);
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"v":2,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":0,"crop_jpeg":"/9j/"}"#
+        );
+        let back: ExtractJob = decode(&bytes).unwrap();
+        assert_eq!(back, job);
+        assert_eq!(
+            format!("{:?}", back.crop_jpeg.unwrap()),
+            "CropJpeg(3 bytes)"
+        );
+        let not_base64 =
+            br#"{"v":2,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":1,"crop_jpeg":"%%"}"#;
+        assert!(matches!(
+            decode::<ExtractJob>(not_base64),
+            Err(MessageError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn version_one_extract_jobs_carry_raw_crop_pixels_and_refuse_wrong_sizes() {
         let rgb: Vec<u8> = (0..2 * 3 * 3).map(|i| i as u8 * 13).collect();
         let job = ExtractJob {
             image_id: ImageId(1),
             detector_version: ModelVersion::new("ssd@1").unwrap(),
             enqueued_at_ms: 0,
+            crop_jpeg: None,
             crop: Some(CropPixels::new(2, 3, rgb.clone()).unwrap()),
         };
         let bytes = encode(&job);
@@ -307,11 +381,17 @@ mod tests {
         assert_eq!(back.crop.as_ref().unwrap().rgb(), rgb.as_slice());
         assert_eq!(back.crop.unwrap().size(), (2, 3));
 
+        let v1 = String::from_utf8(bytes)
+            .unwrap()
+            .replace(r#""v":2"#, r#""v":1"#);
+        assert_eq!(decode::<ExtractJob>(v1.as_bytes()).unwrap(), job);
+
         // Older producers send no crop; the field is optional.
         let bare: ExtractJob =
             decode(br#"{"v":1,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":1}"#)
                 .unwrap();
         assert_eq!(bare.crop, None);
+        assert_eq!(bare.crop_jpeg, None);
 
         let short = br#"{"v":1,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":1,"crop":{"width":2,"height":3,"rgb":"AAAA"}}"#;
         let err = decode::<ExtractJob>(short).unwrap_err();

@@ -1,10 +1,11 @@
 //! The extractor worker: crop -> batch -> backbone + hash head -> persist -> ack.
 //!
 //! The crop normally arrives inside the job, already stretched to the backbone's input
-//! from the original image (see `detect_stage::build_record`), in one process and
-//! across the broker alike, so both give the same codes. A job without it (an older
-//! detector) or of another size (a detector configured for another backbone) falls back
-//! to decoding the stored JPEG crop, whose code can differ by a few bits.
+//! from the original image and JPEG-encoded (see `detect_stage::build_record`), in one
+//! process and across the broker alike, so both give the same codes; version 1 jobs
+//! carry the same pixels raw. A job without a crop (an older detector) or of another
+//! size (a detector configured for another backbone) falls back to decoding the stored
+//! JPEG crop, whose code can differ by a few bits.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +33,6 @@ use imgfeat_core::shutdown::Shutdown;
 pub struct ExtractorStageConfig {
     pub batch: BatchPolicy,
     pub max_in_flight: usize,
-    pub max_attempts: u32,
 }
 
 impl Default for ExtractorStageConfig {
@@ -40,7 +40,6 @@ impl Default for ExtractorStageConfig {
         Self {
             batch: BatchPolicy::default(),
             max_in_flight: 32,
-            max_attempts: 5,
         }
     }
 }
@@ -124,7 +123,6 @@ impl ExtractorStage {
             store: self.store.clone(),
             events: self.events.clone(),
             worker: Worker::Extractor,
-            max_attempts: self.config.max_attempts,
         }
     }
 
@@ -143,32 +141,26 @@ impl ExtractorStage {
                 return None;
             }
         };
-        let (w, h) = self.input_size;
-        if let Some(crop) = job.crop.as_ref().filter(|c| c.size() == (w, h)) {
-            let mut tensor = vec![0f32; (w * h * 3) as usize];
-            return match imgfeat_imaging::rgb_to_tensor(crop.rgb(), &mut tensor) {
-                Ok(()) => Some(Prepared {
+        let started = Instant::now();
+        match self.tensor_from_job(&job).await {
+            Ok(Some(tensor)) => {
+                self.events.phase(Worker::Extractor, Phase::Decode, started);
+                return Some(Prepared {
                     delivery,
                     job,
                     version,
                     tensor,
                     _permit: permit,
-                }),
-                Err(e) => {
-                    self.fail(delivery, &job, &version, Stage::Decode, e.reason())
-                        .await;
-                    None
-                }
-            };
+                });
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                self.fail(delivery, &job, &version, Stage::Decode, reason)
+                    .await;
+                return None;
+            }
         }
-        if let Some(crop) = &job.crop {
-            tracing::warn!(
-                image_id = job.image_id.0,
-                sent = ?crop.size(),
-                wanted = ?(w, h),
-                "the job's crop is not this backbone's size; decoding the stored crop"
-            );
-        }
+        let (w, h) = self.input_size;
         let started = Instant::now();
         let crop = match self
             .store
@@ -228,6 +220,43 @@ impl ExtractorStage {
                     .await;
                 None
             }
+        }
+    }
+
+    /// The input tensor from the crop the job carries: a JPEG (schema 2) or raw pixels
+    /// (schema 1). `None` when it carries none of this backbone's input size, and the
+    /// stored crop must do.
+    async fn tensor_from_job(&self, job: &ExtractJob) -> Result<Option<Vec<f32>>, FailureReason> {
+        let (w, h) = self.input_size;
+        let image_id = job.image_id;
+        let wrong_size = move |sent: (u32, u32)| {
+            tracing::warn!(
+                image_id = image_id.0,
+                ?sent,
+                wanted = ?(w, h),
+                "the job's crop is not this backbone's size; decoding the stored crop"
+            );
+            Ok(None)
+        };
+        if let Some(jpeg) = job.crop_jpeg.clone() {
+            let limits = self.limits;
+            return self
+                .pool
+                .run(move || {
+                    let image = imgfeat_imaging::decode_rgb(jpeg.bytes(), &limits)
+                        .map_err(|e| e.reason())?;
+                    if image.dimensions() != (w, h) {
+                        return wrong_size(image.dimensions());
+                    }
+                    tensor_of(image.as_raw()).map(Some)
+                })
+                .await
+                .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
+        }
+        match &job.crop {
+            Some(crop) if crop.size() == (w, h) => tensor_of(crop.rgb()).map(Some),
+            Some(crop) => wrong_size(crop.size()),
+            None => Ok(None),
         }
     }
 
@@ -295,4 +324,10 @@ impl ExtractorStage {
                 .await;
         }
     }
+}
+
+fn tensor_of(rgb: &[u8]) -> Result<Vec<f32>, FailureReason> {
+    let mut tensor = vec![0f32; rgb.len()];
+    imgfeat_imaging::rgb_to_tensor(rgb, &mut tensor).map_err(|e| e.reason())?;
+    Ok(tensor)
 }
