@@ -106,7 +106,7 @@ pub fn prepare(
         }
     }
     if corpus.items.is_empty() {
-        return Err(EvalError::NoPhotos(out_dir.display().to_string()));
+        return Err(EvalError::NoPhotos(photos.len()));
     }
     Ok(corpus)
 }

@@ -28,8 +28,8 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no photo in {0} could be read")]
-    NoPhotos(String),
+    #[error("none of the {0} photos could be decoded")]
+    NoPhotos(usize),
     #[error("--copies must be 1-999, not {0}")]
     Copies(usize),
     #[error("plot: {0}")]
