@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use imgfeat_core::{RetryPolicy, RetryPolicyError};
 use serde::{Deserialize, Serialize};
 
 /// How the fleet talks to RabbitMQ. Durations are milliseconds so that they read the same
@@ -24,9 +25,10 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Delay before each retry: the n-th retry waits `retry_delays_ms[n-1]`, the last entry
     /// repeats. Each distinct delay is a retry queue with that TTL, per work queue.
+    /// With `max_attempts`, the fleet's one [`RetryPolicy`] (see [`Self::retry_policy`]).
     pub retry_delays_ms: Vec<u64>,
     /// Deliveries of a job (first one included) before a transient failure is given up
-    /// and dead-lettered.
+    /// and dead-lettered. The stages ask each delivery, so this is the only such limit.
     pub max_attempts: u32,
     /// Broker-side guard against crash loops: a message redelivered this many times
     /// without being settled (e.g. it kills the worker) is dead-lettered by RabbitMQ.
@@ -108,17 +110,16 @@ impl AmqpConfig {
         if self.prefetch == 0 {
             return Err(ConfigError::Zero("prefetch"));
         }
-        if self.max_attempts == 0 {
-            return Err(ConfigError::Zero("max_attempts"));
+        match self.retry_policy().validate() {
+            Ok(()) => {}
+            Err(RetryPolicyError::NoAttempts) => return Err(ConfigError::Zero("max_attempts")),
+            Err(RetryPolicyError::Delays) => return Err(ConfigError::RetryDelays),
         }
         if self.reconnect_initial_ms == 0 {
             return Err(ConfigError::Zero("reconnect_initial_ms"));
         }
         if self.publish_timeout_ms == 0 {
             return Err(ConfigError::Zero("publish_timeout_ms"));
-        }
-        if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
-            return Err(ConfigError::RetryDelays);
         }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err(ConfigError::Reconnect {
@@ -127,6 +128,15 @@ impl AmqpConfig {
             });
         }
         Ok(())
+    }
+
+    /// The retry policy of every queue of the fleet, from `max_attempts` and
+    /// `retry_delays_ms` (the setting names predate the type; deployed files keep them).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            delays_ms: self.retry_delays_ms.clone(),
+        }
     }
 
     pub fn publish_timeout(&self) -> Duration {

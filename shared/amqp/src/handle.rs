@@ -119,8 +119,7 @@ impl DeliveryHandle for AmqpDeliveryHandle {
     }
 
     async fn retry(&self, reason: &FailureReason) -> Result<(), QueueError> {
-        let max = self.conn.config().max_attempts;
-        if self.attempt >= max {
+        if self.is_last_attempt() {
             let gave_up = FailureReason::new(
                 reason.kind,
                 format!(
@@ -147,5 +146,9 @@ impl DeliveryHandle for AmqpDeliveryHandle {
         self.dead_letter_inner(reason)
             .await
             .map_err(QueueError::from)
+    }
+
+    fn is_last_attempt(&self) -> bool {
+        self.conn.topology().retry_policy().is_last(self.attempt)
     }
 }

@@ -35,6 +35,8 @@ use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection};
 
+use imgfeat_core::RetryPolicy;
+
 use crate::{AmqpConfig, AmqpError};
 
 /// The queues that carry jobs.
@@ -83,7 +85,7 @@ impl std::fmt::Display for WorkQueue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     prefix: String,
-    retry_delays: Vec<Duration>,
+    retry: RetryPolicy,
     delivery_limit: u32,
 }
 
@@ -91,11 +93,7 @@ impl Topology {
     pub fn new(config: &AmqpConfig) -> Self {
         Self {
             prefix: config.prefix.clone(),
-            retry_delays: config
-                .retry_delays_ms
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
+            retry: config.retry_policy(),
             delivery_limit: config.delivery_limit,
         }
     }
@@ -121,19 +119,24 @@ impl Topology {
         )
     }
 
+    /// The policy whose delays these retry queues implement.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
     /// The delay before re-running a job whose attempt number `failed_attempt` (1-based)
     /// failed: the configured delays in turn, the last one repeating.
     pub fn retry_delay(&self, failed_attempt: u32) -> Duration {
-        let i = (failed_attempt.max(1) - 1) as usize;
-        self.retry_delays
-            .get(i)
-            .or(self.retry_delays.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(1))
+        self.retry.delay(failed_attempt)
     }
 
     fn distinct_delays(&self) -> Vec<Duration> {
-        let mut d = self.retry_delays.clone();
+        let mut d: Vec<Duration> = self
+            .retry
+            .delays_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect();
         d.sort();
         d.dedup();
         d

@@ -86,6 +86,8 @@ async fn retries_come_back_through_the_ttl_queues_then_dead_letter() {
         let d = next_within(&mut consumer, WAIT).await;
         assert_eq!(d.job.image_id, ImageId(42));
         assert_eq!(d.attempt, expected_attempt);
+        // The stages learn from the handle when the fleet's policy gives up.
+        assert_eq!(d.handle.is_last_attempt(), expected_attempt == 3);
         d.handle.retry(&store_down).await.unwrap();
     }
 

@@ -54,11 +54,9 @@ pub struct TelemetrySettings {
 
 impl WorkerSettings {
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
-        let mut s: Self = load_settings(file)?;
-        // The stage decides retry-or-dead-letter from the attempt count; it must agree
-        // with the broker adapter's limit.
-        s.pipeline.detector.max_attempts = s.amqp.max_attempts;
-        s.pipeline.extractor.max_attempts = s.amqp.max_attempts;
+        // No retry settings to copy into the stages: they ask each delivery whether it
+        // is the last, and `[amqp]` holds the one policy.
+        let s: Self = load_settings(file)?;
         s.validate()?;
         Ok(s)
     }

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod message;
 pub mod ports;
 pub mod records;
+pub mod retry;
 pub mod shutdown;
 
 pub use code::BinaryCode;
@@ -16,6 +17,7 @@ pub use detection::{BoundingBox, CropRect, Detection, MainObject};
 pub use failure::{ErrorClass, FailureKind, FailureReason, Stage};
 pub use ids::{ImageId, ModelVersion};
 pub use records::{CodeRecord, DetectionRecord, FailureRecord};
+pub use retry::{RetryPolicy, RetryPolicyError};
 
 /// Milliseconds since the Unix epoch, for timestamps carried in messages and records.
 pub fn now_ms() -> u64 {

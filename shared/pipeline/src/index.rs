@@ -14,7 +14,7 @@ use walkdir::WalkDir;
 
 use crate::events::{Event, EventSink, Events, Outcome, Worker};
 use crate::fs_source::PathMapSource;
-use crate::local_queue::{LocalRetry, local_queue};
+use crate::local_queue::{in_process_retry, local_queue};
 use crate::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
 use crate::settings::PipelineSettings;
 use imgfeat_core::shutdown::Shutdown;
@@ -258,15 +258,13 @@ impl IndexRun<'_> {
             return;
         }
         let settings = self.settings;
-        let retry = LocalRetry {
-            max_attempts: settings.detector.max_attempts,
-            ..LocalRetry::default()
-        };
+        let retry = in_process_retry();
         let capacity = settings
             .detector
             .max_in_flight
             .max(settings.detector.batch.max_batch);
-        let (detect_pub, detect_rx, _detect_dead) = local_queue::<DetectJob>(capacity, retry);
+        let (detect_pub, detect_rx, _detect_dead) =
+            local_queue::<DetectJob>(capacity, retry.clone());
         let (extract_pub, extract_rx, _extract_dead) = local_queue::<ExtractJob>(capacity, retry);
 
         let pool = match parts::cpu_pool(settings) {

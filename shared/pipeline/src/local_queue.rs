@@ -3,11 +3,10 @@
 //! are kept in memory for the run summary.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use imgfeat_core::FailureReason;
 use imgfeat_core::ports::{Delivery, DeliveryHandle, JobConsumer, JobPublisher, QueueError};
+use imgfeat_core::{FailureReason, RetryPolicy};
 use tokio::sync::mpsc;
 
 struct Envelope<M> {
@@ -18,19 +17,15 @@ struct Envelope<M> {
     reply: mpsc::Sender<Envelope<M>>,
 }
 
-/// What the local queue does with retries.
-#[derive(Debug, Clone, Copy)]
-pub struct LocalRetry {
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-}
+/// The in-process queue's name for the one [`RetryPolicy`] (kept for its callers).
+pub type LocalRetry = RetryPolicy;
 
-impl Default for LocalRetry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(200),
-        }
+/// The embedded run's policy: as many attempts as the fleet's default, but short waits,
+/// because an embedded run has no broker outage to ride out, and someone waits for it.
+pub fn in_process_retry() -> RetryPolicy {
+    RetryPolicy {
+        delays_ms: vec![200, 400, 800, 1_600],
+        ..RetryPolicy::default()
     }
 }
 
@@ -52,7 +47,7 @@ pub struct LocalPublisher<M> {
 
 pub struct LocalConsumer<M> {
     rx: mpsc::Receiver<Envelope<M>>,
-    retry: LocalRetry,
+    retry: Arc<RetryPolicy>,
     dead: Arc<DeadLetters<M>>,
 }
 
@@ -60,7 +55,7 @@ pub struct LocalConsumer<M> {
 /// and every unsettled delivery is gone.
 pub fn local_queue<M: Clone + Send + Sync + 'static>(
     capacity: usize,
-    retry: LocalRetry,
+    retry: RetryPolicy,
 ) -> (LocalPublisher<M>, LocalConsumer<M>, Arc<DeadLetters<M>>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let dead = Arc::new(DeadLetters {
@@ -68,7 +63,7 @@ pub fn local_queue<M: Clone + Send + Sync + 'static>(
     });
     let consumer = LocalConsumer {
         rx,
-        retry,
+        retry: Arc::new(retry),
         dead: dead.clone(),
     };
     (LocalPublisher { tx }, consumer, dead)
@@ -99,7 +94,7 @@ impl<M: Clone + Send + Sync + 'static> JobConsumer<M> for LocalConsumer<M> {
             tx: envelope.reply,
             job: envelope.job.clone(),
             attempt: envelope.attempt,
-            retry: self.retry,
+            retry: self.retry.clone(),
             dead: self.dead.clone(),
         };
         Some(Ok(Delivery {
@@ -114,7 +109,7 @@ struct LocalHandle<M> {
     tx: mpsc::Sender<Envelope<M>>,
     job: M,
     attempt: u32,
-    retry: LocalRetry,
+    retry: Arc<RetryPolicy>,
     dead: Arc<DeadLetters<M>>,
 }
 
@@ -136,11 +131,11 @@ impl<M: Clone + Send + Sync + 'static> DeliveryHandle for LocalHandle<M> {
     }
 
     async fn retry(&self, reason: &FailureReason) -> Result<(), QueueError> {
-        if self.attempt >= self.retry.max_attempts {
+        if self.is_last_attempt() {
             self.bury(reason);
             return Ok(());
         }
-        let delay = self.retry.base_delay * 2u32.saturating_pow(self.attempt.saturating_sub(1));
+        let delay = self.retry.delay(self.attempt);
         let tx = self.tx.clone();
         let envelope = Envelope {
             job: self.job.clone(),
@@ -158,6 +153,10 @@ impl<M: Clone + Send + Sync + 'static> DeliveryHandle for LocalHandle<M> {
         self.bury(reason);
         Ok(())
     }
+
+    fn is_last_attempt(&self) -> bool {
+        self.retry.is_last(self.attempt)
+    }
 }
 
 #[cfg(test)]
@@ -167,9 +166,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_come_back_then_dead_letter_and_the_queue_ends() {
-        let retry = LocalRetry {
+        let retry = RetryPolicy {
             max_attempts: 2,
-            base_delay: Duration::from_millis(10),
+            delays_ms: vec![10],
         };
         let (publisher, mut consumer, dead) = local_queue::<u32>(4, retry);
         publisher.publish(&[7, 8]).await.unwrap();

@@ -24,7 +24,6 @@ pub(crate) struct Settler {
     pub store: Arc<dyn ResultStore>,
     pub events: Events,
     pub worker: Worker,
-    pub max_attempts: u32,
 }
 
 impl Settler {
@@ -61,7 +60,8 @@ impl Settler {
             reason,
             enqueued_at_ms,
         } = failed;
-        let last_attempt = delivery.attempt >= self.max_attempts;
+        // The queue's retry policy decides, the same one its `retry` applies.
+        let last_attempt = delivery.handle.is_last_attempt();
         let outcome = match reason.class() {
             ErrorClass::Permanent => Outcome::Failed(reason.kind),
             ErrorClass::Transient if last_attempt => Outcome::DeadLettered(reason.kind),
@@ -125,6 +125,34 @@ mod tests {
         async fn dead_letter(&self, _: &FailureReason) -> Result<(), QueueError> {
             Ok(())
         }
+        fn is_last_attempt(&self) -> bool {
+            false
+        }
+    }
+
+    /// A delivery whose queue says whether it is the last attempt, recording how it
+    /// was settled.
+    struct Policed {
+        last: bool,
+        settled: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    #[async_trait]
+    impl DeliveryHandle for Policed {
+        async fn ack(&self) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn retry(&self, _: &FailureReason) -> Result<(), QueueError> {
+            self.settled.lock().unwrap().push("retry");
+            Ok(())
+        }
+        async fn dead_letter(&self, _: &FailureReason) -> Result<(), QueueError> {
+            self.settled.lock().unwrap().push("dead_letter");
+            Ok(())
+        }
+        fn is_last_attempt(&self) -> bool {
+            self.last
+        }
     }
 
     #[derive(Default)]
@@ -146,7 +174,6 @@ mod tests {
             store: Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap()),
             events: Events::new().with(outcomes.clone()),
             worker: Worker::Detector,
-            max_attempts: 3,
         };
         let delivery = Delivery {
             job: (),
@@ -157,6 +184,47 @@ mod tests {
         assert_eq!(
             *outcomes.0.lock().unwrap(),
             vec![Outcome::Retried(FailureKind::Unavailable)]
+        );
+    }
+
+    /// The queue's policy, not an attempt count of the stage's own, decides whether a
+    /// transient failure is retried or given up.
+    #[tokio::test]
+    async fn the_queue_says_when_attempts_have_run_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let outcomes = Arc::new(Outcomes::default());
+        let settler = Settler {
+            store: Arc::new(SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap()),
+            events: Events::new().with(outcomes.clone()),
+            worker: Worker::Extractor,
+        };
+        let version = ModelVersion::new("test@1").unwrap();
+        let settled = Arc::new(Mutex::new(Vec::new()));
+        // Attempt numbers say nothing: the first is the last here, the 9th is not.
+        for (attempt, last) in [(1, true), (9, false)] {
+            let failed = Failed {
+                delivery: Delivery {
+                    job: (),
+                    attempt,
+                    handle: Box::new(Policed {
+                        last,
+                        settled: settled.clone(),
+                    }),
+                },
+                image_id: ImageId(attempt.into()),
+                stage: Stage::Extract,
+                reason: FailureReason::new(FailureKind::Unavailable, "store down"),
+                enqueued_at_ms: 0,
+            };
+            settler.settle(&version, failed).await;
+        }
+        assert_eq!(*settled.lock().unwrap(), vec!["dead_letter", "retry"]);
+        assert_eq!(
+            *outcomes.0.lock().unwrap(),
+            vec![
+                Outcome::DeadLettered(FailureKind::Unavailable),
+                Outcome::Retried(FailureKind::Unavailable)
+            ]
         );
     }
 }

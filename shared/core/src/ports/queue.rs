@@ -26,6 +26,10 @@ pub trait DeliveryHandle: Send + Sync {
     async fn retry(&self, reason: &FailureReason) -> Result<(), QueueError>;
     /// A permanent failure: park the message with its reason, never redeliver.
     async fn dead_letter(&self, reason: &FailureReason) -> Result<(), QueueError>;
+    /// Whether `retry` would dead-letter this delivery: its queue's retry policy has no
+    /// attempt left. Stages ask here rather than counting attempts against a limit of
+    /// their own, which could disagree with the queue's.
+    fn is_last_attempt(&self) -> bool;
 }
 
 /// A job taken from a queue, with the handle that settles it.
