@@ -4,7 +4,8 @@
 #    pinned kubectl wheel), validates every manifest against the Kubernetes 1.37 JSON
 #    schemas bundled in the pinned kubernetes-validate wheel (strict: unknown fields
 #    fail), the KEDA resources against scripts/deploy-schemas/keda-v1alpha1.json, and
-#    the rules of the issue (probes, resources, non-root, read-only root, PDBs, ...).
+#    the rules of the issue (probes, resources, non-root, read-only root, PDBs, a
+#    NetworkPolicy per workload, ingest's API token from the Secret, ...).
 #  - docker/: docker-compose.yml parses; images are pinned or built here; ports, the
 #    Prometheus scrape targets and the Grafana provisioning agree; the Dockerfile's
 #    build commands are the ones CI runs.
@@ -110,10 +111,13 @@ def check_container(where, c, pod, need_probes):
     args = c.get("args", [])
     cfg = args[args.index("--config") + 1] if "--config" in args else None
     env = {}
+    if args and args[0] == "imgfeat-ingest":
+        token = [e for e in c.get("env", []) if e["name"] == "IMGFEAT_HTTP__TOKEN"]
+        if not token or "secretKeyRef" not in token[0].get("valueFrom", {}): fail(f"{where}: IMGFEAT_HTTP__TOKEN must come from a secretKeyRef")
     for e in c.get("env", []):
         if "value" in e: env[e["name"]] = e["value"]
-        elif "secretKeyRef" in e:
-            key = e["secretKeyRef"]["key"]
+        elif "secretKeyRef" in e.get("valueFrom", {}):
+            key = e["valueFrom"]["secretKeyRef"]["key"]
             if key not in credentials: fail(f"{where}: secret key {key} is not in the example credentials")
             env[e["name"]] = credentials.get(key, "x")
     if cfg:
@@ -140,10 +144,19 @@ for path, docs in docs_by_render.items():
         sel = lambda o: all(labels.get(k) == v for k, v in o.items())
         if not any(sel(p["spec"]["selector"]["matchLabels"]) for p in by_kind.get("PodDisruptionBudget", [])): fail(f"{tag}: no PodDisruptionBudget for {name}")
         if not any(sel(s["spec"]["selector"]) for s in by_kind.get("Service", [])): fail(f"{tag}: no Service for {name}")
+        policies = [p for p in by_kind.get("NetworkPolicy", []) if sel(p["spec"]["podSelector"].get("matchLabels", {}))]
+        if not policies: fail(f"{tag}: no NetworkPolicy for {name}")
+        for p in policies:
+            if set(p["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}: fail(f"{tag}: NetworkPolicy {p['metadata']['name']} must limit Ingress and Egress")
+            for rule in p["spec"].get("ingress", []):
+                for port in rule.get("ports", []):
+                    if port["port"] not in ports and port["port"] not in ports.values(): fail(f"{tag}: NetworkPolicy {p['metadata']['name']} admits port {port['port']}, not a port of {name}")
         ann = d["spec"]["template"]["metadata"].get("annotations", {})
         if int(ann.get("prometheus.io/port", -1)) not in ports.values(): fail(f"{tag}: {name} scrape port is not a container port")
     for j in by_kind.get("Job", []):
         pod = j["spec"]["template"]["spec"]
+        jl = j["spec"]["template"]["metadata"]["labels"]
+        if not any(all(jl.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items()) for p in by_kind.get("NetworkPolicy", [])): fail(f"{tag}: no NetworkPolicy for job {j['metadata']['name']}")
         for c in pod["containers"]:
             check_container(f"{tag} job/{j['metadata']['name']}/{c['name']}", c, pod, False)
             if c.get("args", [])[-2:] != ["store", "migrate"]: fail(f"{tag}: the Job must run `imgfeat ... store migrate`")
@@ -197,11 +210,12 @@ for name, binary in OURS.items():
     if cfg and not cfg_file: fail(f"compose {name}: {cfg} is not mounted from the repository")
     env = {k: str(v) for k, v in (s.get("environment") or {}).items()}
     settings.append({"origin": f"compose {name}", "binary": binary, "config_file": os.path.relpath(cfg_file, root) if cfg_file else None, "env": env})
-    # The port /metrics is served on, from the env or the config file.
+    # The port /metrics is served on, from the env or the config file (ingest serves
+    # them apart from its API, on http.metrics_listen).
     conf = tomllib.load(open(cfg_file, "rb")) if cfg_file else {}
-    section = "http" if name == "ingest" else "telemetry"
-    listen = env.get(f"IMGFEAT_{section.upper()}__LISTEN") or conf.get(section, {}).get("listen")
-    if not listen: fail(f"compose {name}: no {section}.listen"); continue
+    section, key = ("http", "metrics_listen") if name == "ingest" else ("telemetry", "listen")
+    listen = env.get(f"IMGFEAT_{section.upper()}__{key.upper()}") or conf.get(section, {}).get(key)
+    if not listen: fail(f"compose {name}: no {section}.{key}"); continue
     port = listen.rsplit(":", 1)[1]
     if targets.get(name) != f"{name}:{port}": fail(f"prometheus scrapes {name} at {targets.get(name)}, it listens on {port}")
     published = [str(p).split(":")[-1] for p in s.get("ports", [])]
