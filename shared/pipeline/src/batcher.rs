@@ -1,6 +1,9 @@
-//! Dynamic batching: a batch closes at `max_batch` items or `max_wait` after its FIRST
-//! item, whichever comes first. The rule is a pure function; the async collector only
-//! supplies time and items, so the rule is tested without sleeps.
+//! Continuous batching: a batch closes at `max_batch` items, or as soon as its model is
+//! free (no wait while the model idles), or at the latest `max_wait` after its FIRST
+//! item. Items already waiting always join, so under load batches fill up while the
+//! model works, and alone an item goes at once. The rule is a pure function; the async
+//! collector only supplies time, items and the model's load, so the rule is tested
+//! without sleeps. Both stages batch this way, in the fleet and in `index` alike.
 
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::{Event, Events, Worker};
+use crate::model_load::ModelLoad;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,9 +35,10 @@ impl BatchPolicy {
         Duration::from_millis(self.max_wait_ms)
     }
 
-    /// Whether a batch of `len` items whose first item arrived `waited` ago is complete.
-    pub fn is_closed(&self, len: usize, waited: Duration) -> bool {
-        len >= self.max_batch.max(1) || (len > 0 && waited >= self.max_wait())
+    /// Whether a batch of `len` items (every item ready at once taken), whose first item
+    /// arrived `waited` ago, goes to a model that is idle or not.
+    pub fn is_closed(&self, len: usize, waited: Duration, model_idle: bool) -> bool {
+        len >= self.max_batch.max(1) || (len > 0 && (model_idle || waited >= self.max_wait()))
     }
 }
 
@@ -44,20 +49,35 @@ pub struct Batch<T> {
     pub waited: Duration,
 }
 
-/// Collects the next batch; `None` once the channel is closed and empty.
-pub async fn next_batch<T>(rx: &mut mpsc::Receiver<T>, policy: &BatchPolicy) -> Option<Batch<T>> {
+/// Collects the next batch for the model whose load is `model`; `None` once the
+/// channel is closed and empty.
+pub async fn next_batch<T>(
+    rx: &mut mpsc::Receiver<T>,
+    policy: &BatchPolicy,
+    model: &ModelLoad,
+) -> Option<Batch<T>> {
     let first = rx.recv().await?;
     let started = Instant::now();
     let deadline = started + policy.max_wait();
-    let mut items = Vec::with_capacity(policy.max_batch.max(1));
+    let max = policy.max_batch.max(1);
+    let mut items = Vec::with_capacity(max);
     items.push(first);
-    while !policy.is_closed(items.len(), started.elapsed()) {
+    loop {
+        while items.len() < max
+            && let Ok(item) = rx.try_recv()
+        {
+            items.push(item);
+        }
+        if policy.is_closed(items.len(), started.elapsed(), model.is_idle()) {
+            break;
+        }
         tokio::select! {
             biased;
             item = rx.recv() => match item {
                 Some(item) => items.push(item),
                 None => break,
             },
+            _ = model.idle() => {}
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
@@ -72,10 +92,11 @@ pub async fn next_batch<T>(rx: &mut mpsc::Receiver<T>, policy: &BatchPolicy) -> 
 pub(crate) async fn next_reported_batch<T>(
     rx: &mut mpsc::Receiver<T>,
     policy: &BatchPolicy,
+    model: &ModelLoad,
     worker: Worker,
     events: &Events,
 ) -> Option<Vec<T>> {
-    let batch = next_batch(rx, policy).await?;
+    let batch = next_batch(rx, policy, model).await?;
     events.emit(Event::BatchClosed {
         worker,
         size: batch.items.len(),
@@ -93,32 +114,74 @@ mod tests {
         max_wait_ms: 50,
     };
 
+    const IDLE: bool = true;
+    const BUSY: bool = false;
+
     #[test]
-    fn the_rule_closes_on_size_or_on_the_first_items_wait() {
+    fn the_rule_closes_on_size_on_a_free_model_or_on_the_first_items_wait() {
         let ms = Duration::from_millis;
         let cases = [
-            (0, ms(1000), false), // nothing to send, however long
-            (1, ms(0), false),
-            (3, ms(49), false),
-            (4, ms(0), true), // full
-            (9, ms(0), true),
-            (1, ms(50), true), // waited long enough
+            (0, ms(1000), BUSY, false), // nothing to send, however long
+            (0, ms(1000), IDLE, false),
+            (1, ms(0), IDLE, true), // the model is free: no wait
+            (3, ms(0), IDLE, true),
+            (1, ms(0), BUSY, false), // the model is busy: keep filling
+            (3, ms(49), BUSY, false),
+            (4, ms(0), BUSY, true), // full
+            (9, ms(0), BUSY, true),
+            (1, ms(50), BUSY, true), // the upper bound under load
         ];
-        for (len, waited, closed) in cases {
+        for (len, waited, idle, closed) in cases {
             assert_eq!(
-                P.is_closed(len, waited),
+                P.is_closed(len, waited, idle),
                 closed,
-                "len {len} waited {waited:?}"
+                "len {len} waited {waited:?} idle {idle}"
             );
         }
         let one = BatchPolicy {
             max_batch: 0,
-            max_wait_ms: 0,
+            max_wait_ms: 1000,
         };
         assert!(
-            one.is_closed(1, ms(0)),
+            one.is_closed(1, ms(0), BUSY),
             "a zero max_batch still makes batches of one"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_free_model_takes_what_is_ready_at_once() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for i in 0..3 {
+            tx.send(i).await.unwrap();
+        }
+        let b = next_batch(&mut rx, &P, &ModelLoad::default())
+            .await
+            .unwrap();
+        assert_eq!(b.items, vec![0, 1, 2]);
+        assert_eq!(b.waited, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_for_a_busy_model_fills_until_the_model_is_free() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let model = ModelLoad::default();
+        let busy = model.begin();
+        tx.send(1).await.unwrap();
+        let feeder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            tx.send(2).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(busy);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tx.send(3).await.unwrap();
+        });
+        let b = next_batch(&mut rx, &P, &model).await.unwrap();
+        assert_eq!(b.items, vec![1, 2], "closed when the model was freed");
+        assert_eq!(b.waited, Duration::from_millis(20));
+        let b = next_batch(&mut rx, &P, &model).await.unwrap();
+        assert_eq!(b.items, vec![3]);
+        assert_eq!(b.waited, Duration::ZERO);
+        feeder.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -127,14 +190,18 @@ mod tests {
         for i in 0..6 {
             tx.send(i).await.unwrap();
         }
-        let b = next_batch(&mut rx, &P).await.unwrap();
+        let b = next_batch(&mut rx, &P, &ModelLoad::default())
+            .await
+            .unwrap();
         assert_eq!(b.items, vec![0, 1, 2, 3]);
         assert_eq!(b.waited, Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_partial_batch_closes_max_wait_after_its_first_item() {
+    async fn under_load_a_partial_batch_closes_max_wait_after_its_first_item() {
         let (tx, mut rx) = mpsc::channel(16);
+        let model = ModelLoad::default();
+        let _busy = model.begin();
         tx.send(1).await.unwrap();
         let late = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -142,13 +209,13 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(40)).await;
             tx.send(3).await.unwrap();
         });
-        let b = next_batch(&mut rx, &P).await.unwrap();
+        let b = next_batch(&mut rx, &P, &model).await.unwrap();
         assert_eq!(b.items, vec![1, 2], "item 3 came 70 ms after the first");
         assert_eq!(b.waited, Duration::from_millis(50));
-        let b = next_batch(&mut rx, &P).await.unwrap();
+        let b = next_batch(&mut rx, &P, &model).await.unwrap();
         assert_eq!(b.items, vec![3]);
         late.await.unwrap();
-        assert!(next_batch(&mut rx, &P).await.is_none());
+        assert!(next_batch(&mut rx, &P, &model).await.is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -156,7 +223,9 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         tx.send(1).await.unwrap();
         drop(tx);
-        let b = next_batch(&mut rx, &P).await.unwrap();
+        let model = ModelLoad::default();
+        let _busy = model.begin();
+        let b = next_batch(&mut rx, &P, &model).await.unwrap();
         assert_eq!(b.items, vec![1]);
         assert_eq!(b.waited, Duration::ZERO);
     }

@@ -127,8 +127,10 @@ impl DetectorStage {
             let this = self.clone();
             tokio::spawn(async move {
                 let events = this.events.clone();
+                let load = this.model.load();
                 while let Some(items) =
-                    next_reported_batch(&mut prep_rx, &policy, Worker::Detector, &events).await
+                    next_reported_batch(&mut prep_rx, &policy, &load, Worker::Detector, &events)
+                        .await
                 {
                     let detected = this.infer(items).await;
                     if det_tx.send(detected).await.is_err() {

@@ -75,8 +75,10 @@ impl ExtractorStage {
             let this = self.clone();
             tokio::spawn(async move {
                 let events = this.events.clone();
+                let load = this.model.load();
                 while let Some(items) =
-                    next_reported_batch(&mut prep_rx, &policy, Worker::Extractor, &events).await
+                    next_reported_batch(&mut prep_rx, &policy, &load, Worker::Extractor, &events)
+                        .await
                 {
                     this.process(items).await;
                 }

@@ -11,6 +11,7 @@ pub mod fs_source;
 pub mod index;
 mod intake;
 pub mod local_queue;
+pub mod model_load;
 pub mod model_thread;
 pub mod parts;
 mod per_item;

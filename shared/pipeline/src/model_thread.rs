@@ -4,17 +4,28 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::model_load::ModelLoad;
+
 type Job<M> = Box<dyn FnOnce(&mut M) + Send>;
 
 pub struct ModelThread<M> {
     tx: mpsc::Sender<Job<M>>,
+    load: ModelLoad,
 }
 
 impl<M> Clone for ModelThread<M> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            load: self.load.clone(),
         }
+    }
+}
+
+impl<M> ModelThread<M> {
+    /// Calls in progress on this model, shared by every clone of this handle.
+    pub fn load(&self) -> ModelLoad {
+        self.load.clone()
     }
 }
 
@@ -63,7 +74,13 @@ impl<M: 'static> ModelThread<M> {
                 message: e.to_string(),
             })?;
         match ready_rx.recv() {
-            Ok(Ok(info)) => Ok((Self { tx }, info)),
+            Ok(Ok(info)) => Ok((
+                Self {
+                    tx,
+                    load: ModelLoad::default(),
+                },
+                info,
+            )),
             Ok(Err(message)) => Err(ModelThreadError::Start {
                 name: name.to_string(),
                 message,
@@ -81,6 +98,7 @@ impl<M: 'static> ModelThread<M> {
         F: FnOnce(&mut M) -> R + Send + 'static,
         R: Send + 'static,
     {
+        let _busy = self.load.begin();
         let (tx, rx) = oneshot::channel();
         let job: Job<M> = Box::new(move |m| {
             let _ = tx.send(f(m));

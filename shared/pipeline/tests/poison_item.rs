@@ -31,8 +31,12 @@ impl ImageSource for Photos {
     }
 }
 
+/// Detector batch sizes; the first batch to close also frees the model (see below).
 #[derive(Default)]
-struct BatchSizes(Mutex<Vec<usize>>);
+struct BatchSizes {
+    sizes: Mutex<Vec<usize>>,
+    release: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
 
 impl EventSink for BatchSizes {
     fn emit(&self, event: &Event) {
@@ -42,7 +46,8 @@ impl EventSink for BatchSizes {
             ..
         } = event
         {
-            self.0.lock().unwrap().push(*size);
+            self.sizes.lock().unwrap().push(*size);
+            self.release.lock().unwrap().take();
         }
     }
 }
@@ -82,6 +87,20 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
     let (extract_tx, mut extract_rx, _) = local_queue::<ExtractJob>(64, LocalRetry::default());
     let (detect_tx, detect_rx, dead) = local_queue::<DetectJob>(64, LocalRetry::default());
     let sizes = Arc::new(BatchSizes::default());
+    // The model is held busy until the first batch closes, so that batch fills to
+    // max_batch: a free model would take each image as it comes (continuous batching).
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    *sizes.release.lock().unwrap() = Some(release);
+    let hold = detector.model.clone();
+    let holder = tokio::spawn(async move {
+        hold.call(move |_| {
+            let _ = held.recv();
+        })
+        .await
+    });
+    while detector.model.load().is_idle() {
+        tokio::task::yield_now().await;
+    }
     let mut stage = parts::detector_stage(
         &settings,
         &detector,
@@ -106,7 +125,12 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
     .await
     .expect("the stage settles every delivery and ends with its queue");
 
-    assert_eq!(*sizes.0.lock().unwrap(), vec![BATCH as usize], "one batch");
+    holder.await.unwrap().unwrap();
+    assert_eq!(
+        *sizes.sizes.lock().unwrap(),
+        vec![BATCH as usize],
+        "one batch"
+    );
     let dead = dead.snapshot();
     assert_eq!(
         dead.len(),
