@@ -34,7 +34,7 @@ pub struct AppState {
     pub backfill_admission: tokio::sync::Mutex<()>,
 }
 
-/// The `/v1` routes, unprotected: [`crate::http_limits::assemble`] adds the token check
+/// The `/v1` routes, unprotected: [`imgfeat_http::assemble`] adds the token check
 /// and the limits.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

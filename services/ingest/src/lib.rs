@@ -4,16 +4,14 @@
 //!   folder ([`watch`]) feed the live queue;
 //! - `POST /v1/backfill` starts a resumable, rate-limited backfill ([`backfill`]).
 //!
-//! The API needs a bearer token ([`auth`]) and has limits ([`http_limits`]); metrics
+//! The API needs a bearer token (`imgfeat_http::auth`) and has limits (`imgfeat_http::guard`); metrics
 //! and probes are served on their own port ([`Listeners`]).
 //!
 //! The binary only parses flags and signals; [`run`] is the service, so tests drive the
 //! same code.
 
 pub mod api;
-pub mod auth;
 pub mod backfill;
-pub mod http_limits;
 pub mod settings;
 pub mod uploads;
 pub mod watch;
@@ -174,7 +172,7 @@ pub async fn run(
         telemetry.clone(),
         shutdown.clone(),
     )));
-    let app = http_limits::assemble(
+    let app = imgfeat_http::assemble(
         api::router(state),
         imgfeat_telemetry::health_router(readiness.clone()),
         &settings.http,

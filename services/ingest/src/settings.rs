@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use imgfeat_amqp::AmqpConfig;
 pub use imgfeat_app::settings::{StoreKind, StoreSettings};
+pub use imgfeat_http::{AuthMode, HttpSettings, MIN_TOKEN_LEN, Token};
 use imgfeat_core::ModelVersion;
 use serde::{Deserialize, Serialize};
 
@@ -41,75 +42,6 @@ impl Default for Settings {
         }
     }
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Address of the HTTP API (`127.0.0.1:0` picks a free port).
-    pub listen: String,
-    /// Address of `/metrics`, `/healthz` and `/readyz`, apart from the API so that
-    /// Prometheus and the probes need no token and the API port can be closed to them.
-    pub metrics_listen: String,
-    /// `token` (the default): every `/v1` request needs `Authorization: Bearer <token>`.
-    /// `none`: no check at all, for a laptop; never in a shared network.
-    pub auth: AuthMode,
-    /// The bearer token (`IMGFEAT_HTTP__TOKEN`, from a Secret in production).
-    #[serde(skip_serializing)]
-    pub token: Option<Token>,
-    /// Largest request body; bigger ones get 413 before they are read.
-    pub max_body_bytes: usize,
-    /// A request still running after this long gets 503 (the client may retry: every
-    /// publish is idempotent downstream).
-    pub request_timeout_ms: u64,
-    /// Requests served at once; one more gets 429 at once rather than queueing.
-    pub max_concurrent_requests: usize,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            listen: "0.0.0.0:8080".into(),
-            metrics_listen: "0.0.0.0:9464".into(),
-            auth: AuthMode::Token,
-            token: None,
-            // 10 000 IDs of 20 digits fit 4 times over.
-            max_body_bytes: 1 << 20,
-            request_timeout_ms: 30_000,
-            max_concurrent_requests: 64,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    Token,
-    None,
-}
-
-/// A secret that never shows in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
-/// Shorter tokens are within reach of guessing over the network.
-pub const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -220,7 +152,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.amqp.validate()?;
         let invalid = |m: &str| Err(SettingsError::Invalid(m.to_owned()));
-        self.validate_http()?;
+        self.http.validate().map_err(SettingsError::Invalid)?;
         if self.limits.max_ids_per_request == 0
             || self.limits.max_backfill_range == 0
             || self.limits.max_running_backfills == 0
@@ -240,62 +172,6 @@ impl Settings {
         }
         if self.shutdown_grace_ms == 0 {
             return invalid("shutdown_grace_ms must be >= 1");
-        }
-        Ok(())
-    }
-
-    /// The API refuses to start open by accident: no token is an error unless
-    /// `auth = "none"` says so.
-    fn validate_http(&self) -> Result<(), SettingsError> {
-        let http = &self.http;
-        let invalid = |m: String| Err(SettingsError::Invalid(m));
-        for (key, value) in [
-            ("listen", &http.listen),
-            ("metrics_listen", &http.metrics_listen),
-        ] {
-            if value.parse::<std::net::SocketAddr>().is_err() {
-                return invalid(format!(
-                    "http.{key} {value:?} is not an address like 0.0.0.0:8080"
-                ));
-            }
-        }
-        let fixed_port = |a: &str| a.rsplit(':').next().is_some_and(|p| p != "0");
-        if http.listen == http.metrics_listen && fixed_port(&http.listen) {
-            return invalid(format!(
-                "http.listen and http.metrics_listen are both {}: metrics need their own port",
-                http.listen
-            ));
-        }
-        let token_len = http.token.as_ref().map_or(0, |t| t.expose().len());
-        match http.auth {
-            AuthMode::Token if token_len == 0 => {
-                return invalid(
-                    "http.token is not set: give the API a token (IMGFEAT_HTTP__TOKEN, from a Secret), \
-                     or set http.auth = \"none\" for local use"
-                        .into(),
-                );
-            }
-            AuthMode::Token if token_len < MIN_TOKEN_LEN => {
-                return invalid(format!(
-                    "http.token has {token_len} characters; use at least {MIN_TOKEN_LEN} (e.g. `openssl rand -hex 32`)"
-                ));
-            }
-            AuthMode::None if token_len > 0 => {
-                return invalid(
-                    "http.auth = \"none\" but http.token is set: remove one, so that it is clear whether the API is open"
-                        .into(),
-                );
-            }
-            _ => {}
-        }
-        if http.max_body_bytes == 0
-            || http.request_timeout_ms == 0
-            || http.max_concurrent_requests == 0
-        {
-            return invalid(
-                "http.max_body_bytes, http.request_timeout_ms and http.max_concurrent_requests must be >= 1"
-                    .into(),
-            );
         }
         Ok(())
     }

@@ -1,16 +1,17 @@
 //! The HTTP API: similar images of a stored image across every shard, and the internal
-//! per-shard query the replicas ask each other. Errors are JSON `{error, reason}`.
+//! per-shard query the replicas ask each other. Errors are JSON `{"error": ...}`, the
+//! shape of every imgfeat API.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use imgfeat_core::ImageId;
 use imgfeat_core::ports::ResultStore;
+use imgfeat_http::ApiError;
 use imgfeat_search::Hit;
 use serde::{Deserialize, Serialize};
 
@@ -33,37 +34,6 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/images/{id}/similar", get(similar_to_stored))
         .route("/v1/shard/query", post(shard_query))
         .with_state(state)
-}
-
-/// `{error, reason}` with its status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    reason: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let error = self
-            .status
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_lowercase();
-        (
-            self.status,
-            Json(serde_json::json!({ "error": error, "reason": self.reason })),
-        )
-            .into_response()
-    }
 }
 
 impl From<QueryError> for ApiError {

@@ -32,7 +32,7 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(http: &settings::HttpSettings) -> anyhow::Result<Self> {
+    pub async fn bind(http: &imgfeat_http::HttpSettings) -> anyhow::Result<Self> {
         let api = TcpListener::bind(&http.listen)
             .await
             .with_context(|| format!("binding http.listen {}", http.listen))?;
@@ -92,6 +92,7 @@ pub async fn run(
     let peers = Peers::new(
         settings.search.peers.clone(),
         Duration::from_millis(settings.search.peer_timeout_ms),
+        settings.http.token.clone(),
     )
     .context("building the HTTP client for the other shards")?;
     let state = ApiState {
@@ -103,7 +104,8 @@ pub async fn run(
         metrics,
     };
     let api_stop = shutdown.clone();
-    let api = axum::serve(listeners.api, api::routes(state))
+    let app = imgfeat_http::assemble(api::routes(state), axum::Router::new(), &settings.http);
+    let api = axum::serve(listeners.api, app)
         .with_graceful_shutdown(async move { api_stop.wait().await });
     let probes = imgfeat_telemetry::serve(listeners.metrics, telemetry, readiness, async move {
         shutdown.wait().await

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use imgfeat_http::Token;
 use imgfeat_search::Hit;
 use serde::{Deserialize, Serialize};
 
@@ -60,15 +61,25 @@ pub struct PeerFailure {
 pub struct Peers {
     client: reqwest::Client,
     urls: Vec<String>,
+    /// The shards share one token: each checks the others like any client.
+    token: Option<Token>,
 }
 
 impl Peers {
-    pub fn new(urls: Vec<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        urls: Vec<String>,
+        timeout: Duration,
+        token: Option<Token>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()?;
-        Ok(Self { client, urls })
+        Ok(Self {
+            client,
+            urls,
+            token,
+        })
     }
 
     pub fn count(&self) -> usize {
@@ -82,7 +93,8 @@ impl Peers {
             let client = self.client.clone();
             let endpoint = format!("{}/v1/shard/query", url.trim_end_matches('/'));
             let req = req.clone();
-            set.spawn(async move { (i, ask(&client, &endpoint, &req).await) });
+            let token = self.token.clone();
+            set.spawn(async move { (i, ask(&client, &endpoint, token.as_ref(), &req).await) });
         }
         let mut out: Vec<Result<Vec<Hit>, PeerFailure>> = self
             .urls
@@ -111,11 +123,14 @@ impl Peers {
 async fn ask(
     client: &reqwest::Client,
     endpoint: &str,
+    token: Option<&Token>,
     req: &ShardRequest,
 ) -> Result<Vec<Hit>, String> {
-    let res = client
-        .post(endpoint)
-        .json(req)
+    let mut post = client.post(endpoint).json(req);
+    if let Some(token) = token {
+        post = post.bearer_auth(token.expose());
+    }
+    let res = post
         .send()
         .await
         .map_err(|e| format!("no answer: {e}"))?;

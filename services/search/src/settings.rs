@@ -5,6 +5,7 @@ use std::path::Path;
 use imgfeat_app::logging::LogSettings;
 use imgfeat_app::settings::StoreSettings;
 use imgfeat_app::{SearchSettings, SettingsError, load_settings};
+pub use imgfeat_http::HttpSettings;
 use imgfeat_pipeline::PipelineSettings;
 use serde::Deserialize;
 
@@ -13,6 +14,8 @@ use crate::shard::ShardSpec;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// The API's address, token and limits (`[http]`, as ingest's); the other shards
+    /// are called with the same token.
     pub http: HttpSettings,
     /// Where the codes are (the same `[store]` as every binary).
     pub store: StoreSettings,
@@ -20,24 +23,6 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub search: ServiceSettings,
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpSettings {
-    /// The API.
-    pub listen: String,
-    /// `/metrics`, `/healthz`, `/readyz`, apart from the API.
-    pub metrics_listen: String,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            listen: "0.0.0.0:8081".into(),
-            metrics_listen: "0.0.0.0:9465".into(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +72,7 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.http.validate().map_err(SettingsError::Invalid)?;
         self.pipeline.validate().map_err(SettingsError::Invalid)?;
         self.search
             .shard
@@ -120,16 +106,24 @@ impl Settings {
 mod tests {
     use super::*;
 
+    fn with_token() -> Settings {
+        let mut s = Settings::default();
+        s.http.token = Some(imgfeat_http::Token::new("0123456789abcdef"));
+        s
+    }
+
     #[test]
-    fn defaults_are_one_whole_shard() {
-        let s = Settings::default();
+    fn defaults_are_one_whole_shard_behind_a_token() {
+        let err = Settings::default().validate().unwrap_err().to_string();
+        assert!(err.contains("http.token"), "{err}");
+        let s = with_token();
         s.validate().unwrap();
         assert_eq!(s.search.shard, ShardSpec::default());
     }
 
     #[test]
     fn peers_must_match_the_shard_count() {
-        let mut s = Settings::default();
+        let mut s = with_token();
         s.search.shard = ShardSpec { index: 0, count: 2 };
         assert!(s.validate().unwrap_err().to_string().contains("peers"));
         s.search.peers = vec!["search-1:8081".into()];

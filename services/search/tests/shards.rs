@@ -15,6 +15,8 @@ use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
 use imgfeat_store::SqliteStore;
 use serde_json::Value;
 
+const TOKEN: &str = "search-test-token-0123456789";
+
 struct Shard {
     api: String,
     probes: String,
@@ -74,6 +76,7 @@ async fn start(
     settings.store.path = store.to_path_buf();
     settings.search.shard = spec;
     settings.search.peers = peers;
+    settings.http.token = Some(imgfeat_http::Token::new(TOKEN));
     settings.validate().unwrap();
     let api = format!("http://{}", listeners.api.local_addr().unwrap());
     let probes = format!("http://{}", listeners.metrics.local_addr().unwrap());
@@ -111,7 +114,7 @@ async fn wait_ready(client: &reqwest::Client, shard: &Shard) {
 }
 
 async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
-    let res = client.get(url).send().await.unwrap();
+    let res = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -240,8 +243,23 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
         let (got, body) = get(&client, url.clone()).await;
         assert_eq!(got, status, "{url}: {body}");
     }
+    // Without the token: refused before any work, the shard query too.
+    let res = client
+        .get(format!("{}/v1/images/{}/similar", a.api, seeds[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client
+        .post(format!("{}/v1/shard/query", b.api))
+        .json(&serde_json::json!({"code": "00", "k": 3, "radius": null, "exclude": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
     let res = client
         .post(format!("{}/v1/shard/query", a.api))
+        .bearer_auth(TOKEN)
         .json(&serde_json::json!({"code": "zz", "k": 3, "radius": null, "exclude": null}))
         .send()
         .await

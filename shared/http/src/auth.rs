@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
+use crate::ApiError;
 use crate::settings::{AuthMode, HttpSettings};
 
 #[derive(Clone)]

@@ -24,7 +24,7 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::api::ApiError;
+use crate::ApiError;
 use crate::auth::{BearerAuth, require_token};
 use crate::settings::HttpSettings;
 

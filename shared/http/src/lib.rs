@@ -1,0 +1,14 @@
+//! What stands in front of every imgfeat HTTP API, in one place so that every service
+//! that listens is authenticated, limited and timed out the same way: the `[http]`
+//! settings, the bearer token ([`auth`]), the limits and the timeout ([`guard`]), and the
+//! JSON error shape ([`ApiError`]).
+
+pub mod auth;
+mod error;
+pub mod guard;
+mod settings;
+
+pub use auth::BearerAuth;
+pub use error::ApiError;
+pub use guard::assemble;
+pub use settings::{AuthMode, HttpSettings, MIN_TOKEN_LEN, Token};
