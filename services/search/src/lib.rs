@@ -90,7 +90,7 @@ pub async fn run(
         });
     }
     let peers = Peers::new(
-        settings.search.peers.clone(),
+        settings.search.peers(),
         Duration::from_millis(settings.search.peer_timeout_ms),
         settings.http.token.clone(),
     )

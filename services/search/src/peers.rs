@@ -130,10 +130,7 @@ async fn ask(
     if let Some(token) = token {
         post = post.bearer_auth(token.expose());
     }
-    let res = post
-        .send()
-        .await
-        .map_err(|e| format!("no answer: {e}"))?;
+    let res = post.send().await.map_err(|e| format!("no answer: {e}"))?;
     let status = res.status();
     if !status.is_success() {
         let body = res.text().await.unwrap_or_default();

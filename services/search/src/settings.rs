@@ -30,9 +30,11 @@ pub struct Settings {
 pub struct ServiceSettings {
     /// This replica's share of the version.
     pub shard: ShardSpec,
-    /// Base URLs of the other shards' APIs (`http://search-1.search:8081`): a query to
-    /// any replica is answered from every shard.
-    pub peers: Vec<String>,
+    /// Base URL of every shard's API, in shard order (`http://search-0.search:8080`,
+    /// `http://search-1.search:8080`, ...), the same list for every replica: each asks
+    /// all but its own, so a query to any replica is answered from every shard. Empty
+    /// for a single shard.
+    pub shard_urls: Vec<String>,
     /// How long a peer may take to answer its part of a query.
     pub peer_timeout_ms: u64,
     /// Most neighbours one query may ask for.
@@ -47,7 +49,7 @@ impl Default for ServiceSettings {
     fn default() -> Self {
         Self {
             shard: ShardSpec::default(),
-            peers: Vec::new(),
+            shard_urls: Vec::new(),
             peer_timeout_ms: 2_000,
             max_k: 1_000,
             max_radius: 32,
@@ -57,6 +59,16 @@ impl Default for ServiceSettings {
 }
 
 impl ServiceSettings {
+    /// Every shard's URL but this replica's own.
+    pub fn peers(&self) -> Vec<String> {
+        self.shard_urls
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.shard.index as usize)
+            .map(|(_, u)| u.clone())
+            .collect()
+    }
+
     pub fn dedup(&self) -> SearchSettings {
         SearchSettings {
             dedup_radius: self.dedup_radius,
@@ -84,17 +96,17 @@ impl Settings {
                 "search.max_k and search.peer_timeout_ms must be over 0".into(),
             ));
         }
-        if search.peers.len() + 1 != search.shard.count as usize {
+        let count = search.shard.count as usize;
+        if count > 1 && search.shard_urls.len() != count {
             return Err(SettingsError::Invalid(format!(
-                "search.peers names {} other shards, search.shard.count says {}",
-                search.peers.len(),
-                search.shard.count
+                "search.shard_urls names {} shards, search.shard.count says {count}",
+                search.shard_urls.len(),
             )));
         }
-        for peer in &search.peers {
-            if !(peer.starts_with("http://") || peer.starts_with("https://")) {
+        for url in &search.shard_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(SettingsError::Invalid(format!(
-                    "search.peers: {peer:?} is not an http(s) URL"
+                    "search.shard_urls: {url:?} is not an http(s) URL"
                 )));
             }
         }
@@ -122,13 +134,14 @@ mod tests {
     }
 
     #[test]
-    fn peers_must_match_the_shard_count() {
+    fn shard_urls_must_match_the_shard_count() {
         let mut s = with_token();
-        s.search.shard = ShardSpec { index: 0, count: 2 };
-        assert!(s.validate().unwrap_err().to_string().contains("peers"));
-        s.search.peers = vec!["search-1:8081".into()];
+        s.search.shard = ShardSpec { index: 1, count: 2 };
+        assert!(s.validate().unwrap_err().to_string().contains("shard_urls"));
+        s.search.shard_urls = vec!["http://search-0:8080".into(), "search-1:8080".into()];
         assert!(s.validate().unwrap_err().to_string().contains("http"));
-        s.search.peers = vec!["http://search-1:8081".into()];
+        s.search.shard_urls[1] = "http://search-1:8080".into();
         s.validate().unwrap();
+        assert_eq!(s.search.peers(), vec!["http://search-0:8080".to_string()]);
     }
 }

@@ -70,12 +70,12 @@ async fn start(
     store: &std::path::Path,
     spec: ShardSpec,
     listeners: Listeners,
-    peers: Vec<String>,
+    shard_urls: Vec<String>,
 ) -> Shard {
     let mut settings = Settings::default();
     settings.store.path = store.to_path_buf();
     settings.search.shard = spec;
-    settings.search.peers = peers;
+    settings.search.shard_urls = shard_urls;
     settings.http.token = Some(imgfeat_http::Token::new(TOKEN));
     settings.validate().unwrap();
     let api = format!("http://{}", listeners.api.local_addr().unwrap());
@@ -159,8 +159,9 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
         format!("http://{}", la.api.local_addr().unwrap()),
         format!("http://{}", lb.api.local_addr().unwrap()),
     );
-    let a = start(&path, ShardSpec { index: 0, count: 2 }, la, vec![url_b]).await;
-    let b = start(&path, ShardSpec { index: 1, count: 2 }, lb, vec![url_a]).await;
+    let urls = vec![url_a, url_b];
+    let a = start(&path, ShardSpec { index: 0, count: 2 }, la, urls.clone()).await;
+    let b = start(&path, ShardSpec { index: 1, count: 2 }, lb, urls).await;
     let client = reqwest::Client::new();
     wait_ready(&client, &a).await;
     wait_ready(&client, &b).await;
