@@ -111,7 +111,7 @@ def check_container(where, c, pod, need_probes):
     args = c.get("args", [])
     cfg = args[args.index("--config") + 1] if "--config" in args else None
     env = {}
-    if args and args[0] == "imgfeat-ingest":
+    if args and args[0] in ("imgfeat-ingest", "imgfeat-search"):
         token = [e for e in c.get("env", []) if e["name"] == "IMGFEAT_HTTP__TOKEN"]
         if not token or "secretKeyRef" not in token[0].get("valueFrom", {}): fail(f"{where}: IMGFEAT_HTTP__TOKEN must come from a secretKeyRef")
     for e in c.get("env", []):
@@ -136,11 +136,16 @@ for path, docs in docs_by_render.items():
     for d in docs: by_kind.setdefault(d["kind"], []).append(d)
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
     if set(deployments) != {"imgfeat-ingest", "imgfeat-detector", "imgfeat-extractor"}: fail(f"{tag}: deployments are {sorted(deployments)}")
-    for name, d in deployments.items():
+    statefulsets = {d["metadata"]["name"]: d for d in by_kind.get("StatefulSet", [])}
+    if set(statefulsets) != {"imgfeat-search"}: fail(f"{tag}: statefulsets are {sorted(statefulsets)}")
+    for d in statefulsets.values():
+        headless = [s for s in by_kind.get("Service", []) if s["metadata"]["name"] == d["spec"].get("serviceName")]
+        if not headless or headless[0]["spec"].get("clusterIP") != "None": fail(f"{tag}: statefulset {d['metadata']['name']} needs a headless serviceName")
+    for name, d in {**deployments, **statefulsets}.items():
         pod = d["spec"]["template"]["spec"]
         labels = d["spec"]["template"]["metadata"]["labels"]
         for c in pod["containers"]:
-            ports = check_container(f"{tag} deployment/{name}/{c['name']}", c, pod, True)
+            ports = check_container(f"{tag} {d['kind'].lower()}/{name}/{c['name']}", c, pod, True)
         sel = lambda o: all(labels.get(k) == v for k, v in o.items())
         if not any(sel(p["spec"]["selector"]["matchLabels"]) for p in by_kind.get("PodDisruptionBudget", [])): fail(f"{tag}: no PodDisruptionBudget for {name}")
         if not any(sel(s["spec"]["selector"]) for s in by_kind.get("Service", [])): fail(f"{tag}: no Service for {name}")
@@ -178,7 +183,7 @@ compose = yaml.safe_load(open(os.path.join(root, "docker/docker-compose.yml")))
 services = compose["services"]
 PINNED = {"rabbitmq": "rabbitmq:4.1-management", "scylla": "scylladb/scylla:2025.1",
           "prometheus": "prom/prometheus:v3.5.0", "grafana": "grafana/grafana:12.1.0"}
-OURS = {"ingest": "imgfeat-ingest", "detector": "imgfeat-detector", "extractor": "imgfeat-extractor"}
+OURS = {"ingest": "imgfeat-ingest", "detector": "imgfeat-detector", "extractor": "imgfeat-extractor", "search": "imgfeat-search"}
 if set(services) != set(PINNED) | set(OURS): fail(f"compose services are {sorted(services)}")
 for name, image in PINNED.items():
     got = services.get(name, {}).get("image", "")
@@ -213,7 +218,7 @@ for name, binary in OURS.items():
     # The port /metrics is served on, from the env or the config file (ingest serves
     # them apart from its API, on http.metrics_listen).
     conf = tomllib.load(open(cfg_file, "rb")) if cfg_file else {}
-    section, key = ("http", "metrics_listen") if name == "ingest" else ("telemetry", "listen")
+    section, key = ("http", "metrics_listen") if name in ("ingest", "search") else ("telemetry", "listen")
     listen = env.get(f"IMGFEAT_{section.upper()}__{key.upper()}") or conf.get(section, {}).get(key)
     if not listen: fail(f"compose {name}: no {section}.{key}"); continue
     port = listen.rsplit(":", 1)[1]

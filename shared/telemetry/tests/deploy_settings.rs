@@ -21,6 +21,7 @@ fn repo() -> PathBuf {
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Ingest,
+    Search,
     Worker,
     /// The `imgfeat` CLI (the migration Job).
     Cli,
@@ -29,6 +30,7 @@ enum Kind {
 fn kind_of(binary: &str) -> Kind {
     match binary {
         "imgfeat-ingest" => Kind::Ingest,
+        "imgfeat-search" => Kind::Search,
         "imgfeat-detector" | "imgfeat-extractor" => Kind::Worker,
         "imgfeat" => Kind::Cli,
         other => panic!("no settings type known for binary {other}"),
@@ -57,6 +59,18 @@ fn load(kind: Kind, file: Option<&Path>, env: &HashMap<String, String>) -> Resul
                 b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
             }
             let s: imgfeat_app::AppSettings = b
+                .add_source(environment_layer(vars))
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| e.to_string())?;
+            s.validate().map_err(|e| e.to_string())
+        }
+        Kind::Search => {
+            let mut b = config::Config::builder();
+            if let Some(f) = file {
+                b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+            }
+            let s: imgfeat_search_service::Settings = b
                 .add_source(environment_layer(vars))
                 .build()
                 .and_then(|c| c.try_deserialize())
@@ -96,6 +110,8 @@ fn every_deploy_config_file_loads_alone() {
             let name = file.file_stem().unwrap().to_string_lossy().to_string();
             let kind = if name.starts_with("ingest") {
                 Kind::Ingest
+            } else if name.starts_with("search") {
+                Kind::Search
             } else if name.starts_with("migrate") {
                 Kind::Cli
             } else {
@@ -104,7 +120,7 @@ fn every_deploy_config_file_loads_alone() {
             // Ingest's API token is never in a file: the deployments give it from a
             // Secret (k8s) or the shell (compose), as this environment does.
             let env: HashMap<String, String> = match kind {
-                Kind::Ingest => [(
+                Kind::Ingest | Kind::Search => [(
                     "IMGFEAT_HTTP__TOKEN".to_owned(),
                     "from-the-secret-0123456789".to_owned(),
                 )]
