@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use imgfeat_amqp::AmqpConfig;
 pub use imgfeat_app::settings::{StoreKind, StoreSettings};
-pub use imgfeat_http::{AuthMode, HttpSettings, MIN_TOKEN_LEN, Token};
 use imgfeat_core::ModelVersion;
+pub use imgfeat_http::{AuthMode, HttpSettings, MIN_TOKEN_LEN, Token};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -47,7 +47,10 @@ mod tests {
     async fn every_code_write_moves_its_versions_generation_and_only_its() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
-        let (a, b) = (ModelVersion::new("a@1").unwrap(), ModelVersion::new("b@1").unwrap());
+        let (a, b) = (
+            ModelVersion::new("a@1").unwrap(),
+            ModelVersion::new("b@1").unwrap(),
+        );
         assert_eq!(store.code_generation(&a).await.unwrap(), 0);
         store.put_codes(&[rec(1, &a, 0)]).await.unwrap();
         let g1 = store.code_generation(&a).await.unwrap();
