@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use imgfeat_app::AppSettings;
-use imgfeat_app::paths::SqlitePathRegistry;
 use imgfeat_eval::{CodedItem, Corpus, EvalReport, VersionReport, corpus, report};
-use imgfeat_pipeline::{Events, IndexOptions, IndexRun, PipelineSettings, parts};
+use imgfeat_pipeline::{Events, PipelineSettings};
 use imgfeat_store::SqliteStore;
 
 use crate::progress::ProgressSink;
@@ -130,23 +129,16 @@ async fn evaluate_version(
     quiet: bool,
 ) -> anyhow::Result<VersionReport> {
     let store = Arc::new(SqliteStore::open(store_path)?);
-    let detector = parts::load_detector(pipeline).context("loading the detector")?;
-    let extractor = parts::load_extractor(pipeline).context("loading the extractor")?;
     let progress = Arc::new(ProgressSink::new(!quiet));
-    let registry = SqlitePathRegistry(store.clone());
-    let run = IndexRun {
-        settings: pipeline,
-        detector: &detector,
-        extractor: &extractor,
-        store: store.clone(),
-        registry: &registry,
-        events: Events::new().with(progress.clone()),
-    };
-    let version = run.code_version()?;
     let files = corpus.files();
-    let summary = run
-        .run_files("eval corpus", &files, 0, IndexOptions { force: false })
-        .await?;
+    let (version, summary) = super::local_index::index_files(
+        pipeline,
+        store.clone(),
+        "eval corpus",
+        &files,
+        Events::new().with(progress.clone()),
+    )
+    .await?;
     progress.finish();
     tracing::info!(
         %version,

@@ -3,6 +3,7 @@ mod dedup;
 mod dlq;
 mod eval;
 mod index;
+mod local_index;
 mod probe;
 mod saved_index;
 mod show;

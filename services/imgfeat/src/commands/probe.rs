@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use imgfeat_app::AppSettings;
-use imgfeat_app::paths::SqlitePathRegistry;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
-use imgfeat_pipeline::{Events, IndexOptions, IndexRun, parts};
+use imgfeat_pipeline::Events;
 use imgfeat_store::SqliteStore;
 
 /// What the search starts from.
@@ -99,32 +98,19 @@ async fn index_file(
     file: &Path,
     version: &ModelVersion,
 ) -> anyhow::Result<ImageId> {
-    let pipeline = &settings.pipeline;
-    let detector = parts::load_detector(pipeline).context("loading the detector")?;
-    let extractor = parts::load_extractor(pipeline).context("loading the extractor")?;
-    let registry = SqlitePathRegistry(store.clone());
-    let run = IndexRun {
-        settings: pipeline,
-        detector: &detector,
-        extractor: &extractor,
-        store: store.clone(),
-        registry: &registry,
-        events: Events::new(),
-    };
-    if run.code_version()? != *version {
-        bail!(
-            "the pipeline codes under {}, the search is over {version}",
-            run.code_version()?
-        );
-    }
     let files: Vec<PathBuf> = vec![file.to_path_buf()];
-    run.run_files(
-        &file.display().to_string(),
+    let label = file.display().to_string();
+    let (coded_as, _) = super::local_index::index_files(
+        &settings.pipeline,
+        store.clone(),
+        &label,
         &files,
-        0,
-        IndexOptions { force: false },
+        Events::new(),
     )
     .await?;
+    if coded_as != *version {
+        bail!("the pipeline codes under {coded_as}, the search is over {version}");
+    }
     store
         .id_of_path(&file.display().to_string())
         .await?
