@@ -10,19 +10,30 @@
 //! sides decode JPEGs with libjpeg-turbo, so what is left is the resize's fixed-point
 //! rounding, which 4:2:0 chroma gives more to disagree on (measured: PNG max 0.0018,
 //! JPEG max 0.0062; with zune-jpeg it was 0.0253).
+//!
+//! Codes: fixtures/golden_codes.json (a copy of shared/models/golden_codes.json) holds
+//! the reference's box and 64-bit code of each photo. From that box, our crop, resize,
+//! backbone and SimHash head must give the same code bit for bit, on every photo the
+//! reference decoded as we do (it ignored EXIF orientation; we apply it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
-use imgfeat_core::{BoundingBox, CropRect, Detection};
+use imgfeat_core::{BinaryCode, BoundingBox, CropRect, Detection};
 use imgfeat_imaging::{DecodeLimits, RgbImage, decode_rgb, resize_to_tensor};
-use imgfeat_model::{Backbone, Detector, DetectorThresholds, OrtRuntime, SessionOptions};
+use imgfeat_model::{
+    Backbone, Detector, DetectorThresholds, Manifest, OrtRuntime, SessionOptions, SimHashHead,
+};
 use serde_json::Value;
 
 const SCORE_TOL: f32 = 0.02;
 const THRESHOLD: f32 = 0.3;
 const PNG_TOL: f32 = 0.005;
 const JPEG_TOL: f32 = 0.01;
+/// A differing code bit is allowed only where our projection is this close to zero,
+/// relative to the photo's median |projection|: a sign the resize's last rounding can
+/// flip, not a different code.
+const NEAR_ZERO: f32 = 0.02;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -241,4 +252,75 @@ fn batch_of_8_gives_the_same_results_as_batch_of_1() {
             .fold(0f32, f32::max);
         assert!(max < 1e-3, "photo {i}: max |diff| {max}");
     }
+}
+
+#[test]
+fn codes_match_the_python_reference_bit_for_bit() {
+    let text = std::fs::read_to_string(repo().join("fixtures/golden_codes.json")).unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let rt = OrtRuntime::get().unwrap();
+    let mut backbone = Backbone::load(
+        &rt,
+        &repo().join("models/efficientnet_lite0_imagenet.toml"),
+        options(),
+    )
+    .unwrap();
+    let head_manifest = Manifest::load(&repo().join("models/simhash64_effnet_lite0.toml")).unwrap();
+    let head = SimHashHead::load(&head_manifest).unwrap();
+    let (w, h) = backbone.input_size();
+    let mut report = Vec::new();
+    let (mut compared, mut equal, mut near_zero) = (0, 0, 0);
+    for (name, img) in photos() {
+        let reference = &golden["photos"][&name];
+        let b: Vec<u32> = reference["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let (x2, y2) = (b[2].min(img.width()), b[3].min(img.height()));
+        let region = CropRect {
+            x: b[0],
+            y: b[1],
+            width: x2 - b[0],
+            height: y2 - b[1],
+        };
+        let mut input = vec![0f32; (w * h * 3) as usize];
+        resize_to_tensor(&img, region, w, h, &mut input).unwrap();
+        let embedding = backbone.embed(&input, 1).unwrap().remove(0);
+        let projections = head.project(&embedding).unwrap();
+        let ours = BinaryCode::from_signs(&projections).unwrap();
+        let code = reference["code"].as_str().unwrap();
+        let theirs = BinaryCode::from_bytes(64, hex::decode(code).unwrap()).unwrap();
+        let distance = ours.hamming(&theirs).unwrap();
+        // How far from its sign change each differing bit's projection is, against the
+        // photo's median |projection|.
+        let mut mags: Vec<f32> = projections.iter().map(|p| p.abs()).collect();
+        mags.sort_by(f32::total_cmp);
+        let median = mags[mags.len() / 2];
+        let margins: Vec<f32> = (0..64)
+            .filter(|&j| ours.bit(j) != theirs.bit(j))
+            .map(|j| projections[j].abs() / median)
+            .collect();
+        report.push(format!(
+            "{name}: {distance} bits, margins {margins:?} of the median |projection| (exif {})",
+            reference["exif_orientation"]
+        ));
+        if reference["exif_orientation"].as_u64() == Some(1) {
+            compared += 1;
+            equal += usize::from(distance == 0);
+            near_zero += usize::from(margins.iter().all(|m| *m < NEAR_ZERO));
+        }
+    }
+    println!("{}", report.join("\n"));
+    assert!(
+        compared >= 12,
+        "only {compared} photos decode as the reference did"
+    );
+    assert_eq!(near_zero, compared, "codes differ:\n{}", report.join("\n"));
+    assert!(
+        equal + 1 >= compared,
+        "more than one photo differs:\n{}",
+        report.join("\n")
+    );
 }
