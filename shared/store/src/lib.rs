@@ -1,9 +1,11 @@
 //! The embedded result store of imgfeat: results, failures, backfill jobs and the folder
-//! indexer's path registry in one SQLite file ([`SqliteStore`]), plus the conformance
-//! suite every [`ResultStore`](imgfeat_core::ports::ResultStore) implementation must pass
-//! ([`conformance`]).
+//! indexer's path registry in one SQLite file ([`SqliteStore`]). With the `testkit`
+//! feature, for tests only: the conformance suite every
+//! [`ResultStore`](imgfeat_core::ports::ResultStore) implementation must pass
+//! (`conformance`).
 
 mod backfill;
+#[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod copy;
 mod error;
