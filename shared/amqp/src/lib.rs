@@ -8,7 +8,6 @@
 //!   queues and dead-letter with the reason in headers (see [`headers`]).
 //! - [`dlq`]: list and requeue dead letters.
 
-mod backoff;
 mod config;
 mod confirm;
 mod connection;
@@ -23,11 +22,11 @@ mod redact;
 mod teardown;
 mod topology;
 
-pub use backoff::Backoff;
 pub use config::{AmqpConfig, ConfigError, unique_prefix};
 pub use connection::{AmqpConnection, BrokerState};
 pub use consumer::{AmqpConsumer, ConsumerStop};
 pub use error::AmqpError;
+pub use imgfeat_core::backoff::Backoff;
 pub use publisher::AmqpPublisher;
 pub use redact::{redact_url, scrub};
 pub use teardown::delete_queues_blocking;

@@ -2,6 +2,7 @@
 //! the pipeline talks to. Nothing here knows about ONNX Runtime, SQLite, RabbitMQ or CQL;
 //! adapters implement the ports in crates above this one.
 
+pub mod backoff;
 pub mod code;
 pub mod detection;
 pub mod failure;

@@ -5,7 +5,7 @@
 //! to a cluster that is already timing out.
 
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 use std::time::Duration;
 
 use scylla::errors::{
@@ -14,6 +14,7 @@ use scylla::errors::{
 };
 
 use crate::config::RetryConfig;
+use imgfeat_core::backoff::backoff_delay;
 
 /// What went wrong with a request, in the terms that decide what to do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,16 +119,6 @@ pub fn classify(err: &ExecutionError) -> ErrorKind {
     }
 }
 
-/// The delay before retry number `retry` (1 for the first retry): exponential from
-/// `base`, capped at `cap`, then "equal jitter" so that a fleet that failed together
-/// does not retry together. `jitter` in [0, 1) picks the point in the upper half.
-pub fn backoff_delay(retry: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(30));
-    let exp = base.saturating_mul(factor).min(cap);
-    let half = exp / 2;
-    half + half.mul_f64(jitter.clamp(0.0, 1.0))
-}
-
 /// Runs `op` until it succeeds, fails in a way retrying cannot fix, or runs out of
 /// attempts. Statements not marked idempotent are never retried: a write that timed out
 /// may have been applied.
@@ -153,7 +144,7 @@ where
                 if !idempotent || !kind.is_retryable() || attempt >= cfg.max_attempts {
                     return Err(err);
                 }
-                let fraction = (jitter.hash_one(attempt) % 1_000) as f64 / 1_000.0;
+                let fraction = imgfeat_core::backoff::jitter(&jitter, attempt);
                 let delay = backoff_delay(
                     attempt,
                     Duration::from_millis(cfg.base_backoff_ms),
@@ -253,17 +244,6 @@ mod tests {
         let kind = classify(&db(DbError::ServerError));
         assert_eq!(kind, ErrorKind::ServerFailure);
         assert!(!kind.is_retryable() && !kind.is_permanent());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_millis(1_000);
-        assert_eq!(backoff_delay(1, base, cap, 0.0), Duration::from_millis(50));
-        assert_eq!(backoff_delay(1, base, cap, 1.0), Duration::from_millis(100));
-        assert_eq!(backoff_delay(3, base, cap, 1.0), Duration::from_millis(400));
-        assert_eq!(backoff_delay(10, base, cap, 1.0), cap);
-        assert_eq!(backoff_delay(u32::MAX, base, cap, 0.5), cap * 3 / 4);
     }
 
     #[derive(Debug)]
