@@ -1,10 +1,8 @@
-//! Just enough HTTP/1.1 for the driver: one request per connection, JSON body.
+//! The driver's HTTP calls (ingest's API and the services' probes), through reqwest.
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use anyhow::Context;
 
 /// Sends `method path` with an optional JSON body and bearer token; returns (status, body).
 pub async fn request(
@@ -15,34 +13,29 @@ pub async fn request(
     body: Option<&str>,
     timeout: Duration,
 ) -> anyhow::Result<(u16, String)> {
-    tokio::time::timeout(timeout, async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        let body = body.unwrap_or("");
-        let auth = bearer
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let text = String::from_utf8_lossy(&response).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .with_context(|| format!("no HTTP status in {:?}", text.lines().next()))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
-    })
-    .await
-    .unwrap_or_else(|_| bail!("{method} {addr}{path}: no answer within {timeout:?}"))
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .context("building the HTTP client")?;
+    let verb = reqwest::Method::from_bytes(method.as_bytes())
+        .with_context(|| format!("{method} is not an HTTP method"))?;
+    let mut req = client.request(verb, format!("http://{addr}{path}"));
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned());
+    }
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("{method} {addr}{path}"))?;
+    let status = res.status().as_u16();
+    let text = res
+        .text()
+        .await
+        .with_context(|| format!("reading the answer to {method} {addr}{path}"))?;
+    Ok((status, text))
 }

@@ -7,21 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use imgfeat_pipeline::{Event, Outcome, Worker};
 use imgfeat_telemetry::{Readiness, Telemetry, serve};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// A plain HTTP/1.1 GET; returns the status code, the headers and the body.
+/// A GET through reqwest; returns the status code, the headers (one `name: value` a
+/// line) and the body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_owned(), body.to_owned())
+    let res = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = res.status().as_u16();
+    let head: String = res
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("")))
+        .collect();
+    (status, head, res.text().await.unwrap())
 }
 
 struct Server {

@@ -10,7 +10,7 @@ use imgfeat_core::message::{DetectJob, decode};
 use imgfeat_ingest::settings::Token;
 use imgfeat_ingest::{Listeners, Settings, ShutdownTrigger, shutdown_pair};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -111,8 +111,7 @@ where
     }
 }
 
-/// A minimal HTTP/1.1 client: one request per connection, JSON in and out, with the
-/// test token.
+/// A request with the test token, JSON in and out.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let auth = format!("Bearer {TOKEN}");
     let (status, _, json) = http_as(addr, Some(&auth), method, path, body).await;
@@ -120,7 +119,7 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
 }
 
 /// [`http`] with the given `Authorization` header (or none), also returning the
-/// response head (lowercased) for header checks.
+/// response headers (`name: value` lines, lowercase) for header checks.
 pub async fn http_as(
     addr: SocketAddr,
     authorization: Option<&str>,
@@ -128,17 +127,25 @@ pub async fn http_as(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    read_response(stream).await
+    let client = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+    let verb = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client
+        .request(verb, format!("http://{addr}{path}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.unwrap_or("").to_owned());
+    if let Some(a) = authorization {
+        req = req.header(reqwest::header::AUTHORIZATION, a);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let head: String = res
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("")).to_ascii_lowercase())
+        .collect();
+    let text = res.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, head, json)
 }
 
 /// Reads a whole response (the server closes the connection after it).
