@@ -77,6 +77,16 @@ fn options() -> SessionOptions {
     }
 }
 
+fn backbone() -> Backbone {
+    let rt = OrtRuntime::get().unwrap();
+    Backbone::load(
+        &rt,
+        &repo().join("models/efficientnet_lite0_imagenet.toml"),
+        options(),
+    )
+    .unwrap()
+}
+
 fn detector(manifest: &str) -> Detector {
     let rt = OrtRuntime::get().unwrap();
     let thresholds = DetectorThresholds {
@@ -172,9 +182,7 @@ fn nanodet_matches_the_python_reference_on_all_photos() {
 #[test]
 fn backbone_embeddings_match_the_python_reference() {
     let golden = golden();
-    let rt = OrtRuntime::get().unwrap();
-    let manifest = repo().join("models/efficientnet_lite0_imagenet.toml");
-    let mut backbone = Backbone::load(&rt, &manifest, options()).unwrap();
+    let mut backbone = backbone();
     let (w, h) = backbone.input_size();
     for (name, img) in photos() {
         let emb = backbone.embed(&tensor(&[&img], w, h), 1).unwrap().remove(0);
@@ -234,13 +242,7 @@ fn batch_of_8_gives_the_same_results_as_batch_of_1() {
     }
     assert!(any > 0, "the photos produced detections to compare");
 
-    let rt = OrtRuntime::get().unwrap();
-    let mut backbone = Backbone::load(
-        &rt,
-        &repo().join("models/efficientnet_lite0_imagenet.toml"),
-        options(),
-    )
-    .unwrap();
+    let mut backbone = backbone();
     let (w, h) = backbone.input_size();
     let batched = backbone.embed(&tensor(&eight, w, h), 8).unwrap();
     for (i, img) in eight.iter().enumerate() {
@@ -258,13 +260,7 @@ fn batch_of_8_gives_the_same_results_as_batch_of_1() {
 fn codes_match_the_python_reference_bit_for_bit() {
     let text = std::fs::read_to_string(repo().join("fixtures/golden_codes.json")).unwrap();
     let golden: Value = serde_json::from_str(&text).unwrap();
-    let rt = OrtRuntime::get().unwrap();
-    let mut backbone = Backbone::load(
-        &rt,
-        &repo().join("models/efficientnet_lite0_imagenet.toml"),
-        options(),
-    )
-    .unwrap();
+    let mut backbone = backbone();
     let head_manifest = Manifest::load(&repo().join("models/simhash64_effnet_lite0.toml")).unwrap();
     let head = SimHashHead::load(&head_manifest).unwrap();
     let (w, h) = backbone.input_size();
