@@ -102,14 +102,13 @@ impl ShardIndex {
             State::Ready(None) => return Ok(Vec::new()),
             State::Loading | State::Failed(_) => return Err(QueryError::Loading),
         };
-        let extra = usize::from(q.exclude.is_some());
-        let mut hits = match q.radius {
-            Some(r) => index.within(code, r)?,
-            None => index.knn(code, q.k.saturating_add(extra))?,
-        };
-        hits.retain(|h| Some(h.id) != q.exclude);
-        hits.truncate(q.k);
-        Ok(hits)
+        Ok(imgfeat_pipeline::search::neighbours(
+            index.as_ref(),
+            code,
+            q.k,
+            q.radius,
+            q.exclude,
+        )?)
     }
 }
 

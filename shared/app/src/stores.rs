@@ -19,6 +19,9 @@ pub struct OpenStore {
     pub results: Arc<dyn ResultStore>,
     pub backfills: Arc<dyn BackfillStore>,
     pub export: Arc<dyn ExportStore>,
+    /// The same store as its SQLite type, when it is the embedded one: for what only it
+    /// has (the path registry, the code generation).
+    pub embedded: Option<Arc<SqliteStore>>,
 }
 
 pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreError> {
@@ -28,7 +31,8 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
             Ok(OpenStore {
                 results: s.clone(),
                 backfills: s.clone(),
-                export: s,
+                export: s.clone(),
+                embedded: Some(s),
             })
         }
         StoreKind::Cql => {
@@ -37,6 +41,7 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
                 results: s.clone(),
                 backfills: s.clone(),
                 export: s,
+                embedded: None,
             })
         }
     }

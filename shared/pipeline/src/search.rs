@@ -4,7 +4,7 @@
 
 use imgfeat_core::ports::{ResultStore, ScanCursor, StoreError};
 use imgfeat_core::{CodeRecord, ImageId, ModelVersion};
-use imgfeat_search::{MultiIndex, SearchError};
+use imgfeat_search::{HammingIndex, Hit, MultiIndex, SearchError};
 
 /// Codes per page of a scan: large enough that SQLite and CQL pages amortise their round
 /// trip, small enough that a page of 256-bit codes stays a few hundred KB.
@@ -83,4 +83,23 @@ pub async fn load_index(
     let width = bits.div_ceil(8) as usize;
     let index = MultiIndex::build(bits, ids.into_iter().zip(bytes.chunks_exact(width)))?;
     Ok(Some(index))
+}
+
+/// The `k` nearest codes to `code`, or with a radius every code within it (at most `k`),
+/// leaving out `exclude` (the probe's own image): the one query rule of `imgfeat similar`
+/// and the search service.
+pub fn neighbours(
+    index: &dyn HammingIndex,
+    code: &[u8],
+    k: usize,
+    radius: Option<u32>,
+    exclude: Option<u64>,
+) -> Result<Vec<Hit>, SearchError> {
+    let mut hits = match radius {
+        Some(r) => index.within(code, r)?,
+        None => index.knn(code, k.saturating_add(usize::from(exclude.is_some())))?,
+    };
+    hits.retain(|h| Some(h.id) != exclude);
+    hits.truncate(k);
+    Ok(hits)
 }

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use imgfeat_app::AppSettings;
-use imgfeat_app::settings::StoreKind;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{ImageId, ModelVersion};
 use imgfeat_search::{DuplicateGroup, HammingIndex, duplicate_groups};
@@ -56,12 +55,7 @@ pub async fn run(
         .map_err(anyhow::Error::msg)
         .context("reading model manifests")?;
     let started = Instant::now();
-    let embedded = match settings.store.kind {
-        StoreKind::Embedded => Some(imgfeat_app::stores::open_embedded(&settings.store)?),
-        StoreKind::Cql => None,
-    };
-    let (index, _) =
-        super::saved_index::open(&store, embedded.as_ref(), &settings.store.path, &version).await?;
+    let (index, _) = super::saved_index::open(&store, &settings.store.path, &version).await?;
     let Some(index) = index else {
         eprintln!("no codes stored under {version}: nothing to group");
         return Ok(ExitCode::SUCCESS);

@@ -5,12 +5,10 @@
 //! the way to query it often).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use imgfeat_app::stores::OpenStore;
 use imgfeat_core::ModelVersion;
 use imgfeat_search::MultiIndex;
-use imgfeat_store::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 /// How the index came to be, for the output and for tests.
@@ -31,11 +29,10 @@ struct Meta {
 
 pub async fn open(
     store: &OpenStore,
-    embedded: Option<&Arc<SqliteStore>>,
     store_path: &Path,
     version: &ModelVersion,
 ) -> anyhow::Result<(Option<MultiIndex>, IndexOrigin)> {
-    let Some(sqlite) = embedded else {
+    let Some(sqlite) = &store.embedded else {
         return Ok((scan(store, version).await?, IndexOrigin::Scanned));
     };
     // Read before the scan: a write during the scan then leaves a newer generation

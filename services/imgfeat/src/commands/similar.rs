@@ -3,9 +3,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use imgfeat_app::AppSettings;
-use imgfeat_app::settings::StoreKind;
 use imgfeat_core::ImageId;
-use imgfeat_search::{HammingIndex, Hit};
+use imgfeat_search::HammingIndex;
 use serde::Serialize;
 
 use super::probe;
@@ -49,10 +48,7 @@ pub async fn run(
     let store = imgfeat_app::stores::open_store(&settings.store)
         .await
         .context("opening the store")?;
-    let embedded = match settings.store.kind {
-        StoreKind::Embedded => Some(imgfeat_app::stores::open_embedded(&settings.store)?),
-        StoreKind::Cql => None,
-    };
+    let embedded = store.embedded.as_ref();
     let (_, version) = settings
         .pipeline
         .versions()
@@ -61,7 +57,7 @@ pub async fn run(
     let probe = probe::resolve(
         settings,
         store.results.as_ref(),
-        embedded.as_ref(),
+        embedded,
         &version,
         args.image,
         args.store_it,
@@ -69,12 +65,17 @@ pub async fn run(
     .await?;
 
     let started = Instant::now();
-    let (index, origin) =
-        saved_index::open(&store, embedded.as_ref(), &settings.store.path, &version).await?;
+    let (index, origin) = saved_index::open(&store, &settings.store.path, &version).await?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     let hits = match &index {
-        Some(index) => query(index, &probe, args.k, args.radius)?,
+        Some(index) => imgfeat_pipeline::search::neighbours(
+            index,
+            probe.code.as_bytes(),
+            args.k,
+            args.radius,
+            probe.image_id.map(|id| id.0),
+        )?,
         None => Vec::new(),
     };
     let query_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -82,7 +83,7 @@ pub async fn run(
     let mut neighbours = Vec::with_capacity(hits.len());
     for h in hits {
         let image_id = ImageId(h.id);
-        let path = match &embedded {
+        let path = match embedded {
             Some(s) => s.path_of(image_id).await?,
             None => None,
         };
@@ -110,25 +111,6 @@ pub async fn run(
         print_text(&out);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `k` nearest, or with a radius every code within it (at most `k`), leaving out the
-/// probe's own image.
-fn query(
-    index: &dyn HammingIndex,
-    probe: &probe::Probe,
-    k: usize,
-    radius: Option<u32>,
-) -> anyhow::Result<Vec<Hit>> {
-    let own = probe.image_id.map(|id| id.0);
-    let code = probe.code.as_bytes();
-    let mut hits = match radius {
-        Some(r) => index.within(code, r)?,
-        None => index.knn(code, k.saturating_add(usize::from(own.is_some())))?,
-    };
-    hits.retain(|h| Some(h.id) != own);
-    hits.truncate(k);
-    Ok(hits)
 }
 
 fn print_text(s: &Similar) {
