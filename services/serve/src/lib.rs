@@ -1,0 +1,1 @@
+//! `imgfeat-serve`: synchronous inference over HTTP.

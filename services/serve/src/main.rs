@@ -1,0 +1,3 @@
+//! `imgfeat-serve`: flags, logging and signals.
+
+fn main() {}
