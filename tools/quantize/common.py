@@ -1,0 +1,171 @@
+"""What the quantization, its evaluation and the Python baseline share: the photo split,
+the seeded transforms, and the pipeline's pre- and post-processing (Pillow bilinear
+stretch-resize to NHWC float32 0..255; normalisation is inside the graphs).
+
+Mirrors shared/model/src/postprocess.rs and shared/imaging: best non-background class
+per anchor, score > threshold, class-agnostic NMS, main object = highest
+score * sqrt(area fraction) above 0.4, whole image when none or thinner than 8 px.
+"""
+
+import hashlib
+import io
+import os
+import tomllib
+
+import numpy as np
+from PIL import Image, ImageOps
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODELS = os.path.join(ROOT, "models")
+CATALOG = os.environ.get("IMGFEAT_CATALOG_PHOTOS", os.path.join(ROOT, "..", "shared", "catalog-photos"))
+
+
+def list_photos(folder=CATALOG):
+    exts = (".jpg", ".jpeg", ".png", ".webp")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(exts))
+
+
+def split(photos):
+    """A fixed split by file name (not by position, so adding photos keeps old ones
+    where they were): about a quarter calibrates, the rest is held out."""
+    calib, held = [], []
+    for p in photos:
+        h = hashlib.sha256(os.path.basename(p).encode()).digest()[0]
+        (calib if h % 4 == 0 else held).append(p)
+    return calib, held
+
+
+def load_rgb(path_or_bytes):
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(src) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def transform(img, seed, index):
+    """A seeded copy: crop keeping 75-100 % of each side, long side 640-1024 px,
+    brightness x0.9-1.1, a flip half of the time, JPEG q85 round trip."""
+    rng = np.random.default_rng([seed, index])
+    w, h = img.size
+    cw = max(1, min(w, round(w * rng.uniform(0.75, 1.0))))
+    ch = max(1, min(h, round(h * rng.uniform(0.75, 1.0))))
+    x = round((w - cw) * rng.uniform())
+    y = round((h - ch) * rng.uniform())
+    out = img.crop((x, y, x + cw, y + ch))
+    long = int(rng.uniform(640, 1025))
+    s = long / max(cw, ch)
+    out = out.resize((max(1, round(cw * s)), max(1, round(ch * s))), Image.BILINEAR)
+    out = Image.eval(out, lambda v, b=rng.uniform(0.9, 1.1): min(255, int(v * b)))
+    if rng.uniform() < 0.5:
+        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=85)
+    return load_rgb(buf.getvalue())
+
+
+def to_tensor(img, w, h, box=None):
+    """NHWC float32 0..255 of one image (or of its box x1,y1,x2,y2 in pixels)."""
+    if box is not None:
+        img = img.crop(box)
+    return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32)
+
+
+class Manifest:
+    def __init__(self, name):
+        path = os.path.join(MODELS, name)
+        with open(path, "rb") as f:
+            self.toml = tomllib.load(f)
+        self.dir = os.path.dirname(path)
+        self.onnx = os.path.join(self.dir, self.toml["file"])
+        self.width = self.toml["input"]["width"]
+        self.height = self.toml["input"]["height"]
+        labels = self.toml.get("labels", {}).get("file")
+        self.labels = open(os.path.join(self.dir, labels)).read().splitlines() if labels else []
+        self.background = self.toml.get("labels", {}).get("background")
+        t = self.toml.get("thresholds", {})
+        self.score = t.get("score", 0.3)
+        self.nms_iou = t.get("nms_iou", 0.45)
+
+
+def nms(boxes, iou_thr, keep_max):
+    kept = []
+    for i, b in enumerate(boxes):
+        if len(kept) >= keep_max:
+            break
+        if all(iou(boxes[k], b) <= iou_thr for k in kept):
+            kept.append(i)
+    return kept
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])
+    union = area(a) + area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def decode(boxes, scores, m, width, height, keep_max=20):
+    """One image's detections [(label, score, [x1,y1,x2,y2] px)], best first."""
+    s = scores.copy()
+    if m.background is not None:
+        s[:, m.background] = -np.inf
+    cls = s.argmax(1)
+    best = s[np.arange(len(s)), cls]
+    idx = np.nonzero(best > m.score)[0]
+    idx = idx[np.argsort(-best[idx], kind="stable")]
+    cand = [boxes[i].tolist() for i in idx]
+    kept = nms(cand, m.nms_iou, keep_max)
+    out = []
+    for k in kept:
+        i = idx[k]
+        b = boxes[i]
+        out.append((m.labels[cls[i]], float(best[i]), [b[0] * width, b[1] * height, b[2] * width, b[3] * height]))
+    return out
+
+
+def main_object(dets, width, height, floor=0.4, min_side=8):
+    """(label or None, crop box x1,y1,x2,y2 in whole pixels)."""
+    whole = (None, (0, 0, width, height))
+    area = float(width * height)
+    best, best_v = None, -1.0
+    for d in dets:
+        if d[1] <= floor:
+            continue
+        x1, y1, x2, y2 = (min(max(v, 0.0), lim) for v, lim in zip(d[2], (width, height, width, height)))
+        v = d[1] * np.sqrt(min(max((x2 - x1) * (y2 - y1) / area, 0.0), 1.0))
+        if v > best_v:
+            best, best_v = (d[0], (int(x1), int(y1), int(x2), int(y2))), v
+    if best is None:
+        return whole
+    _, (x1, y1, x2, y2) = best
+    if x2 - x1 < min_side or y2 - y1 < min_side:
+        return whole
+    return best
+
+
+class SimHash:
+    def __init__(self, name="simhash64_effnet_lite0.toml"):
+        with open(os.path.join(MODELS, name), "rb") as f:
+            t = tomllib.load(f)
+        self.r = np.fromfile(os.path.join(MODELS, t["projection"]), "<f4").reshape(t["dim"], t["bits"])
+        self.mean = np.fromfile(os.path.join(MODELS, t["mean"]), "<f4")
+
+    def codes(self, embeddings):
+        """Sign bits packed as numpy packbits (big-endian within a byte), one row each."""
+        return np.packbits((embeddings - self.mean) @ self.r > 0, axis=1)
+
+
+def hamming(a, b):
+    return int(np.unpackbits(np.bitwise_xor(a, b)).sum())
+
+
+def session(path, threads=1, **extra):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    for k, v in extra.items():
+        setattr(so, k, v)
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
