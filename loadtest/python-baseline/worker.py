@@ -1,0 +1,111 @@
+"""A plain Python worker, the baseline `imgfeat index` is measured against: Pillow decode
+and bilinear resize, onnxruntime (one intra-op thread), the same two models, main-object
+rule and SimHash head as the pipeline, batches of 8, results into SQLite.
+
+    worker.py index DIR DB [--procs 2] [--detector M.toml] [--backbone M.toml]
+    worker.py ceiling DIR [--procs 2] [--seconds 10] [...]
+
+`index` splits DIR's images (sorted) between --procs processes, each decoding, detecting,
+cropping, embedding and storing its share; prints images/s over the whole run (from the
+first process start to the last one's end, model loading included as for `imgfeat index`).
+`ceiling` runs only the two models, alternating, on pre-decoded tensors of DIR's first
+64 images, in --procs processes of one thread: what the models alone allow.
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sqlite3
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "quantize"))
+import common  # noqa: E402
+
+BATCH = 8
+
+
+def images(folder):
+    exts = (".jpg", ".jpeg", ".png")
+    return sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(exts)), key=lambda p: (len(p), p))
+
+
+def load(det_name, bb_name):
+    det_m, bb_m = common.Manifest(det_name), common.Manifest(bb_name)
+    return det_m, bb_m, common.session(det_m.onnx, 1), common.session(bb_m.onnx, 1), common.SimHash()
+
+
+def index_part(args):
+    files, db, det_name, bb_name = args
+    det_m, bb_m, det, bb, head = load(det_name, bb_name)
+    con = sqlite3.connect(db, timeout=30)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE IF NOT EXISTS codes (path TEXT PRIMARY KEY, label TEXT, box TEXT, code BLOB)")
+    done = 0
+    for i in range(0, len(files), BATCH):
+        chunk = files[i : i + BATCH]
+        imgs = [common.load_rgb(p) for p in chunk]
+        x = np.stack([common.to_tensor(im, det_m.width, det_m.height) for im in imgs])
+        boxes, scores = det.run(["boxes", "scores"], {"images": x})
+        mains = [common.main_object(common.decode(boxes[j], scores[j], det_m, *im.size), *im.size) for j, im in enumerate(imgs)]
+        crops = np.stack([common.to_tensor(im, bb_m.width, bb_m.height, box) for im, (_, box) in zip(imgs, mains)])
+        codes = head.codes(bb.run(["embedding"], {"images": crops})[0])
+        rows = [(p, label, json.dumps(box), code.tobytes()) for p, (label, box), code in zip(chunk, mains, codes)]
+        with con:
+            con.executemany("INSERT OR REPLACE INTO codes VALUES (?, ?, ?, ?)", rows)
+        done += len(chunk)
+    con.close()
+    return done
+
+
+def ceiling_part(args):
+    files, seconds, det_name, bb_name = args
+    det_m, bb_m, det, bb, _ = load(det_name, bb_name)
+    imgs = [common.load_rgb(p) for p in files]
+    x = np.stack([common.to_tensor(im, det_m.width, det_m.height) for im in imgs])
+    c = np.stack([common.to_tensor(im, bb_m.width, bb_m.height) for im in imgs])
+    det.run(None, {"images": x[:BATCH]})
+    bb.run(None, {"images": c[:BATCH]})
+    n, i, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        j = (i * BATCH) % (len(imgs) - BATCH + 1)
+        det.run(None, {"images": x[j : j + BATCH]})
+        bb.run(None, {"images": c[j : j + BATCH]})
+        n, i = n + BATCH, i + 1
+    return n, time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["index", "ceiling"])
+    ap.add_argument("dir")
+    ap.add_argument("db", nargs="?")
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--detector", default="ssd_mobilenetv2_oidv4_24cls.toml")
+    ap.add_argument("--backbone", default="efficientnet_lite0_imagenet.toml")
+    a = ap.parse_args()
+    files = images(a.dir)
+    ctx = mp.get_context("spawn")
+    t0 = time.perf_counter()
+    with ctx.Pool(a.procs) as pool:
+        if a.mode == "index":
+            if not a.db:
+                ap.error("index needs DB")
+            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone) for k in range(a.procs)]
+            n = sum(pool.map(index_part, parts))
+            secs = time.perf_counter() - t0
+            rate = n / secs
+        else:
+            parts = [(files[:64], a.seconds, a.detector, a.backbone)] * a.procs
+            res = pool.map(ceiling_part, parts)
+            n, secs = sum(r[0] for r in res), max(r[1] for r in res)
+            rate = sum(r[0] / r[1] for r in res)
+    print(json.dumps({"mode": a.mode, "procs": a.procs, "images": n, "seconds": round(secs, 2), "images_per_second": round(rate, 2)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
