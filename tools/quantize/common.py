@@ -120,7 +120,7 @@ def decode(boxes, scores, m, width, height, keep_max=20):
     for k in kept:
         i = idx[k]
         b = boxes[i]
-        out.append((m.labels[cls[i]], float(best[i]), [b[0] * width, b[1] * height, b[2] * width, b[3] * height]))
+        out.append((m.labels[cls[i]], float(best[i]), [float(b[0]) * width, float(b[1]) * height, float(b[2]) * width, float(b[3]) * height]))
     return out
 
 
