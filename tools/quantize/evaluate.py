@@ -10,6 +10,7 @@ Per candidate pair (detector, backbone of one calibration method), per image:
   against the full fp32 pipeline's, Hamming distance; and the INT8 backbone alone on the
   fp32 crop (what the backbone's quantization costs by itself);
 - embedding cosine to fp32 on the same crop;
+- near-duplicate recall@1 among the copies, fp32 codes and INT8 codes each on their own;
 - speed: ms per image at one thread, batch 8, each model alone.
 """
 
@@ -37,6 +38,21 @@ def pipeline(det, bb, det_m, bb_m, img, head):
 def embed(bb, bb_m, img, crop):
     emb = bb.run(["embedding"], {"images": common.to_tensor(img, bb_m.width, bb_m.height, crop)[None]})[0]
     return emb
+
+
+def recall_at_1(codes, groups):
+    """Near-duplicate recall@1 over the copies: the nearest other code (Hamming) is a
+    copy of the same photo; a tie between a copy and a stranger counts half."""
+    bits = np.unpackbits(np.stack(codes), axis=1).astype(np.int32)
+    d = (bits[:, None, :] != bits[None, :, :]).sum(2)
+    np.fill_diagonal(d, 1 << 20)
+    g = np.array(groups)
+    hits = 0.0
+    for i in range(len(g)):
+        same = d[i][g == g[i]].min()
+        other = d[i][g != g[i]].min()
+        hits += 1.0 if same < other else 0.5 if same == other else 0.0
+    return hits / len(g)
 
 
 def speed(path, w, h, reps=6):
@@ -68,7 +84,8 @@ def main():
         b = os.path.join(a.candidates, f"efficientnet_lite0_imagenet_int8_{method}.onnx")
         if os.path.exists(d) and os.path.exists(b):
             cands[method] = (d, b, common.session(d, 2), common.session(b, 2))
-    stats = {m: {"agree": 0, "e2e": [], "bb": [], "cos": []} for m in cands}
+    stats = {m: {"agree": 0, "e2e": [], "bb": [], "cos": [], "codes": []} for m in cands}
+    fp_codes, groups = [], []
     n = 0
     for pi, path in enumerate(held):
         src = common.load_rgb(path)
@@ -77,16 +94,20 @@ def main():
             label, crop = pipeline(fp_det, fp_bb, det_m, bb_m, img, head)
             emb = embed(fp_bb, bb_m, img, crop)
             code = head.codes(emb)
+            fp_codes.append(code[0])
+            groups.append(pi)
             for m, (_, _, qd, qb) in cands.items():
                 s = stats[m]
                 ql, qc = pipeline(qd, qb, det_m, bb_m, img, head)
                 s["agree"] += int(ql == label and common.iou(qc, crop) >= 0.9)
-                s["e2e"].append(common.hamming(head.codes(embed(qb, bb_m, img, qc)), code))
+                qcode = head.codes(embed(qb, bb_m, img, qc))
+                s["codes"].append(qcode[0])
+                s["e2e"].append(common.hamming(qcode, code))
                 qemb = embed(qb, bb_m, img, crop)
                 s["bb"].append(common.hamming(head.codes(qemb), code))
                 s["cos"].append(float((qemb @ emb.T).item() / np.linalg.norm(qemb) / np.linalg.norm(emb)))
             n += 1
-    report = {"images": n, "held_out_photos": len(held), "copies": a.copies, "seed": EVAL_SEED, "candidates": {}}
+    report = {"images": n, "fp32_recall_at_1": recall_at_1(fp_codes, groups), "held_out_photos": len(held), "copies": a.copies, "seed": EVAL_SEED, "candidates": {}}
     if not a.no_speed:
         report["fp32_ms"] = {"detector": speed(det_m.onnx, 300, 300), "backbone": speed(bb_m.onnx, 224, 224)}
     for m, s in stats.items():
@@ -95,6 +116,7 @@ def main():
             "main_object_agree": s["agree"] / n,
             "code_hamming_e2e": {"median": float(np.median(e2e)), "p95": float(np.percentile(e2e, 95)), "max": int(e2e.max()), "zero": float((e2e == 0).mean())},
             "code_hamming_backbone": {"median": float(np.median(bb)), "p95": float(np.percentile(bb, 95)), "max": int(bb.max())},
+            "recall_at_1": recall_at_1(s["codes"], groups),
             "embedding_cosine": {"median": float(np.median(cos)), "p5": float(np.percentile(cos, 5)), "min": float(cos.min())},
         }
         if not a.no_speed:
