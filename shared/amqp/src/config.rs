@@ -42,6 +42,12 @@ pub struct AmqpConfig {
     /// How long a publish keeps trying (reconnecting and republishing) before it
     /// reports the queue unavailable.
     pub publish_timeout_ms: u64,
+    /// Fanout exchange `<prefix>.<name>` on which the extractor announces every stored
+    /// code (followed by the search shards).
+    pub code_stored_exchange: String,
+    /// Fanout exchange `<prefix>.<name>` on which the search shards announce the
+    /// near-duplicates of new uploads.
+    pub duplicate_found_exchange: String,
 }
 
 impl Default for AmqpConfig {
@@ -56,6 +62,8 @@ impl Default for AmqpConfig {
             reconnect_initial_ms: 200,
             reconnect_max_ms: 10_000,
             publish_timeout_ms: 30_000,
+            code_stored_exchange: "code_stored".into(),
+            duplicate_found_exchange: "duplicate_found".into(),
         }
     }
 }
@@ -72,6 +80,8 @@ impl std::fmt::Debug for AmqpConfig {
             .field("reconnect_initial_ms", &self.reconnect_initial_ms)
             .field("reconnect_max_ms", &self.reconnect_max_ms)
             .field("publish_timeout_ms", &self.publish_timeout_ms)
+            .field("code_stored_exchange", &self.code_stored_exchange)
+            .field("duplicate_found_exchange", &self.duplicate_found_exchange)
             .finish()
     }
 }
@@ -83,6 +93,8 @@ pub enum ConfigError {
     Url(String, String),
     #[error("amqp.prefix {0:?} must be 1..=100 characters of [A-Za-z0-9._-]")]
     Prefix(String),
+    #[error("amqp.{0} {1:?} must be 1..=100 characters of [A-Za-z0-9._-]")]
+    Exchange(&'static str, String),
     #[error("amqp.{0} must be at least 1")]
     Zero(&'static str),
     #[error("amqp.retry_delays_ms must list at least one delay, each >= 1 ms")]
@@ -98,14 +110,16 @@ impl AmqpConfig {
         self.url.parse::<lapin::uri::AMQPUri>().map_err(|e| {
             ConfigError::Url(crate::redact_url(&self.url), crate::scrub(&e, &self.url))
         })?;
-        let prefix_ok = !self.prefix.is_empty()
-            && self.prefix.len() <= 100
-            && self
-                .prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !prefix_ok {
+        if !is_name(&self.prefix) {
             return Err(ConfigError::Prefix(self.prefix.clone()));
+        }
+        for (field, name) in [
+            ("code_stored_exchange", &self.code_stored_exchange),
+            ("duplicate_found_exchange", &self.duplicate_found_exchange),
+        ] {
+            if !is_name(name) {
+                return Err(ConfigError::Exchange(field, name.clone()));
+            }
         }
         if self.prefetch == 0 {
             return Err(ConfigError::Zero("prefetch"));
@@ -150,6 +164,14 @@ impl AmqpConfig {
             Duration::from_millis(self.reconnect_max_ms),
         )
     }
+}
+
+/// A name part the broker and a shell take as it is.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 /// A queue prefix that no other run on the broker uses: `label`, this process's ID, a
@@ -215,6 +237,11 @@ mod tests {
         );
         assert!(bad(|c| c.prefix = "a b".into()).contains("amqp.prefix"));
         assert!(bad(|c| c.prefix = String::new()).contains("amqp.prefix"));
+        assert!(bad(|c| c.code_stored_exchange = "a/b".into()).contains("code_stored_exchange"));
+        assert!(
+            bad(|c| c.duplicate_found_exchange = String::new())
+                .contains("duplicate_found_exchange")
+        );
         assert!(bad(|c| c.prefetch = 0).contains("prefetch"));
         assert!(bad(|c| c.retry_delays_ms = vec![]).contains("retry_delays_ms"));
         assert!(bad(|c| c.retry_delays_ms = vec![5, 0]).contains("retry_delays_ms"));

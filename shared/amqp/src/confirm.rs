@@ -10,11 +10,44 @@ use tokio::sync::Mutex;
 
 use crate::{AmqpConnection, AmqpError, headers};
 
-/// One message to publish to the default exchange.
+/// One message to publish: to a queue (through the default exchange) or to a fanout
+/// exchange.
 pub(crate) struct Outgoing {
+    /// Empty: the default exchange, which routes by queue name.
+    pub exchange: String,
+    /// The queue, through the default exchange; ignored by a fanout.
     pub queue: String,
     pub body: Vec<u8>,
     pub headers: FieldTable,
+}
+
+impl Outgoing {
+    pub fn to_queue(queue: String, body: Vec<u8>, headers: FieldTable) -> Self {
+        Self {
+            exchange: String::new(),
+            queue,
+            body,
+            headers,
+        }
+    }
+
+    pub fn to_fanout(exchange: String, body: Vec<u8>) -> Self {
+        Self {
+            exchange,
+            queue: String::new(),
+            body,
+            headers: FieldTable::default(),
+        }
+    }
+
+    /// Where it goes, for errors.
+    fn target(&self) -> &str {
+        if self.exchange.is_empty() {
+            &self.queue
+        } else {
+            &self.exchange
+        }
+    }
 }
 
 pub(crate) struct ConfirmChannel {
@@ -73,11 +106,13 @@ impl ConfirmChannel {
         for m in messages {
             let confirm = channel
                 .basic_publish(
-                    "".into(),
+                    m.exchange.as_str().into(),
                     m.queue.as_str().into(),
-                    // mandatory: an unroutable message comes back instead of vanishing
+                    // A job must land in its queue: unroutable, it comes back instead of
+                    // vanishing. An event may have no follower bound yet, which is no
+                    // loss: a follower binds before it scans the store.
                     BasicPublishOptions {
-                        mandatory: true,
+                        mandatory: m.exchange.is_empty(),
                         ..BasicPublishOptions::default()
                     },
                     &m.body,
@@ -92,10 +127,10 @@ impl ConfirmChannel {
                 .await
                 .map_err(AmqpError::broker("publisher confirm"))?;
             if confirmation.is_nack() {
-                return Err(AmqpError::Nacked(m.queue.clone()));
+                return Err(AmqpError::Nacked(m.target().to_owned()));
             }
             if confirmation.take_message().is_some() {
-                return Err(AmqpError::Unroutable(m.queue.clone()));
+                return Err(AmqpError::Unroutable(m.target().to_owned()));
             }
         }
         Ok(())

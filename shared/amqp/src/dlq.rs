@@ -99,11 +99,7 @@ pub async fn list(
         };
         let copies: Vec<Outgoing> = chunk
             .iter()
-            .map(|d| Outgoing {
-                queue: dlq.clone(),
-                body: d.data.clone(),
-                headers: headers::copy(&d.properties),
-            })
+            .map(|d| Outgoing::to_queue(dlq.clone(), d.data.clone(), headers::copy(&d.properties)))
             .collect();
         if let Err(e) = publisher
             .publish(&copies, conn.config().publish_timeout())
@@ -164,11 +160,11 @@ pub async fn requeue(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let copy = Outgoing {
-            queue: target.clone(),
-            body: d.data.clone(),
-            headers: headers::reset(&d.properties),
-        };
+        let copy = Outgoing::to_queue(
+            target.clone(),
+            d.data.clone(),
+            headers::reset(&d.properties),
+        );
         if let Err(e) = publisher
             .publish(std::slice::from_ref(&copy), conn.config().publish_timeout())
             .await

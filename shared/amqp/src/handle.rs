@@ -90,11 +90,7 @@ impl AmqpDeliveryHandle {
         if dead {
             headers::set_u64(&mut h, headers::DEAD_AT_MS, now_ms());
         }
-        let message = Outgoing {
-            queue,
-            body: self.body.clone(),
-            headers: h,
-        };
+        let message = Outgoing::to_queue(queue, self.body.clone(), h);
         self.settle
             .publish(
                 std::slice::from_ref(&message),

@@ -7,12 +7,15 @@ use lapin::types::FieldTable;
 use serde::Serialize;
 
 use crate::confirm::{ConfirmChannel, Outgoing};
-use crate::{AmqpConnection, WorkQueue};
+use crate::{AmqpConnection, EventExchange, WorkQueue};
 
-/// Publishes jobs to one work queue as persistent messages; `publish` returns once the
-/// broker confirmed all of them, riding out reconnects up to `publish_timeout_ms`.
+/// Publishes jobs to one work queue, or events to one fanout exchange, as persistent
+/// messages; `publish` returns once the broker confirmed all of them, riding out
+/// reconnects up to `publish_timeout_ms`.
 pub struct AmqpPublisher<M> {
     channel: ConfirmChannel,
+    /// Empty for a work queue.
+    exchange: String,
     queue: String,
     conn: AmqpConnection,
     _jobs: PhantomData<fn(M)>,
@@ -22,7 +25,19 @@ impl<M> AmqpPublisher<M> {
     pub fn new(conn: &AmqpConnection, queue: WorkQueue) -> Self {
         Self {
             channel: ConfirmChannel::new(conn),
+            exchange: String::new(),
             queue: conn.topology().queue(queue),
+            conn: conn.clone(),
+            _jobs: PhantomData,
+        }
+    }
+
+    /// Publishes events to the fanout exchange `e`, for every follower bound to it.
+    pub fn fanout(conn: &AmqpConnection, e: EventExchange) -> Self {
+        Self {
+            channel: ConfirmChannel::new(conn),
+            exchange: conn.topology().exchange(e),
+            queue: String::new(),
             conn: conn.clone(),
             _jobs: PhantomData,
         }
@@ -42,10 +57,12 @@ impl<M: Serialize + Send + Sync> JobPublisher<M> for AmqpPublisher<M> {
         }
         let messages: Vec<Outgoing> = jobs
             .iter()
-            .map(|job| Outgoing {
-                queue: self.queue.clone(),
-                body: encode(job),
-                headers: FieldTable::default(),
+            .map(|job| {
+                if self.exchange.is_empty() {
+                    Outgoing::to_queue(self.queue.clone(), encode(job), FieldTable::default())
+                } else {
+                    Outgoing::to_fanout(self.exchange.clone(), encode(job))
+                }
             })
             .collect();
         self.channel

@@ -25,15 +25,23 @@
 //! 4.x takes the smaller of an argument and a `delivery-limit` policy when both are
 //! positive, so an operator's policy still wins.
 //!
+//! Events (a code stored, a duplicate found) go to durable fanout exchanges
+//! `<p>.<exchange>` (names in the settings), declared here too. Each follower declares
+//! its own queue bound to the exchange ([`Topology::declare_follower`]), so that every
+//! follower sees every event and one that is down finds what it missed in its queue.
+//!
 //! Queues declared by an older release without `x-delivery-limit` are kept (RabbitMQ
 //! refuses to change a queue's arguments): the redeclaration falls back to the old
 //! arguments and logs how to apply the limit through a policy.
 
 use std::time::Duration;
 
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, Connection};
+use lapin::{Channel, Connection, ExchangeKind};
 
 use imgfeat_core::RetryPolicy;
 
@@ -81,12 +89,27 @@ impl std::fmt::Display for WorkQueue {
     }
 }
 
-/// Queue names under one prefix, and the retry schedule.
+/// The fanout exchanges that carry events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventExchange {
+    /// `CodeStored`, from the extractor.
+    CodeStored,
+    /// `DuplicateFound`, from the search shards.
+    DuplicateFound,
+}
+
+impl EventExchange {
+    pub const ALL: [EventExchange; 2] = [EventExchange::CodeStored, EventExchange::DuplicateFound];
+}
+
+/// Queue and exchange names under one prefix, and the retry schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     prefix: String,
     retry: RetryPolicy,
     delivery_limit: u32,
+    code_stored: String,
+    duplicate_found: String,
 }
 
 impl Topology {
@@ -95,7 +118,68 @@ impl Topology {
             prefix: config.prefix.clone(),
             retry: config.retry_policy(),
             delivery_limit: config.delivery_limit,
+            code_stored: config.code_stored_exchange.clone(),
+            duplicate_found: config.duplicate_found_exchange.clone(),
         }
+    }
+
+    /// `<prefix>.<name from the settings>`.
+    pub fn exchange(&self, e: EventExchange) -> String {
+        let name = match e {
+            EventExchange::CodeStored => &self.code_stored,
+            EventExchange::DuplicateFound => &self.duplicate_found,
+        };
+        format!("{}.{name}", self.prefix)
+    }
+
+    /// The queue of one follower of `e`: `<prefix>.<exchange>.<follower>`.
+    pub fn follower_queue(&self, e: EventExchange, follower: &str) -> String {
+        format!("{}.{follower}", self.exchange(e))
+    }
+
+    /// Where a follower's queue parks the events it cannot read.
+    pub fn follower_dlq(&self, e: EventExchange, follower: &str) -> String {
+        format!("{}.dlq", self.follower_queue(e, follower))
+    }
+
+    /// Declares a follower's durable queue (quorum, with a dead-letter queue for
+    /// unreadable events) and binds it to `e`. Idempotent: a follower calls it at every
+    /// (re)connect, and BEFORE it reads the store, so that no event of a code written
+    /// after that read is lost.
+    pub async fn declare_follower(
+        &self,
+        channel: &Channel,
+        e: EventExchange,
+        follower: &str,
+    ) -> Result<String, AmqpError> {
+        let queue = self.follower_queue(e, follower);
+        let dlq = self.follower_dlq(e, follower);
+        let mut dead = quorum();
+        dead.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(UNLIMITED_DELIVERIES),
+        );
+        declare(channel, &dlq, dead).await?;
+        let mut args = quorum();
+        dead_letter_to(&mut args, &dlq);
+        // A follower sends an event back while its store is away, as often as it
+        // takes: no broker limit may drop it meanwhile.
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(UNLIMITED_DELIVERIES),
+        );
+        declare(channel, &queue, args).await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                self.exchange(e).as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(AmqpError::Topology)?;
+        Ok(queue)
     }
 
     pub fn prefix(&self) -> &str {
@@ -186,19 +270,43 @@ impl Topology {
                 declare(&channel, &self.retry_queue(q, delay), retry).await?;
             }
         }
+        for e in EventExchange::ALL {
+            channel
+                .exchange_declare(
+                    self.exchange(e).as_str().into(),
+                    ExchangeKind::Fanout,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(AmqpError::Topology)?;
+        }
         if let Err(e) = channel.close(200, "topology declared".into()).await {
             tracing::debug!(error = %e, "closing the declaring channel");
         }
         Ok(())
     }
 
-    /// Deletes every queue of the topology (tests and teardown only: loses messages).
+    /// Deletes every queue and exchange of the topology (tests and teardown only: loses
+    /// messages). Followers' queues are theirs to delete.
     pub async fn delete(&self, channel: &Channel) -> Result<(), AmqpError> {
         for name in self.all_queues() {
             channel
                 .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
                 .await
                 .map_err(AmqpError::broker("queue.delete"))?;
+        }
+        for e in EventExchange::ALL {
+            channel
+                .exchange_delete(
+                    self.exchange(e).as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await
+                .map_err(AmqpError::broker("exchange.delete"))?;
         }
         Ok(())
     }
@@ -295,6 +403,15 @@ mod tests {
         );
         // 4 work queues x (work + dlq + 2 distinct delays)
         assert_eq!(t.all_queues().len(), 16);
+        assert_eq!(t.exchange(EventExchange::CodeStored), "p.code_stored");
+        assert_eq!(
+            t.follower_queue(EventExchange::CodeStored, "search.v.0-of-2"),
+            "p.code_stored.search.v.0-of-2"
+        );
+        assert_eq!(
+            t.exchange(EventExchange::DuplicateFound),
+            "p.duplicate_found"
+        );
         for q in WorkQueue::ALL {
             assert_eq!(WorkQueue::parse(q.as_str()), Some(q));
         }

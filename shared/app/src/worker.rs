@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgfeat_amqp::{AmqpConfig, AmqpConnection, AmqpConsumer, AmqpPublisher, WorkQueue};
-use imgfeat_core::message::{DetectJob, ExtractJob};
+use imgfeat_amqp::{
+    AmqpConfig, AmqpConnection, AmqpConsumer, AmqpPublisher, EventExchange, WorkQueue,
+};
+use imgfeat_core::message::{CodeStored, DetectJob, ExtractJob};
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, PipelineSettings, Shutdown, shutdown_pair};
 use serde::Deserialize;
@@ -208,7 +210,11 @@ pub async fn run_extractor(settings: WorkerSettings, events: Events) -> Result<(
         pool,
         store.results.clone(),
         telemetry.events(events),
-    );
+    )
+    .announcing(Arc::new(AmqpPublisher::<CodeStored>::fanout(
+        &conn,
+        EventExchange::CodeStored,
+    )));
     let stop = consumer.stopper();
     serve(conn, stop, settings.shutdown_grace_ms, |shutdown| {
         Arc::new(stage).run(consumer, shutdown)

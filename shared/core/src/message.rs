@@ -14,8 +14,15 @@
 //! it is read into whichever of the two fields its shape says (see [`DetectJob`]). Its
 //! extract job carried the raw pixels, `"crop":{"width":224,"height":224,"rgb":"<base64
 //! of width*height*3 bytes>"}`: 200 KB a job, read as before, no longer written.
+//!
+//! Events (code stored, duplicate found) share the envelope: see [`CodeStored`] and
+//! [`DuplicateFound`].
+
+mod events;
 
 use std::sync::Arc;
+
+pub use events::{CodeStored, DuplicateFound, Neighbour};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;

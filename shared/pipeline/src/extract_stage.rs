@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use imgfeat_core::message::ExtractJob;
-use imgfeat_core::ports::{Delivery, JobConsumer, ResultStore};
+use imgfeat_core::message::{CodeStored, ExtractJob};
+use imgfeat_core::ports::{Delivery, JobConsumer, JobPublisher, ResultStore};
 use imgfeat_core::{
     BinaryCode, CodeRecord, CropRect, FailureKind, FailureReason, ModelVersion, Stage,
 };
@@ -54,6 +54,8 @@ pub struct ExtractorStage {
     pub limits: DecodeLimits,
     pub config: ExtractorStageConfig,
     pub events: Events,
+    /// Where stored codes are announced (see [`crate::code_events`]).
+    pub code_events: Arc<dyn JobPublisher<CodeStored>>,
 }
 
 struct Prepared {
@@ -65,6 +67,12 @@ struct Prepared {
 }
 
 impl ExtractorStage {
+    /// The stage announcing every code it stores to `publisher`.
+    pub fn announcing(mut self, publisher: Arc<dyn JobPublisher<CodeStored>>) -> Self {
+        self.code_events = publisher;
+        self
+    }
+
     pub async fn run<C>(self: Arc<Self>, mut consumer: C, shutdown: Shutdown)
     where
         C: JobConsumer<ExtractJob>,
@@ -319,6 +327,26 @@ impl ExtractorStage {
         }
         self.events
             .phase(Worker::Extractor, Phase::Persist, started);
+        let started = Instant::now();
+        if let Err(e) = crate::code_events::announce(self.code_events.as_ref(), &records).await {
+            let reason = FailureReason::new(
+                FailureKind::Unavailable,
+                format!("announcing the stored codes: {e}"),
+            );
+            for p in items {
+                self.fail(
+                    p.delivery,
+                    &p.job,
+                    &p.version,
+                    Stage::Persist,
+                    reason.clone(),
+                )
+                .await;
+            }
+            return;
+        }
+        self.events
+            .phase(Worker::Extractor, Phase::Publish, started);
         let settler = self.settler();
         for p in items {
             settler

@@ -3,6 +3,7 @@
 //! embedded `index` run) choose the adapters.
 
 pub mod batcher;
+pub mod code_events;
 pub mod cpu_pool;
 pub mod detect_stage;
 pub mod events;

@@ -155,5 +155,6 @@ pub fn extractor_stage(
         limits: settings.decode.limits(),
         config: settings.extractor.clone(),
         events,
+        code_events: Arc::new(crate::code_events::NoAnnouncements),
     }
 }
