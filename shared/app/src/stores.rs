@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use imgfeat_core::ports::{BackfillStore, ExportStore, ImageSource, ResultStore, StoreError};
+use imgfeat_core::ports::{
+    BackfillStore, DuplicateStore, ExportStore, ImageSource, ResultStore, StoreError,
+};
 use imgfeat_store::SqliteStore;
 use serde::Deserialize;
 
@@ -19,6 +21,7 @@ pub struct OpenStore {
     pub results: Arc<dyn ResultStore>,
     pub backfills: Arc<dyn BackfillStore>,
     pub export: Arc<dyn ExportStore>,
+    pub duplicates: Arc<dyn DuplicateStore>,
     /// The same store as its SQLite type, when it is the embedded one: for what only it
     /// has (the path registry, the code generation).
     pub embedded: Option<Arc<SqliteStore>>,
@@ -32,6 +35,7 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
                 results: s.clone(),
                 backfills: s.clone(),
                 export: s.clone(),
+                duplicates: s.clone(),
                 embedded: Some(s),
             })
         }
@@ -40,7 +44,8 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
             Ok(OpenStore {
                 results: s.clone(),
                 backfills: s.clone(),
-                export: s,
+                export: s.clone(),
+                duplicates: s,
                 embedded: None,
             })
         }

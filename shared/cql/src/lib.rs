@@ -8,6 +8,7 @@
 pub mod config;
 #[cfg(test)]
 mod cqlcheck;
+pub mod duplicates;
 pub mod errors;
 pub mod export;
 pub mod retry;

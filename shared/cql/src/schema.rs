@@ -76,6 +76,16 @@ pub const MIGRATIONS: &[Migration] = &[
         // scanning `codes`. Dropping the table also ends a write per chunk on every code.
         statements: &["DROP TABLE IF EXISTS {ks}.code_buckets"],
     },
+    Migration {
+        version: 3,
+        description: "near-duplicates of new uploads, one row per neighbour",
+        // Partitioned by (image, version): every search shard upserts the neighbours it
+        // holds into the same partition without reading it, and one read returns them.
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.near_duplicates (\
+         image_id bigint, model_version text, neighbour_id bigint, distance int, \
+         found_ms bigint, \
+         PRIMARY KEY ((image_id, model_version), neighbour_id))"],
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -52,6 +52,8 @@ statements! {
     select_backfills => "SELECT id, range_from, range_to, model_version, next_id, published, skipped, job_state, created_ms, updated_ms FROM {ks}.backfills",
     select_setting => "SELECT value FROM {ks}.store_settings WHERE name = ?",
     insert_setting => "INSERT INTO {ks}.store_settings (name, value) VALUES (?, ?)",
+    insert_near_duplicate => "INSERT INTO {ks}.near_duplicates (image_id, model_version, neighbour_id, distance, found_ms) VALUES (?, ?, ?, ?, ?) USING TTL ?",
+    select_near_duplicates => "SELECT neighbour_id, distance FROM {ks}.near_duplicates WHERE image_id = ? AND model_version = ?",
 }
 
 /// Page size of paged reads (the backfills table; code scans set their own).

@@ -8,6 +8,7 @@ mod backfill;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod copy;
+mod duplicates;
 mod error;
 mod export;
 mod generation;

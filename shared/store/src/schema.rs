@@ -118,6 +118,17 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT (model_version) DO UPDATE SET generation = generation + 1;
     END;
     "#,
+    // 3: near-duplicates of new uploads, found by the search shards: one row per
+    // neighbour, so that shards add theirs without overwriting each other's.
+    r#"
+    CREATE TABLE near_duplicates (
+        image_id      INTEGER NOT NULL,
+        model_version TEXT    NOT NULL,
+        neighbour_id  INTEGER NOT NULL,
+        distance      INTEGER NOT NULL,
+        PRIMARY KEY (image_id, model_version, neighbour_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

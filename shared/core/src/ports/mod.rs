@@ -2,6 +2,7 @@
 //! an adapter; only the services pick adapters.
 
 pub mod backfill;
+pub mod duplicates;
 pub mod export;
 pub mod paths;
 pub mod queue;
@@ -9,6 +10,7 @@ pub mod source;
 pub mod store;
 
 pub use backfill::{BackfillJob, BackfillState, BackfillStore};
+pub use duplicates::DuplicateStore;
 pub use export::{ExportCursor, ExportStore, ImageResults};
 pub use paths::{PathIdConflict, PathRegistry};
 pub use queue::{Delivery, DeliveryHandle, JobConsumer, JobPublisher, QueueError};

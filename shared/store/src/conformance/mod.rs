@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod duplicates;
 mod fixtures;
 mod jobs;
 mod results;
@@ -24,8 +25,9 @@ mod results;
 use std::fmt;
 use std::sync::Arc;
 
-use imgfeat_core::ports::{BackfillStore, ExportStore, ResultStore, StoreError};
+use imgfeat_core::ports::{BackfillStore, DuplicateStore, ExportStore, ResultStore, StoreError};
 
+pub use duplicates::near_duplicates_round_trip;
 pub use jobs::{backfill_jobs_round_trip, export_covers_every_image_once};
 pub use results::{
     all_code_pages, code_pages_cover_the_version_once, code_round_trip,
@@ -79,7 +81,7 @@ impl std::error::Error for ConformanceReport {}
 /// Runs every check in turn and reports all that failed.
 pub async fn check_all<S>(store: Arc<S>) -> Result<(), ConformanceReport>
 where
-    S: ResultStore + BackfillStore + ExportStore + 'static,
+    S: ResultStore + BackfillStore + ExportStore + DuplicateStore + 'static,
 {
     let s = store.as_ref();
     let outcomes: Vec<(&'static str, Result<(), Violation>)> = vec![
@@ -120,6 +122,10 @@ where
         (
             "export_covers_every_image_once",
             export_covers_every_image_once(s).await,
+        ),
+        (
+            "near_duplicates_round_trip",
+            near_duplicates_round_trip(s).await,
         ),
     ];
     let mut report = ConformanceReport {
