@@ -1,8 +1,12 @@
 //! `imgfeat-search`: one shard of a code version in memory, loaded from the store by a
-//! paged scan, answering similar-image queries for the whole version by asking the other
-//! shards for their part. The binary only parses flags and waits for signals.
+//! paged scan and kept current from the extractor's code-stored events, answering
+//! similar-image queries for the whole version by asking the other shards for their
+//! part, and checking every new code for near-duplicates in its shard. The binary only
+//! parses flags and waits for signals.
 
 pub mod api;
+pub mod dedup;
+pub mod follow;
 pub mod metrics;
 pub mod peers;
 pub mod settings;
@@ -20,7 +24,12 @@ use tokio::net::TcpListener;
 pub use imgfeat_core::shutdown::shutdown_pair;
 pub use settings::Settings;
 
+use imgfeat_amqp::{AmqpConnection, AmqpPublisher, EventExchange, EventFollower};
+use imgfeat_core::message::{CodeStored, DuplicateFound};
+
 use crate::api::ApiState;
+use crate::dedup::Dedup;
+use crate::follow::Follow;
 use crate::metrics::SearchMetrics;
 use crate::peers::Peers;
 use crate::shard_index::ShardIndex;
@@ -73,21 +82,36 @@ pub async fn run(
                 imgfeat_telemetry::store_check(store.results.clone()),
             )
     };
-    {
-        let (index, store, metrics) = (index.clone(), store.results.clone(), metrics.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            match index.load(store.as_ref()).await {
-                Ok(n) => {
-                    metrics
-                        .index_codes
-                        .set(i64::try_from(n).unwrap_or(i64::MAX));
-                    tracing::info!(codes = n, shard = ?index.spec, version = %index.version,
-                        seconds = started.elapsed().as_secs_f64(), "index loaded");
-                }
-                Err(why) => tracing::error!(%why, "loading the index failed"),
-            }
-        });
+    let conn = settings
+        .search
+        .follow
+        .then(|| AmqpConnection::new(settings.amqp.clone()));
+    match &conn {
+        Some(conn) => {
+            let events = EventFollower::<CodeStored>::new(
+                conn,
+                EventExchange::CodeStored,
+                &follow::follower_name(&index.version, index.spec),
+            );
+            let follow = Follow {
+                index: index.clone(),
+                dedup: Dedup {
+                    store: store.duplicates.clone(),
+                    announce: Arc::new(AmqpPublisher::<DuplicateFound>::fanout(
+                        conn,
+                        EventExchange::DuplicateFound,
+                    )),
+                    settings: settings.search.dedup(),
+                    metrics: metrics.clone(),
+                },
+                metrics: metrics.clone(),
+            };
+            tokio::spawn(follow.run(events, store.results.clone(), shutdown.clone()));
+        }
+        None => {
+            let (index, results, metrics) = (index.clone(), store.results.clone(), metrics.clone());
+            tokio::spawn(async move { follow::load(&index, results.as_ref(), &metrics).await });
+        }
     }
     let peers = Peers::new(
         settings.search.peers(),
@@ -113,5 +137,8 @@ pub async fn run(
     let (api, probes) = tokio::join!(api, probes);
     api.context("serving the API")?;
     probes.context("serving the probes")?;
+    if let Some(conn) = conn {
+        conn.close().await;
+    }
     Ok(())
 }

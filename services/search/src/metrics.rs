@@ -2,14 +2,26 @@
 
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
+};
 
 #[derive(Clone)]
 pub struct SearchMetrics {
     queries: HistogramVec,
     pub index_codes: IntGauge,
     pub peer_failures: IntCounter,
+    events: IntCounterVec,
+    event_lag: Gauge,
+    event_delay: Histogram,
+    pub duplicates_found: IntCounter,
 }
+
+/// From stored to applied: milliseconds when the shard keeps up, minutes after an outage.
+const LAG_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
 
 /// Query latency buckets, from a cached in-memory answer to a slow fan-out.
 const BUCKETS: &[f64] = &[
@@ -34,14 +46,56 @@ impl SearchMetrics {
             "imgfeat_search_peer_failures_total",
             "queries to another shard that failed or timed out",
         )?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "imgfeat_search_events_total",
+                "code-stored events handled: inserted (this shard's), other_shard, \
+                 other_version, failed (sent back to be applied again)",
+            ),
+            &["result"],
+        )?;
+        let event_lag = Gauge::new(
+            "imgfeat_search_event_lag_seconds",
+            "how far this shard is behind the event stream: now minus stored_at of the \
+             last event applied",
+        )?;
+        let event_delay = Histogram::with_opts(
+            HistogramOpts::new(
+                "imgfeat_search_event_delay_seconds",
+                "from a code stored to its event applied here",
+            )
+            .buckets(LAG_BUCKETS.to_vec()),
+        )?;
+        let duplicates_found = IntCounter::new(
+            "imgfeat_search_duplicates_found_total",
+            "near-duplicate pairs (new image, stored image of this shard) found within the \
+             dedup radius",
+        )?;
         registry.register(Box::new(queries.clone()))?;
         registry.register(Box::new(index_codes.clone()))?;
         registry.register(Box::new(peer_failures.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(event_lag.clone()))?;
+        registry.register(Box::new(event_delay.clone()))?;
+        registry.register(Box::new(duplicates_found.clone()))?;
         Ok(Self {
             queries,
             index_codes,
             peer_failures,
+            events,
+            event_lag,
+            event_delay,
+            duplicates_found,
         })
+    }
+
+    /// One event handled; `lag` (seconds since it was stored) when it was applied.
+    pub fn applied(&self, result: &str, lag: Option<f64>) {
+        self.events.with_label_values(&[result]).inc();
+        if let Some(lag) = lag {
+            self.event_lag.set(lag);
+            self.event_delay.observe(lag);
+        }
     }
 
     pub fn observe(&self, kind: &str, took: Duration) {

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use imgfeat_amqp::AmqpConfig;
 use imgfeat_app::logging::LogSettings;
 use imgfeat_app::settings::StoreSettings;
 use imgfeat_app::{SearchSettings, SettingsError, load_settings};
@@ -22,6 +23,9 @@ pub struct Settings {
     /// Names the code version served (from the manifests, as the workers compute it).
     pub pipeline: PipelineSettings,
     pub search: ServiceSettings,
+    /// The broker the shard follows stored codes on and announces duplicates to (the
+    /// fleet's `[amqp]`: same prefix and exchange names).
+    pub amqp: AmqpConfig,
     pub log: LogSettings,
 }
 
@@ -43,6 +47,9 @@ pub struct ServiceSettings {
     pub max_radius: u32,
     /// Near-duplicate radius; unset: the default for the code length.
     pub dedup_radius: Option<u32>,
+    /// Follow the extractor's code-stored events (and dedup each new code). Off, the
+    /// shard serves what the store held at start, and needs no broker.
+    pub follow: bool,
 }
 
 impl Default for ServiceSettings {
@@ -54,6 +61,7 @@ impl Default for ServiceSettings {
             max_k: 1_000,
             max_radius: 32,
             dedup_radius: None,
+            follow: true,
         }
     }
 }
@@ -86,6 +94,11 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.http.validate().map_err(SettingsError::Invalid)?;
         self.pipeline.validate().map_err(SettingsError::Invalid)?;
+        if self.search.follow {
+            self.amqp
+                .validate()
+                .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        }
         self.search
             .shard
             .validate()

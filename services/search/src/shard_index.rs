@@ -26,6 +26,15 @@ pub enum QueryError {
     Search(#[from] SearchError),
 }
 
+/// What [`ShardIndex::insert`] did with a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Held now (again, when it was already: inserts are upserts).
+    Held,
+    /// Another shard's image.
+    NotOurs,
+}
+
 pub struct ShardIndex {
     pub version: ModelVersion,
     pub spec: ShardSpec,
@@ -93,6 +102,25 @@ impl ShardIndex {
             Ok(State::Ready(Some(index))) => Some(index.bits()),
             _ => None,
         }
+    }
+
+    /// Adds (or replaces) `id`'s code if this shard owns `id`. Only once loaded: the
+    /// follower applies events after the load, so an event never races the bulk build.
+    pub fn insert(&self, id: u64, code: &[u8], bits: u32) -> Result<Inserted, QueryError> {
+        if !self.spec.owns(id) {
+            return Ok(Inserted::NotOurs);
+        }
+        let mut state = self.state.write().map_err(|_| QueryError::Loading)?;
+        match &mut *state {
+            State::Ready(Some(index)) => index.insert(id, code)?,
+            State::Ready(empty @ None) => {
+                let mut index = MultiIndex::new(bits)?;
+                index.insert(id, code)?;
+                *empty = Some(Box::new(index));
+            }
+            State::Loading | State::Failed(_) => return Err(QueryError::Loading),
+        }
+        Ok(Inserted::Held)
     }
 
     pub fn query(&self, code: &[u8], q: ShardQuery) -> Result<Vec<Hit>, QueryError> {
