@@ -240,14 +240,7 @@ impl DetectorStage {
         let (w, h) = self.input_size;
         let decoded = self
             .pool
-            .run(move || -> Result<(RgbImage, Vec<f32>), FailureReason> {
-                let image = imgfeat_imaging::decode_rgb(&bytes, &limits).map_err(|e| e.reason())?;
-                let mut tensor = vec![0f32; (w * h * 3) as usize];
-                let whole = CropRect::whole(image.width(), image.height());
-                imgfeat_imaging::resize_to_tensor(&image, whole, w, h, &mut tensor)
-                    .map_err(|e| e.reason())?;
-                Ok((image, tensor))
-            })
+            .run(move || detector_input(&bytes, &limits, (w, h)))
             .await
             .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
         match decoded {
@@ -402,6 +395,20 @@ impl DetectorStage {
                 .await;
         }
     }
+}
+
+/// Decodes `bytes` and stretches the whole image to the detector's `input` size: every
+/// detector input goes through this, in the workers and in `imgfeat-serve` alike.
+pub fn detector_input(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    (w, h): (u32, u32),
+) -> Result<(RgbImage, Vec<f32>), FailureReason> {
+    let image = imgfeat_imaging::decode_rgb(bytes, limits).map_err(|e| e.reason())?;
+    let mut tensor = vec![0f32; (w * h * 3) as usize];
+    let whole = CropRect::whole(image.width(), image.height());
+    imgfeat_imaging::resize_to_tensor(&image, whole, w, h, &mut tensor).map_err(|e| e.reason())?;
+    Ok((image, tensor))
 }
 
 /// Chooses the main object, crops the ORIGINAL image to it and encodes the crop for

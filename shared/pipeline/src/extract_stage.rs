@@ -252,14 +252,12 @@ impl ExtractorStage {
             let limits = self.limits;
             return self
                 .pool
-                .run(move || {
-                    let image = imgfeat_imaging::decode_rgb(jpeg.bytes(), &limits)
-                        .map_err(|e| e.reason())?;
-                    if image.dimensions() != (w, h) {
-                        return wrong_size(image.dimensions());
-                    }
-                    tensor_of(image.as_raw()).map(Some)
-                })
+                .run(
+                    move || match crop_jpeg_tensor(jpeg.bytes(), &limits, (w, h))? {
+                        Ok(tensor) => Ok(Some(tensor)),
+                        Err(sent) => wrong_size(sent),
+                    },
+                )
                 .await
                 .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
         }
@@ -354,6 +352,21 @@ impl ExtractorStage {
                 .await;
         }
     }
+}
+
+/// The backbone's input tensor from a crop JPEG already stretched to its `input` size
+/// (see `detect_stage::build_record`), in the workers and in `imgfeat-serve` alike;
+/// `Err(size)` when the crop is another size.
+pub fn crop_jpeg_tensor(
+    jpeg: &[u8],
+    limits: &DecodeLimits,
+    input: (u32, u32),
+) -> Result<Result<Vec<f32>, (u32, u32)>, FailureReason> {
+    let image = imgfeat_imaging::decode_rgb(jpeg, limits).map_err(|e| e.reason())?;
+    if image.dimensions() != input {
+        return Ok(Err(image.dimensions()));
+    }
+    tensor_of(image.as_raw()).map(Ok)
 }
 
 fn tensor_of(rgb: &[u8]) -> Result<Vec<f32>, FailureReason> {
