@@ -4,38 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use imgfeat_core::ports::ResultStore;
-use imgfeat_core::shutdown::ShutdownTrigger;
 use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
 use imgfeat_search::{HammingIndex, LinearScan};
+use imgfeat_search_service::Settings;
 use imgfeat_search_service::shard::ShardSpec;
-use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
 use imgfeat_store::SqliteStore;
-use serde_json::Value;
 
-const TOKEN: &str = "search-test-token-0123456789";
+mod common;
 
-struct Shard {
-    api: String,
-    probes: String,
-    stop: ShutdownTrigger,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-/// A small deterministic generator (SplitMix64), so the data is the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use common::{Rng, TOKEN, get, listeners, metric, metrics, pairs, settings, start, wait_ready};
 
 /// 2 000 random codes and 30 planted groups of 6 copies (0-10 bits flipped), IDs
 /// scattered over the whole u64 range.
@@ -66,81 +45,6 @@ fn catalogue(version: &ModelVersion) -> (Vec<CodeRecord>, Vec<u64>) {
     (records, seeds)
 }
 
-async fn start(
-    store: &std::path::Path,
-    spec: ShardSpec,
-    listeners: Listeners,
-    shard_urls: Vec<String>,
-) -> Shard {
-    let mut settings = Settings::default();
-    settings.store.path = store.to_path_buf();
-    settings.search.shard = spec;
-    settings.search.shard_urls = shard_urls;
-    settings.http.token = Some(imgfeat_http::Token::new(TOKEN));
-    settings.validate().unwrap();
-    let api = format!("http://{}", listeners.api.local_addr().unwrap());
-    let probes = format!("http://{}", listeners.metrics.local_addr().unwrap());
-    let (stop, shutdown) = shutdown_pair();
-    let task = tokio::spawn(imgfeat_search_service::run(settings, listeners, shutdown));
-    Shard {
-        api,
-        probes,
-        stop,
-        task,
-    }
-}
-
-async fn listeners() -> Listeners {
-    Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        metrics: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, shard: &Shard) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let res = client.get(format!("{}/readyz", shard.probes)).send().await;
-        if res.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never became ready",
-            shard.probes
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
-    let res = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-fn pairs(v: &Value) -> Vec<(u64, u32)> {
-    v["neighbours"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["id"].as_u64().unwrap(),
-                n["distance"].as_u64().unwrap() as u32,
-            )
-        })
-        .collect()
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_answer_for_the_whole_version_like_a_scan() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,8 +64,15 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
         format!("http://{}", lb.api.local_addr().unwrap()),
     );
     let urls = vec![url_a, url_b];
-    let a = start(&path, ShardSpec { index: 0, count: 2 }, la, urls.clone()).await;
-    let b = start(&path, ShardSpec { index: 1, count: 2 }, lb, urls).await;
+    // Followers of no broker: these shards serve the store as loaded.
+    let mut amqp = common::amqp("search-shards");
+    amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    let mut sa = settings(&path, ShardSpec { index: 0, count: 2 }, urls.clone(), &amqp);
+    let mut sb = settings(&path, ShardSpec { index: 1, count: 2 }, urls, &amqp);
+    sa.search.follow = false;
+    sb.search.follow = false;
+    let a = start(sa, la);
+    let b = start(sb, lb);
     let client = reqwest::Client::new();
     wait_ready(&client, &a).await;
     wait_ready(&client, &b).await;
@@ -169,15 +80,8 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
     // Each shard holds a part, together everything.
     let mut held = Vec::new();
     for s in [&a, &b] {
-        let text = client
-            .get(format!("{}/metrics", s.probes))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        held.push(metric(&text, "imgfeat_search_index_codes"));
+        let text = metrics(&client, s).await;
+        held.push(metric(&text, "imgfeat_search_index_codes").unwrap());
     }
     assert_eq!(held.iter().sum::<f64>(), records.len() as f64, "{held:?}");
     assert!(

@@ -33,7 +33,7 @@ struct Subscription {
 
 /// Makes a consumer's `next()` return `None`: the first step of a graceful shutdown.
 #[derive(Clone)]
-pub struct ConsumerStop(Arc<watch::Sender<bool>>);
+pub struct ConsumerStop(pub(crate) Arc<watch::Sender<bool>>);
 
 impl ConsumerStop {
     pub fn stop(&self) {

@@ -14,21 +14,11 @@ use lapin::{Channel, Consumer};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::{AmqpConnection, AmqpError, EventExchange};
+use crate::{AmqpConnection, AmqpError, ConsumerStop, EventExchange};
 
 struct Subscription {
     _channel: Channel,
     consumer: Consumer,
-}
-
-/// Makes [`EventFollower::next`] return `None`.
-#[derive(Clone)]
-pub struct FollowerStop(Arc<watch::Sender<bool>>);
-
-impl FollowerStop {
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
 }
 
 pub struct EventFollower<M> {
@@ -91,8 +81,9 @@ impl<M: DeserializeOwned> EventFollower<M> {
             .follower_queue(self.exchange, &self.follower)
     }
 
-    pub fn stopper(&self) -> FollowerStop {
-        FollowerStop(self.stop.clone())
+    /// Makes [`next`](Self::next) return `None` (and [`bind`](Self::bind) give up).
+    pub fn stopper(&self) -> ConsumerStop {
+        ConsumerStop(self.stop.clone())
     }
 
     /// Declares and binds the queue, waiting for the broker as long as it takes (or

@@ -29,7 +29,7 @@ pub use config::{AmqpConfig, ConfigError, unique_prefix};
 pub use connection::{AmqpConnection, BrokerState};
 pub use consumer::{AmqpConsumer, ConsumerStop};
 pub use error::AmqpError;
-pub use follower::{EventFollower, Followed, FollowerStop};
+pub use follower::{EventFollower, Followed};
 pub use imgfeat_core::backoff::Backoff;
 pub use publisher::AmqpPublisher;
 pub use redact::{redact_url, scrub};
