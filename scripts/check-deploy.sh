@@ -10,7 +10,7 @@
 #    Prometheus scrape targets and the Grafana provisioning agree; the Dockerfile's
 #    build commands are the ones CI runs.
 #  - every container's settings (config file + environment, compose and k8s) load with
-#    the services' own settings types: `cargo test -p imgfeat-telemetry --test
+#    the services' own settings types: `cargo test -p imgfeat-fleet-tests --test
 #    deploy_settings` with the extracted settings.
 # Tools install once into .local/deploy-venv (network then); checking is offline.
 set -euo pipefail
@@ -267,4 +267,4 @@ if problems:
 print(f"k8s: {sum(len(d) for d in docs_by_render.values())} manifests valid; compose, prometheus, grafana and Dockerfile consistent; {len(settings)} containers' settings extracted")
 PY
 
-IMGFEAT_DEPLOY_SETTINGS="$out/settings.json" cargo test --locked --quiet -p imgfeat-telemetry --test deploy_settings -- --nocapture
+IMGFEAT_DEPLOY_SETTINGS="$out/settings.json" cargo test --locked --quiet -p imgfeat-fleet-tests --test deploy_settings -- --nocapture

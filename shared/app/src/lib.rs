@@ -1,7 +1,6 @@
 //! What every imgfeat binary does the same way: read layered settings, set up logging,
 //! and open the adapters the settings choose. Binaries stay thin on top of this.
 
-pub mod http_source;
 pub mod logging;
 pub mod paths;
 pub mod settings;

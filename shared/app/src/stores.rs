@@ -8,8 +8,10 @@ use imgfeat_core::ports::{
 use imgfeat_store::SqliteStore;
 use serde::Deserialize;
 
-use crate::http_source::{HttpSource, HttpSourceConfig};
 use crate::settings::{StoreKind, StoreSettings};
+use imgfeat_sources::{
+    CqlImageSource, CqlSourceConfig, HttpSource, HttpSourceConfig, TemplateSource,
+};
 
 pub fn open_embedded(settings: &StoreSettings) -> Result<Arc<SqliteStore>, StoreError> {
     Ok(Arc::new(SqliteStore::open(&settings.path)?))
@@ -61,7 +63,7 @@ pub enum SourceSettings {
     /// A URL template with `{id}`, fetched with timeouts and bounded concurrency.
     Http(HttpSourceConfig),
     /// A CQL blob table.
-    Cql(Box<imgfeat_cql::CqlSourceConfig>),
+    Cql(Box<CqlSourceConfig>),
 }
 
 impl Default for SourceSettings {
@@ -88,14 +90,14 @@ pub async fn open_source(
 ) -> Result<Arc<dyn ImageSource>, SourceSetupError> {
     Ok(match settings {
         SourceSettings::Folder { template } => Arc::new(
-            imgfeat_pipeline::fs_source::TemplateSource::new(template.clone(), max_bytes)
-                .map_err(SourceSetupError::Folder)?,
+            TemplateSource::new(template.clone(), max_bytes).map_err(SourceSetupError::Folder)?,
         ),
-        SourceSettings::Http(cfg) => {
-            Arc::new(HttpSource::new(cfg.clone(), max_bytes).map_err(SourceSetupError::Http)?)
-        }
+        SourceSettings::Http(cfg) => Arc::new(
+            HttpSource::new(cfg.clone(), max_bytes)
+                .map_err(|e| SourceSetupError::Http(e.to_string()))?,
+        ),
         SourceSettings::Cql(cfg) => Arc::new(
-            imgfeat_cql::CqlImageSource::connect(cfg)
+            CqlImageSource::connect(cfg)
                 .await
                 .map_err(|e| SourceSetupError::Cql(e.to_string()))?,
         ),

@@ -1,6 +1,6 @@
 //! ScyllaDB / Cassandra 4.x adapters for imgfeat: the results store ([`CqlStore`]:
-//! `ResultStore`, `BackfillStore`, `ExportStore`) and an image source reading a blob
-//! table ([`CqlImageSource`]).
+//! `ResultStore`, `BackfillStore`, `ExportStore`), and the session, retry and row
+//! conversions the blob-table image source in `imgfeat-sources` shares with it.
 //!
 //! Everything here is plain CQL both servers accept: prepared, idempotent statements;
 //! no lightweight transactions, no `ALLOW FILTERING`, no secondary indexes.
@@ -16,11 +16,9 @@ pub mod rows;
 pub mod scan;
 pub mod schema;
 pub mod session;
-pub mod source;
 pub mod statements;
 pub mod store;
 
 pub use config::{ConsistencyLevel, CqlConfig, Replication, RetryConfig, TtlConfig};
 pub use schema::MigrationReport;
-pub use source::{CqlImageSource, CqlSourceConfig, IdType, SourceSetupError};
 pub use store::CqlStore;

@@ -9,12 +9,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use imgfeat_core::ports::{ExportStore, ImageSource, ResultStore, SourceError};
+use imgfeat_core::ports::{ExportStore, ResultStore};
 use imgfeat_core::{
     BinaryCode, CodeRecord, CropRect, DetectionRecord, FailureKind, FailureReason, FailureRecord,
     ImageId, MainObject, ModelVersion, Stage,
 };
-use imgfeat_cql::{CqlConfig, CqlImageSource, CqlSourceConfig, CqlStore, IdType};
+use imgfeat_cql::{CqlConfig, CqlStore};
 use imgfeat_store::SqliteStore;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -121,100 +121,6 @@ async fn cql_migrations_are_idempotent_and_guarded() {
         assert_eq!(second.current, first.current);
 
         CqlStore::connect(&manual).await.unwrap();
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cql_image_source_reads_blobs_and_sorts_errors() {
-    let Some(node) = target("cql image source") else {
-        return;
-    };
-    in_fresh_keyspace(&node, "source", |cfg| async move {
-        let store = CqlStore::connect(&cfg).await.unwrap();
-        let session = Arc::clone(store.session());
-        let ks = &cfg.keyspace;
-        for ddl in [
-            format!("CREATE TABLE {ks}.images (image_id bigint PRIMARY KEY, data blob)"),
-            format!("CREATE TABLE {ks}.\"Photos\" (sku text PRIMARY KEY, \"Content\" blob)"),
-        ] {
-            session.query_unpaged(ddl, ()).await.unwrap();
-        }
-        session.await_schema_agreement().await.unwrap();
-        let insert = format!("INSERT INTO {ks}.images (image_id, data) VALUES (?, ?)");
-        for (id, bytes) in [(1i64, vec![1u8; 10]), (-1, vec![2; 10]), (2, vec![3; 100])] {
-            session
-                .query_unpaged(insert.clone(), (id, bytes))
-                .await
-                .unwrap();
-        }
-        session
-            .query_unpaged(
-                format!("INSERT INTO {ks}.\"Photos\" (sku, \"Content\") VALUES (?, ?)"),
-                ("77", vec![7u8; 5]),
-            )
-            .await
-            .unwrap();
-
-        let src = CqlImageSource::with_session(
-            Arc::clone(&session),
-            &CqlSourceConfig {
-                keyspace: ks.clone(),
-                table: "images".into(),
-                id_column: "image_id".into(),
-                bytes_column: "data".into(),
-                max_bytes: 50,
-                max_concurrent_fetches: 2,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(src.fetch(ImageId(1)).await.unwrap(), vec![1; 10]);
-        assert_eq!(src.fetch(ImageId(u64::MAX)).await.unwrap(), vec![2; 10]);
-        assert!(matches!(
-            src.fetch(ImageId(3)).await,
-            Err(SourceError::NotFound(ImageId(3), _))
-        ));
-        assert!(matches!(
-            src.fetch(ImageId(2)).await,
-            Err(SourceError::TooLarge {
-                size: 100,
-                limit: 50,
-                ..
-            })
-        ));
-        // Many at once through two permits.
-        let all = futures::future::join_all((0..20).map(|_| src.fetch(ImageId(1)))).await;
-        assert!(all.iter().all(|r| r.is_ok()));
-
-        let by_text = CqlImageSource::with_session(
-            Arc::clone(&session),
-            &CqlSourceConfig {
-                keyspace: ks.clone(),
-                table: "Photos".into(),
-                id_column: "sku".into(),
-                id_type: IdType::Text,
-                bytes_column: "Content".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(by_text.fetch(ImageId(77)).await.unwrap(), vec![7; 5]);
-
-        // A wrong column is caught when the source is built, not per image.
-        let wrong = CqlImageSource::with_session(
-            session,
-            &CqlSourceConfig {
-                keyspace: ks.clone(),
-                table: "images".into(),
-                bytes_column: "nope".into(),
-                ..Default::default()
-            },
-        )
-        .await;
-        assert!(wrong.is_err());
     })
     .await;
 }

@@ -13,11 +13,11 @@ use serde::Serialize;
 use walkdir::WalkDir;
 
 use crate::events::{Event, EventSink, Events, Outcome, Worker};
-use crate::fs_source::PathMapSource;
 use crate::local_queue::{in_process_retry, local_queue};
 use crate::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
 use crate::settings::PipelineSettings;
 use imgfeat_core::shutdown::Shutdown;
+use imgfeat_sources::PathMapSource;
 
 /// File endings the folder scan treats as images. Anything else is ignored; a file with
 /// an image ending that is not an image is recorded as a failure.

@@ -8,7 +8,6 @@ pub mod cpu_pool;
 pub mod detect_stage;
 pub mod events;
 pub mod extract_stage;
-pub mod fs_source;
 pub mod index;
 mod intake;
 pub mod local_queue;

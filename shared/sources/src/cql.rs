@@ -11,11 +11,11 @@ use scylla::statement::prepared::PreparedStatement;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use crate::config::{ConfigError, ConsistencyLevel, RetryConfig, check_identifier};
-use crate::errors::source_error;
-use crate::retry::{classify, with_retries};
-use crate::rows::id_to_cql;
-use crate::session::{self, ConnectOptions};
+use imgfeat_cql::config::{ConfigError, ConsistencyLevel, RetryConfig, check_identifier};
+use imgfeat_cql::errors::source_error;
+use imgfeat_cql::retry::{classify, with_retries};
+use imgfeat_cql::rows::id_to_cql;
+use imgfeat_cql::session::{self, ConnectOptions};
 
 /// How the table's ID column is typed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -252,7 +252,6 @@ impl ImageSource for CqlImageSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cqlcheck::assert_portable;
 
     #[test]
     fn select_is_quoted_and_addresses_one_partition() {
@@ -268,7 +267,6 @@ mod tests {
             cfg.select_cql(),
             "SELECT \"content\" FROM \"jd\".\"Images\" WHERE \"sku_image_id\" = ?"
         );
-        assert_portable(&cfg.select_cql());
     }
 
     #[test]

@@ -1,7 +1,12 @@
-//! Images behind an HTTP URL template: timeouts, bounded concurrency, a byte limit
-//! enforced while streaming (a lying or missing Content-Length cannot exhaust memory),
-//! and status codes sorted into permanent and transient failures.
+//! Images behind an HTTP or HTTPS URL template: timeouts, bounded concurrency, a byte
+//! limit enforced while streaming (a lying or missing Content-Length cannot exhaust
+//! memory), and status codes sorted into permanent and transient failures.
+//!
+//! TLS follows the template's scheme: `https://` is verified by rustls against the
+//! system's roots plus, for a private CA, the certificates in `ca_file`; redirects may
+//! not leave HTTPS.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +19,15 @@ use tokio::sync::Semaphore;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSourceConfig {
-    /// e.g. `http://images.internal/{id}.jpg`
+    /// e.g. `http://images.internal/{id}.jpg` or `https://images.internal/{id}.jpg`
     pub url_template: String,
     pub connect_timeout_ms: u64,
     /// Whole request, headers and body.
     pub timeout_ms: u64,
     pub max_concurrent_fetches: usize,
+    /// PEM file of CA certificates trusted for an `https://` template besides the
+    /// system's roots: for image servers whose certificates a private CA signs.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpSourceConfig {
@@ -29,8 +37,23 @@ impl Default for HttpSourceConfig {
             connect_timeout_ms: 2_000,
             timeout_ms: 10_000,
             max_concurrent_fetches: 16,
+            ca_file: None,
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSourceError {
+    #[error("url_template {0:?} has no {{id}}")]
+    NoId(String),
+    #[error("url_template {0:?} is neither http:// nor https://")]
+    Scheme(String),
+    #[error("ca_file is set but url_template {0:?} is not https://")]
+    CaWithoutTls(String),
+    #[error("ca_file {path}: {error}")]
+    CaFile { path: PathBuf, error: String },
+    #[error("building the HTTP client: {0}")]
+    Client(String),
 }
 
 pub struct HttpSource {
@@ -41,18 +64,34 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    pub fn new(config: HttpSourceConfig, max_bytes: u64) -> Result<Self, String> {
-        if !config.url_template.contains("{id}") {
-            return Err(format!(
-                "url_template {:?} has no {{id}}",
-                config.url_template
-            ));
+    pub fn new(config: HttpSourceConfig, max_bytes: u64) -> Result<Self, HttpSourceError> {
+        let template = &config.url_template;
+        if !template.contains("{id}") {
+            return Err(HttpSourceError::NoId(template.clone()));
         }
-        let client = reqwest::Client::builder()
+        let scheme = template
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .ok_or_else(|| HttpSourceError::Scheme(template.clone()))?;
+        let tls = match scheme.as_str() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(HttpSourceError::Scheme(template.clone())),
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .timeout(Duration::from_millis(config.timeout_ms))
+            // A redirect to http:// would send the request in clear text.
+            .https_only(tls);
+        if let Some(path) = &config.ca_file {
+            if !tls {
+                return Err(HttpSourceError::CaWithoutTls(template.clone()));
+            }
+            builder = builder.tls_certs_merge(read_ca_file(path)?);
+        }
+        let client = builder
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| HttpSourceError::Client(error_chain(&e)))?;
         Ok(Self {
             client,
             permits: Arc::new(Semaphore::new(config.max_concurrent_fetches.max(1))),
@@ -60,6 +99,37 @@ impl HttpSource {
             max_bytes,
         })
     }
+}
+
+/// The certificates of a PEM bundle; a file without one is a mistake, not "no extra CA".
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, HttpSourceError> {
+    let ca_error = |error: String| HttpSourceError::CaFile {
+        path: path.to_path_buf(),
+        error,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(error_chain(&e)))?;
+    if certs.is_empty() {
+        return Err(ca_error("no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// An error with its causes: reqwest's own message ("error sending request") hides
+/// the reason (refused connection, untrusted certificate) in its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[async_trait]
@@ -71,7 +141,8 @@ impl ImageSource for HttpSource {
             .await
             .map_err(|_| SourceError::Unavailable("source closed".into()))?;
         let url = self.config.url_template.replace("{id}", &id.to_string());
-        let unavailable = |e: reqwest::Error| SourceError::Unavailable(format!("{url}: {e}"));
+        let unavailable =
+            |e: reqwest::Error| SourceError::Unavailable(format!("{url}: {}", error_chain(&e)));
         let mut response = self.client.get(&url).send().await.map_err(unavailable)?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
