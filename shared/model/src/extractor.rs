@@ -5,11 +5,11 @@ use std::path::Path;
 use imgfeat_core::{BinaryCode, ModelVersion};
 
 use crate::manifest::Manifest;
-use crate::{Backbone, ModelError, OrtRuntime, SessionOptions, SimHashHead};
+use crate::{Backbone, HashHead, ModelError, OrtRuntime, SessionOptions};
 
 pub struct Extractor {
     backbone: Backbone,
-    head: SimHashHead,
+    head: HashHead,
     version: ModelVersion,
 }
 
@@ -21,11 +21,11 @@ impl Extractor {
         options: SessionOptions,
     ) -> Result<Self, ModelError> {
         let backbone = Backbone::load(runtime, backbone_manifest, options)?;
-        let head = SimHashHead::load(&Manifest::load(head_manifest)?)?;
+        let head = HashHead::load(&Manifest::load(head_manifest)?)?;
         Self::new(backbone, head)
     }
 
-    pub fn new(backbone: Backbone, head: SimHashHead) -> Result<Self, ModelError> {
+    pub fn new(backbone: Backbone, head: HashHead) -> Result<Self, ModelError> {
         let version = head
             .version()
             .after(backbone.version())

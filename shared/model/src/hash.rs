@@ -1,12 +1,14 @@
-//! Hash heads turn an embedding into a K-bit code. The default is SimHash: the sign bits
-//! of a random projection of the centred embedding, shared with the Python reference.
+//! Hash heads turn an embedding into a K-bit code: the sign bits of a projection of the
+//! centred embedding. The default is SimHash, a random projection shared with the Python
+//! reference; learned heads (`linear_hash`, from `imgfeat head train`) only bring another
+//! projection and mean, so both load and code through this one type.
 
 use imgfeat_core::{BinaryCode, ModelVersion};
 
 use crate::ModelError;
-use crate::manifest::{Manifest, ManifestKind};
+use crate::manifest::Manifest;
 
-pub struct SimHashHead {
+pub struct HashHead {
     /// `dim x bits`, row-major.
     projection: Vec<f32>,
     mean: Vec<f32>,
@@ -15,20 +17,21 @@ pub struct SimHashHead {
     version: ModelVersion,
 }
 
-impl SimHashHead {
+impl HashHead {
+    /// Loads a `simhash` or `linear_hash` head, its weight files checked by sha256.
     pub fn load(manifest: &Manifest) -> Result<Self, ModelError> {
-        let ManifestKind::Simhash(spec) = &manifest.kind else {
+        let Some(spec) = manifest.kind.head_weights() else {
             return Err(ModelError::Manifest {
                 path: manifest.dir.clone(),
-                message: format!("{} is not a simhash head", manifest.name),
+                message: format!("{} is not a hash head", manifest.name),
             });
         };
         let (bits, dim) = (spec.bits as usize, spec.dim as usize);
         let projection = read_f32le(
-            &manifest.verified_file(&spec.projection, &spec.projection_sha256)?,
+            &manifest.verified_file(spec.projection, spec.projection_sha256)?,
             dim * bits,
         )?;
-        let mean = read_f32le(&manifest.verified_file(&spec.mean, &spec.mean_sha256)?, dim)?;
+        let mean = read_f32le(&manifest.verified_file(spec.mean, spec.mean_sha256)?, dim)?;
         let version = manifest.model_version()?;
         Self::new(projection, mean, bits, version)
     }
@@ -127,7 +130,7 @@ mod tests {
     #[test]
     fn signs_of_the_centred_projection() {
         // dim 2, bits 3: R = [[1, 0, -1], [0, 1, 1]], mean = [1, 1]
-        let head = SimHashHead::new(
+        let head = HashHead::new(
             vec![1., 0., -1., 0., 1., 1.],
             vec![1., 1.],
             3,
@@ -144,10 +147,32 @@ mod tests {
     fn the_shipped_head_loads_with_its_shape() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../models/simhash64_effnet_lite0.toml");
-        let head = SimHashHead::load(&Manifest::load(&path).unwrap()).unwrap();
+        let head = HashHead::load(&Manifest::load(&path).unwrap()).unwrap();
         assert_eq!((head.bits(), head.dim()), (64, 1280));
         // The mean embedding itself projects to zero everywhere: no bit set.
         let code = head.code(&head.mean.clone()).unwrap();
         assert_eq!(code.as_bytes(), &[0u8; 8]);
+    }
+
+    #[test]
+    fn a_corrupted_weight_file_is_refused() {
+        // A copy of the shipped default head with one byte of its projection changed.
+        let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "simhash64_effnet_lite0.toml",
+            "simhash_R_1280x64_f32le.bin",
+            "simhash_mean_1280_f32le.bin",
+        ] {
+            std::fs::copy(models.join(f), dir.path().join(f)).unwrap();
+        }
+        let manifest = Manifest::load(&dir.path().join("simhash64_effnet_lite0.toml")).unwrap();
+        assert!(HashHead::load(&manifest).is_ok());
+        let weights = dir.path().join("simhash_R_1280x64_f32le.bin");
+        let mut bytes = std::fs::read(&weights).unwrap();
+        bytes[100] ^= 0x10;
+        std::fs::write(&weights, bytes).unwrap();
+        let err = HashHead::load(&manifest).err().unwrap().to_string();
+        assert!(err.contains("wrong or corrupt model file"), "{err}");
     }
 }

@@ -16,7 +16,7 @@ pub use backbone::Backbone;
 pub use detector::Detector;
 pub use error::ModelError;
 pub use extractor::Extractor;
-pub use hash::SimHashHead;
+pub use hash::HashHead;
 pub use manifest::{Manifest, ManifestKind};
 pub use postprocess::{DetectorThresholds, MainObjectRule};
 pub use runtime::OrtRuntime;

@@ -32,6 +32,9 @@ pub enum ManifestKind {
     Detector(OnnxSpec),
     Backbone(OnnxSpec),
     Simhash(SimHashSpec),
+    /// A learned linear head (`imgfeat head train`): the same sign-of-projection code
+    /// as SimHash, with a trained projection and the record of how it was trained.
+    LinearHash(LinearHashSpec),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +82,80 @@ pub struct SimHashSpec {
     pub projection_sha256: String,
     pub mean: String,
     pub mean_sha256: String,
+}
+
+/// A learned head: weights as for SimHash, plus how they were learned.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearHashSpec {
+    pub bits: u32,
+    pub dim: u32,
+    /// `itq` or `deepbit`.
+    pub method: String,
+    pub projection: String,
+    pub projection_sha256: String,
+    pub mean: String,
+    pub mean_sha256: String,
+    pub training: TrainingSpec,
+}
+
+/// What a learned head was trained on, so a run can be repeated and audited.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// Number of training photos.
+    pub photos: u32,
+    /// The file naming them, one a line; its sha256 is the training set's hash.
+    pub photo_list: String,
+    pub photo_list_sha256: String,
+    /// How the photos were chosen (e.g. the split rule).
+    pub selection: String,
+    /// Augmented views per photo, and what they were.
+    pub views: u32,
+    pub augmentations: String,
+    pub seed: u64,
+    /// The model versions the embeddings came from.
+    pub detector: String,
+    pub backbone: String,
+    /// The training objectives' final values (lower is better for each).
+    #[serde(default)]
+    pub objectives: BTreeMap<String, f64>,
+}
+
+/// The two weight files of a sign-of-projection head, whichever kind it is.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadWeights<'a> {
+    pub bits: u32,
+    pub dim: u32,
+    pub projection: &'a str,
+    pub projection_sha256: &'a str,
+    pub mean: &'a str,
+    pub mean_sha256: &'a str,
+}
+
+impl ManifestKind {
+    /// The weights of a hash head, `None` for the ONNX models.
+    pub fn head_weights(&self) -> Option<HeadWeights<'_>> {
+        match self {
+            ManifestKind::Simhash(s) => Some(HeadWeights {
+                bits: s.bits,
+                dim: s.dim,
+                projection: &s.projection,
+                projection_sha256: &s.projection_sha256,
+                mean: &s.mean,
+                mean_sha256: &s.mean_sha256,
+            }),
+            ManifestKind::LinearHash(s) => Some(HeadWeights {
+                bits: s.bits,
+                dim: s.dim,
+                projection: &s.projection,
+                projection_sha256: &s.projection_sha256,
+                mean: &s.mean,
+                mean_sha256: &s.mean_sha256,
+            }),
+            ManifestKind::Detector(_) | ManifestKind::Backbone(_) => None,
+        }
+    }
 }
 
 impl Manifest {
@@ -130,8 +207,10 @@ impl Manifest {
                     return Err(bad("a detector needs a labels file".into()));
                 }
             }
-            ManifestKind::Simhash(spec) => {
-                if spec.bits == 0 || spec.bits > 4096 || spec.dim == 0 {
+            ManifestKind::Simhash(_) | ManifestKind::LinearHash(_) => {
+                if let Some(w) = self.kind.head_weights()
+                    && (w.bits == 0 || w.bits > 4096 || w.dim == 0)
+                {
                     return Err(bad("bits must be 1..=4096 and dim positive".into()));
                 }
             }
@@ -202,11 +281,11 @@ mod tests {
                     assert_ne!(kind, "simhash");
                     m.verified_file(&s.file, &s.sha256).unwrap();
                 }
-                ManifestKind::Simhash(s) => {
+                ManifestKind::Simhash(_) | ManifestKind::LinearHash(_) => {
                     assert_eq!(kind, "simhash");
-                    m.verified_file(&s.projection, &s.projection_sha256)
-                        .unwrap();
-                    m.verified_file(&s.mean, &s.mean_sha256).unwrap();
+                    let w = m.kind.head_weights().unwrap();
+                    m.verified_file(w.projection, w.projection_sha256).unwrap();
+                    m.verified_file(w.mean, w.mean_sha256).unwrap();
                 }
             }
         }

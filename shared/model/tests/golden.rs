@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use imgfeat_core::{BinaryCode, BoundingBox, CropRect, Detection};
 use imgfeat_imaging::{DecodeLimits, RgbImage, decode_rgb, resize_to_tensor};
 use imgfeat_model::{
-    Backbone, Detector, DetectorThresholds, Manifest, OrtRuntime, SessionOptions, SimHashHead,
+    Backbone, Detector, DetectorThresholds, HashHead, Manifest, OrtRuntime, SessionOptions,
 };
 use serde_json::Value;
 
@@ -262,7 +262,7 @@ fn codes_match_the_python_reference_bit_for_bit() {
     let golden: Value = serde_json::from_str(&text).unwrap();
     let mut backbone = backbone();
     let head_manifest = Manifest::load(&repo().join("models/simhash64_effnet_lite0.toml")).unwrap();
-    let head = SimHashHead::load(&head_manifest).unwrap();
+    let head = HashHead::load(&head_manifest).unwrap();
     let (w, h) = backbone.input_size();
     let mut report = Vec::new();
     let (mut compared, mut equal, mut near_zero) = (0, 0, 0);
