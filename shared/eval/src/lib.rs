@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod plot;
 pub mod report;
 mod rotate;
+pub mod split;
 pub mod transform;
 
 pub use corpus::{Corpus, CorpusItem};
