@@ -120,16 +120,81 @@ pub enum Command {
         /// Also draw the two histograms of each version into this PNG.
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
+        /// Only this part of the photos (split by a hash of each file name, see
+        /// --held-out): `held-out` compares heads on photos they were not trained on.
+        #[arg(long, value_enum, default_value_t = PartArg::All)]
+        part: PartArg,
+        /// Percent of photos held out from training (the same rule as `head train`).
+        #[arg(long = "held-out", default_value_t = imgfeat_eval::split::DEFAULT_HELD_OUT_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+        held_out: u8,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
     },
+    /// Learned hash heads.
+    #[command(subcommand)]
+    Head(HeadCommand),
     /// Schema and moving results between stores.
     #[command(subcommand)]
     Store(StoreCommand),
     /// Inspect and re-drive the dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartArg {
+    All,
+    Training,
+    HeldOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// PCA, then the rotation that minimises the quantization loss.
+    Itq,
+    /// A projection that keeps photos apart and their augmented views together, then
+    /// the same rotation, bits balanced at their medians.
+    Deepbit,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HeadCommand {
+    /// Learn a hash head from the photos in DIR (its training part: see --held-out):
+    /// embeddings of each photo's main-object crop and of --views augmented views of
+    /// it, then ITQ or the DeepBit-style projection. Writes --out (the manifest) and its
+    /// weight files beside it: a new model version to name in pipeline.models.hash_head.
+    Train {
+        dir: PathBuf,
+        /// Code length: 64, 128 or 256 (any multiple of 8 up to the embedding size).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(8..=1280))]
+        bits: u16,
+        #[arg(long, value_enum, default_value_t = MethodArg::Deepbit)]
+        method: MethodArg,
+        /// Seeds the views and the rotation: the same seed writes the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Augmented views per photo (imgfeat eval's transforms).
+        #[arg(long, default_value_t = 4)]
+        views: usize,
+        /// The manifest to write, e.g. models/deepbit64_effnet_lite0.toml.
+        #[arg(long)]
+        out: PathBuf,
+        /// Percent of the photos held out (never trained on), chosen by a hash of each
+        /// file name; 0 trains on all.
+        #[arg(long = "held-out", default_value_t = imgfeat_eval::split::DEFAULT_HELD_OUT_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+        held_out: u8,
+        /// At most this many training photos.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Keep the embeddings here between runs (they do not depend on the method or
+        /// the code length).
+        #[arg(long, default_value = "imgfeat-data/train-cache")]
+        cache: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

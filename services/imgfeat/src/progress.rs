@@ -49,3 +49,45 @@ impl EventSink for ProgressSink {
         }
     }
 }
+
+/// The bar of `imgfeat head train`: one phase at a time, with the loss when the phase
+/// has one.
+pub struct TrainBar {
+    bar: ProgressBar,
+}
+
+impl TrainBar {
+    pub fn new(visible: bool) -> Self {
+        let bar = if visible {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {prefix} {wide_bar} {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Self { bar }
+    }
+}
+
+impl imgfeat_train::Progress for TrainBar {
+    fn start(&self, phase: &str, total: u64) {
+        self.bar.reset();
+        self.bar.set_prefix(phase.to_string());
+        self.bar.set_length(total);
+        self.bar.set_message("");
+    }
+
+    fn advance(&self, done: u64, loss: Option<f64>) {
+        self.bar.set_position(done);
+        if let Some(loss) = loss {
+            self.bar.set_message(format!("loss {loss:.4}"));
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

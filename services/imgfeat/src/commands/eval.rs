@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use imgfeat_app::AppSettings;
-use imgfeat_eval::{CodedItem, Corpus, EvalReport, VersionReport, corpus, report};
+use imgfeat_eval::{CodedItem, Corpus, EvalReport, VersionReport, corpus, report, split};
 use imgfeat_pipeline::{Events, PipelineSettings};
 use imgfeat_store::SqliteStore;
 
@@ -25,6 +25,8 @@ pub struct EvalArgs<'a> {
     pub limit: Option<usize>,
     pub models: &'a [String],
     pub plot: Option<&'a Path>,
+    /// Only one part of the photos, with the held-out percent that defines it.
+    pub part: Option<(split::Part, u8)>,
     pub quiet: bool,
 }
 
@@ -39,6 +41,9 @@ pub async fn run(
             bail!("{} is not a folder", dir.display());
         }
         photos.extend(corpus::list_photos(dir, None)?);
+    }
+    if let Some((part, percent)) = args.part {
+        photos = split::select(&photos, percent, part);
     }
     if let Some(n) = args.limit {
         photos.truncate(n);

@@ -2,6 +2,7 @@ mod bench;
 mod dedup;
 mod dlq;
 mod eval;
+mod head;
 mod index;
 mod local_index;
 mod probe;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, HeadCommand, MethodArg, PartArg};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings =
@@ -88,8 +89,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             models,
             plot,
+            part,
+            held_out,
             quiet,
         } => {
+            let part = match part {
+                PartArg::All => None,
+                PartArg::Training => Some(imgfeat_eval::split::Part::Training),
+                PartArg::HeldOut => Some(imgfeat_eval::split::Part::HeldOut),
+            };
             let args = eval::EvalArgs {
                 dirs: &dirs,
                 copies,
@@ -97,9 +105,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 limit,
                 models: &models,
                 plot: plot.as_deref(),
+                part: part.map(|p| (p, held_out)),
                 quiet,
             };
             eval::run(&settings, args, json).await
+        }
+        Command::Head(HeadCommand::Train {
+            dir,
+            bits,
+            method,
+            seed,
+            views,
+            out,
+            held_out,
+            limit,
+            cache,
+            quiet,
+        }) => {
+            let method = match method {
+                MethodArg::Itq => imgfeat_train::Method::Itq,
+                MethodArg::Deepbit => imgfeat_train::Method::Deepbit,
+            };
+            let args = head::TrainArgs {
+                dir: &dir,
+                bits: usize::from(bits),
+                method,
+                seed,
+                views,
+                out: &out,
+                held_out_percent: held_out,
+                limit,
+                cache: Some(&cache),
+                quiet,
+            };
+            head::train(&settings, args, json).await
         }
         Command::Store(cmd) => store::run(&settings, cmd, json).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
