@@ -103,7 +103,7 @@ impl<M: DeserializeOwned> EventFollower<M> {
             };
             let outcome = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return Err(AmqpError::Closed),
+                _ = stopped(&mut stop) => return Err(AmqpError::Closed),
                 outcome = attempt => outcome,
             };
             match outcome {
@@ -157,7 +157,7 @@ impl<M: DeserializeOwned> EventFollower<M> {
             let Some(sub) = self.subscription.as_mut() else {
                 let subscribed = tokio::select! {
                     biased;
-                    _ = stop.wait_for(|s| *s) => return None,
+                    _ = stopped(&mut stop) => return None,
                     c = self.conn.channel_retrying() => match c {
                         Ok(_) => self.subscribe().await,
                         Err(e) => Err(e),
@@ -177,7 +177,7 @@ impl<M: DeserializeOwned> EventFollower<M> {
             };
             let polled = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return None,
+                _ = stopped(&mut stop) => return None,
                 d = sub.consumer.next() => d,
             };
             let delivery = match polled {
@@ -214,4 +214,10 @@ impl<M: DeserializeOwned> EventFollower<M> {
             }
         }
     }
+}
+
+/// Resolves once `stop` is set. The watch guard is dropped inside, so the futures that
+/// select on it stay `Send` (the follower runs on a spawned task).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
