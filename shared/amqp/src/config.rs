@@ -42,6 +42,9 @@ pub struct AmqpConfig {
     /// How long a publish keeps trying (reconnecting and republishing) before it
     /// reports the queue unavailable.
     pub publish_timeout_ms: u64,
+    /// PEM file of extra CAs to trust for `amqps://` URLs (a private CA), beside the
+    /// system's roots. Plain `amqp://` ignores it.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Fanout exchange `<prefix>.<name>` on which the extractor announces every stored
     /// code (followed by the search shards).
     pub code_stored_exchange: String,
@@ -62,6 +65,7 @@ impl Default for AmqpConfig {
             reconnect_initial_ms: 200,
             reconnect_max_ms: 10_000,
             publish_timeout_ms: 30_000,
+            ca_file: None,
             code_stored_exchange: "code_stored".into(),
             duplicate_found_exchange: "duplicate_found".into(),
         }
@@ -99,6 +103,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("amqp.retry_delays_ms must list at least one delay, each >= 1 ms")]
     RetryDelays,
+    #[error("amqp.ca_file {0:?} is not a readable PEM file of certificates: {1}")]
+    CaFile(std::path::PathBuf, String),
     #[error("amqp.reconnect_max_ms ({max}) is below amqp.reconnect_initial_ms ({initial})")]
     Reconnect { initial: u64, max: u64 },
 }
@@ -112,6 +118,9 @@ impl AmqpConfig {
         })?;
         if !is_name(&self.prefix) {
             return Err(ConfigError::Prefix(self.prefix.clone()));
+        }
+        if let Some(path) = &self.ca_file {
+            crate::tls::read_ca_file(path).map_err(|e| ConfigError::CaFile(path.clone(), e))?;
         }
         for (field, name) in [
             ("code_stored_exchange", &self.code_stored_exchange),

@@ -138,9 +138,12 @@ impl AmqpConnection {
 
     async fn open(&self) -> Result<(Connection, Channel), AmqpError> {
         let url = &self.inner.config.url;
-        let conn = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .map_err(AmqpError::connect(url))?;
+        let tls = crate::tls::tls_config(&self.inner.config)?;
+        let runtime = lapin::runtime::default_runtime().map_err(AmqpError::connect(url))?;
+        let conn =
+            Connection::connect_with_config(url, ConnectionProperties::default(), tls, runtime)
+                .await
+                .map_err(AmqpError::connect(url))?;
         self.inner.topology.declare(&conn).await?;
         let channel = conn
             .create_channel()

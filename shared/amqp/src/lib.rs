@@ -23,6 +23,7 @@ pub mod headers;
 mod publisher;
 mod redact;
 mod teardown;
+mod tls;
 mod topology;
 
 pub use config::{AmqpConfig, ConfigError, unique_prefix};

@@ -42,6 +42,8 @@ pub struct CqlConfig {
     /// Credentials for PasswordAuthenticator; both or neither.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `[store.cql.tls]`: connect over TLS (see [`crate::tls`]); absent: plain TCP.
+    pub tls: Option<crate::tls::CqlTls>,
     /// Most requests one store call keeps in flight when it fans out per partition
     /// (`coded`, export pages).
     pub max_concurrency: usize,
@@ -64,6 +66,7 @@ impl Default for CqlConfig {
             ttl: TtlConfig::default(),
             username: None,
             password: None,
+            tls: None,
             max_concurrency: 64,
             auto_migrate: true,
         }

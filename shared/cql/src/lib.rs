@@ -1,5 +1,5 @@
 //! ScyllaDB / Cassandra 4.x adapters for imgfeat: the results store ([`CqlStore`]:
-//! `ResultStore`, `BackfillStore`, `ExportStore`), and the session, retry and row
+//! `ResultStore`, `BackfillStore`, `ExportStore`, `DuplicateStore`), and the session, retry and row
 //! conversions the blob-table image source in `imgfeat-sources` shares with it.
 //!
 //! Everything here is plain CQL both servers accept: prepared, idempotent statements;
@@ -18,6 +18,7 @@ pub mod schema;
 pub mod session;
 pub mod statements;
 pub mod store;
+pub mod tls;
 
 pub use config::{ConsistencyLevel, CqlConfig, Replication, RetryConfig, TtlConfig};
 pub use schema::MigrationReport;

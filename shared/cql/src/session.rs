@@ -21,6 +21,7 @@ pub struct ConnectOptions<'a> {
     pub local_dc: Option<&'a str>,
     pub username: Option<&'a str>,
     pub password: Option<&'a str>,
+    pub tls: Option<&'a crate::tls::CqlTls>,
     pub consistency: ConsistencyLevel,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
@@ -57,6 +58,10 @@ pub async fn open(opts: &ConnectOptions<'_>) -> Result<Session, String> {
     }
     if let (Some(user), Some(password)) = (opts.username, opts.password) {
         builder = builder.user(user, password);
+    }
+    if let Some(tls) = opts.tls {
+        let config = crate::tls::client_config(tls).map_err(|e| e.to_string())?;
+        builder = builder.tls_context(Some(config));
     }
     builder.build().await.map_err(|e| e.to_string())
 }

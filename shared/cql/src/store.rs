@@ -232,6 +232,7 @@ async fn open_session(cfg: &CqlConfig) -> Result<Session, StoreError> {
         local_dc: cfg.local_dc.as_deref(),
         username: cfg.username.as_deref(),
         password: cfg.password.as_deref(),
+        tls: cfg.tls.as_ref(),
         consistency: cfg.consistency,
         request_timeout: cfg.request_timeout(),
         connect_timeout: cfg.connect_timeout(),

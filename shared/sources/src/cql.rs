@@ -56,6 +56,8 @@ pub struct CqlSourceConfig {
     pub max_bytes: u64,
     /// Most fetches in flight at once, whatever the callers' concurrency.
     pub max_concurrent_fetches: usize,
+    /// `[source.tls]`: connect over TLS, as the results store does; absent: plain TCP.
+    pub tls: Option<imgfeat_cql::tls::CqlTls>,
 }
 
 impl Default for CqlSourceConfig {
@@ -76,6 +78,7 @@ impl Default for CqlSourceConfig {
             bytes_column: "data".to_string(),
             max_bytes: 32 * 1024 * 1024,
             max_concurrent_fetches: 64,
+            tls: None,
         }
     }
 }
@@ -147,6 +150,7 @@ impl CqlImageSource {
             local_dc: cfg.local_dc.as_deref(),
             username: cfg.username.as_deref(),
             password: cfg.password.as_deref(),
+            tls: cfg.tls.as_ref(),
             consistency: cfg.consistency,
             request_timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
             connect_timeout: std::time::Duration::from_millis(cfg.connect_timeout_ms),
