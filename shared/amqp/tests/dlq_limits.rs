@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Fixture, jobs, next_within, test_config};
+use common::{Fixture, jobs, next_within, rabbitmqctl, test_config};
 use imgfeat_amqp::lapin::options::QueueDeclareOptions;
 use imgfeat_amqp::lapin::types::{AMQPValue, FieldTable, LongString};
 use imgfeat_amqp::{
@@ -27,7 +26,7 @@ impl Policy {
     fn delivery_limit(prefix: &str, limit: u32) -> Policy {
         let name = format!("{prefix}-limit");
         let pattern = format!("^{}\\.", prefix.replace('.', "\\."));
-        let status = Command::new("rabbitmqctl")
+        let status = rabbitmqctl()
             .args(["-q", "set_policy", "--apply-to", "queues", &name, &pattern])
             .arg(format!("{{\"delivery-limit\": {limit}}}"))
             .status()
@@ -39,9 +38,7 @@ impl Policy {
 
 impl Drop for Policy {
     fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "clear_policy", &self.0])
-            .status();
+        let _ = rabbitmqctl().args(["-q", "clear_policy", &self.0]).status();
     }
 }
 

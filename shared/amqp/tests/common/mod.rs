@@ -19,8 +19,26 @@ pub struct Fixture {
     pub conn: AmqpConnection,
 }
 
+/// The broker under test: the local one, or another named by `IMGFEAT_TEST_AMQP_URL`
+/// (scripts/rabbitmq4.sh runs these tests against RabbitMQ 4 that way).
+pub fn broker_url() -> String {
+    std::env::var("IMGFEAT_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// `rabbitmqctl` for the broker under test; `IMGFEAT_TEST_RABBITMQCTL` replaces it with
+/// a command line (split on spaces) that reaches another broker.
+pub fn rabbitmqctl() -> std::process::Command {
+    let line = std::env::var("IMGFEAT_TEST_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
+    let mut words = line.split_whitespace();
+    let mut cmd = std::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
+    cmd.args(words);
+    cmd
+}
+
 pub fn test_config(name: &str) -> AmqpConfig {
     AmqpConfig {
+        url: broker_url(),
         prefix: unique_prefix(&format!("test-{name}")),
         prefetch: 20,
         retry_delays_ms: vec![100, 300],
