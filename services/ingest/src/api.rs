@@ -13,13 +13,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use imgfeat_amqp::AmqpConnection;
 use imgfeat_core::message::DetectJob;
+use imgfeat_core::now_ms;
 use imgfeat_core::ports::{BackfillState, JobPublisher, ResultStore, StoreError};
-use imgfeat_core::{ImageId, ModelVersion, now_ms};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::backfill::{BackfillError, BackfillRequest, Backfills};
+use crate::backfill::{BackfillError, Backfills};
+use crate::requests::{RequestError, parse_backfill_request, parse_images_request};
 use crate::settings::Limits;
 
 pub struct AppState {
@@ -68,47 +67,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        ApiError::bad_request(e.0)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::unavailable(e.to_string())
     }
 }
 
-/// JSON bodies parsed here rather than by axum's extractor, so that every malformed
-/// body gets the same 400 JSON error shape.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImagesRequest {
-    ids: Vec<u64>,
-    #[serde(default)]
-    model: Option<ModelVersion>,
-    #[serde(default)]
-    skip_done: Option<bool>,
-}
-
 async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
-    let req: ImagesRequest = parse(&body)?;
-    if req.ids.is_empty() {
-        return Err(ApiError::bad_request(
-            "ids is empty: send at least one image ID",
-        ));
-    }
-    let max = s.limits.max_ids_per_request;
-    if req.ids.len() > max {
-        return Err(ApiError::bad_request(format!(
-            "{} IDs in one request, over the limit of {max}; split the batch or use /v1/backfill",
-            req.ids.len()
-        )));
-    }
+    let req = parse_images_request(&body, s.limits.max_ids_per_request)?;
     if !s.conn.is_connected() {
         return Err(ApiError::unavailable("broker not connected; retry later"));
     }
-    let mut ids: Vec<ImageId> = req.ids.into_iter().map(ImageId).collect();
+    let mut ids = req.image_ids();
     let mut skipped = 0;
     if req.skip_done.unwrap_or(s.skip_done_default) {
         let (Some(results), Some(model)) = (&s.results, &req.model) else {
@@ -135,7 +111,7 @@ async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Resp
 }
 
 async fn post_backfill(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
-    let req: BackfillRequest = parse(&body)?;
+    let req = parse_backfill_request(&body, s.limits.max_backfill_range)?;
     let _admission = s.backfill_admission.lock().await;
     let running = s
         .backfills

@@ -110,25 +110,8 @@ impl Backfills {
         self: &Arc<Self>,
         req: BackfillRequest,
     ) -> Result<BackfillJob, BackfillError> {
-        if req.from > req.to {
-            return Err(BackfillError::Invalid(format!(
-                "from ({}) is greater than to ({})",
-                req.from, req.to
-            )));
-        }
-        if req.to == u64::MAX {
-            return Err(BackfillError::Invalid(format!(
-                "to must be below {}",
-                u64::MAX
-            )));
-        }
-        let total = req.to - req.from + 1;
-        if total > self.max_range {
-            return Err(BackfillError::Invalid(format!(
-                "the range covers {total} IDs, over the limit of {} (limits.max_backfill_range); split it",
-                self.max_range
-            )));
-        }
+        crate::requests::backfill_range_size(&req, self.max_range)
+            .map_err(|e| BackfillError::Invalid(e.0))?;
         let skip = req.skip_done.unwrap_or(self.settings.skip_done);
         if skip && req.model.is_none() {
             return Err(BackfillError::Invalid(

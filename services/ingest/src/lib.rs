@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod backfill;
+pub mod requests;
 pub mod settings;
 pub mod uploads;
 pub mod watch;

@@ -100,6 +100,19 @@ where
     Ok(builder.build()?.try_deserialize()?)
 }
 
+/// Settings from TOML text alone (defaults, then `text`; no environment), for checks and
+/// fuzzing of what a settings file may hold.
+pub fn settings_from_toml<T>(text: &str) -> Result<T, SettingsError>
+where
+    T: for<'de> Deserialize<'de>,
+{
+    let source = config::File::from_str(text, config::FileFormat::Toml);
+    Ok(config::Config::builder()
+        .add_source(source)
+        .build()?
+        .try_deserialize()?)
+}
+
 /// The `IMGFEAT_SECTION__KEY` variables as a config source. Every setting lives in a
 /// section, so variables without `__` (IMGFEAT_ORT_LIB, IMGFEAT_TEST_CQL, IMGFEAT_CONFIG)
 /// belong to other tools and are left out rather than refused as unknown settings.
