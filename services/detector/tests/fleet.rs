@@ -155,26 +155,42 @@ async fn a_live_upload_overtakes_ten_thousand_queued_backfill_ids() {
 async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     let _serial = serial().await;
     let fleet = Fleet::start("sigterm", 80).await;
-    let mut detector = fleet.spawn_detector();
+    let listen = format!("127.0.0.1:{}", free_port());
+    // A grace period far longer than a batch, so a clean exit has no excuse to drop one.
+    let mut detector = fleet.spawn_detector_with(&[
+        ("IMGFEAT_TELEMETRY__LISTEN", listen.as_str()),
+        ("IMGFEAT_SHUTDOWN_GRACE_MS", "60000"),
+    ]);
     fleet.post_ids(&(1..=80).collect::<Vec<_>>()).await;
     fleet
         .wait_until(Duration::from_secs(120), |s| s.detections >= 3)
         .await;
+    // What the detector holds unsettled, read just before the signal: the guarantee is
+    // that every one of them is stored before it exits. A detector that exits at once
+    // stores none of them, so the count after exit falls short.
+    let (held, stored_before) = loop {
+        let (_, metrics) = get(&format!("http://{listen}/metrics")).await;
+        let held = sample(&metrics, r#"imgfeat_in_flight{stage="detect"}"#) as usize;
+        let stored = fleet.snapshot().await.detections;
+        if held >= 2 {
+            break (held, stored);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let pid = detector.0.id().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(status.success());
-    // Within the 5 s grace period plus the bounded broker close, with room for load.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let exit = loop {
         if let Some(exit) = detector.0.try_wait().unwrap() {
             break exit;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the detector did not exit within 60 s of SIGTERM:\n{}",
+            "the detector did not exit within 90 s of SIGTERM:\n{}",
             fleet.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -182,6 +198,14 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     assert!(
         exit.success(),
         "clean exit after SIGTERM:\n{}",
+        fleet.logs()
+    );
+    let at_exit = fleet.snapshot().await;
+    assert!(
+        at_exit.detections >= stored_before + held,
+        "the {held} images held at SIGTERM were not all stored before exit \
+         ({stored_before} stored before, {} after):\n{}",
+        at_exit.detections,
         fleet.logs()
     );
     let after = fleet.snapshot().await;
