@@ -111,7 +111,7 @@ def check_container(where, c, pod, need_probes):
     args = c.get("args", [])
     cfg = args[args.index("--config") + 1] if "--config" in args else None
     env = {}
-    if args and args[0] in ("imgfeat-ingest", "imgfeat-search"):
+    if args and args[0] in ("imgfeat-ingest", "imgfeat-search", "imgfeat-serve"):
         token = [e for e in c.get("env", []) if e["name"] == "IMGFEAT_HTTP__TOKEN"]
         if not token or "secretKeyRef" not in token[0].get("valueFrom", {}): fail(f"{where}: IMGFEAT_HTTP__TOKEN must come from a secretKeyRef")
     for e in c.get("env", []):
@@ -135,7 +135,7 @@ for path, docs in docs_by_render.items():
     by_kind = {}
     for d in docs: by_kind.setdefault(d["kind"], []).append(d)
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
-    if set(deployments) != {"imgfeat-ingest", "imgfeat-detector", "imgfeat-extractor"}: fail(f"{tag}: deployments are {sorted(deployments)}")
+    if set(deployments) != {"imgfeat-ingest", "imgfeat-detector", "imgfeat-extractor", "imgfeat-serve"}: fail(f"{tag}: deployments are {sorted(deployments)}")
     statefulsets = {d["metadata"]["name"]: d for d in by_kind.get("StatefulSet", [])}
     if set(statefulsets) != {"imgfeat-search"}: fail(f"{tag}: statefulsets are {sorted(statefulsets)}")
     for d in statefulsets.values():
@@ -166,11 +166,15 @@ for path, docs in docs_by_render.items():
             check_container(f"{tag} job/{j['metadata']['name']}/{c['name']}", c, pod, False)
             if c.get("args", [])[-2:] != ["store", "migrate"]: fail(f"{tag}: the Job must run `imgfeat ... store migrate`")
     scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in by_kind.get("ScaledObject", [])}
-    if set(scaled) != {"imgfeat-detector", "imgfeat-extractor"}: fail(f"{tag}: ScaledObjects target {sorted(scaled)}")
+    if set(scaled) != {"imgfeat-detector", "imgfeat-extractor", "imgfeat-serve"}: fail(f"{tag}: ScaledObjects target {sorted(scaled)}")
     auths = {a["metadata"]["name"] for a in by_kind.get("TriggerAuthentication", [])}
     for target, s in scaled.items():
         if target not in deployments: fail(f"{tag}: ScaledObject targets missing {target}")
         for t in s["spec"]["triggers"]:
+            if t["type"] == "prometheus":
+                # imgfeat-serve scales on its own admission metrics (see the dashboard test).
+                if "imgfeat_serve_" not in t["metadata"].get("query", ""): fail(f"{tag}: {target} scales on a query of no imgfeat-serve metric")
+                continue
             q = t["metadata"].get("queueName", "")
             if q.split(".", 1)[-1] not in TOPOLOGY_QUEUES: fail(f"{tag}: {target} scales on unknown queue {q}")
             if t.get("authenticationRef", {}).get("name") not in auths: fail(f"{tag}: {target} trigger has no TriggerAuthentication")
@@ -183,7 +187,7 @@ compose = yaml.safe_load(open(os.path.join(root, "docker/docker-compose.yml")))
 services = compose["services"]
 PINNED = {"rabbitmq": "rabbitmq:4.1-management", "scylla": "scylladb/scylla:2025.1",
           "prometheus": "prom/prometheus:v3.5.0", "grafana": "grafana/grafana:12.1.0"}
-OURS = {"ingest": "imgfeat-ingest", "detector": "imgfeat-detector", "extractor": "imgfeat-extractor", "search": "imgfeat-search"}
+OURS = {"ingest": "imgfeat-ingest", "detector": "imgfeat-detector", "extractor": "imgfeat-extractor", "search": "imgfeat-search", "serve": "imgfeat-serve"}
 if set(services) != set(PINNED) | set(OURS): fail(f"compose services are {sorted(services)}")
 for name, image in PINNED.items():
     got = services.get(name, {}).get("image", "")
@@ -218,7 +222,7 @@ for name, binary in OURS.items():
     # The port /metrics is served on, from the env or the config file (ingest serves
     # them apart from its API, on http.metrics_listen).
     conf = tomllib.load(open(cfg_file, "rb")) if cfg_file else {}
-    section, key = ("http", "metrics_listen") if name in ("ingest", "search") else ("telemetry", "listen")
+    section, key = ("http", "metrics_listen") if name in ("ingest", "search", "serve") else ("telemetry", "listen")
     listen = env.get(f"IMGFEAT_{section.upper()}__{key.upper()}") or conf.get(section, {}).get(key)
     if not listen: fail(f"compose {name}: no {section}.{key}"); continue
     port = listen.rsplit(":", 1)[1]

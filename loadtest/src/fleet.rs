@@ -96,7 +96,7 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+pub fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     if !path.is_file() {
         bail!(
@@ -321,7 +321,7 @@ fn proc_cpu(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
+pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)

@@ -6,12 +6,15 @@
 //!     cargo build -p imgfeat-ingest -p imgfeat-detector -p imgfeat-extractor -p imgfeat-loadtest
 //!     target/debug/imgfeat-loadtest --images 1000
 //!
+//! `imgfeat-loadtest serve` drives `imgfeat-serve` instead (see `serve.rs`).
+//!
 //! A benchmark, never a test: it asserts no speed. It cleans up after itself: children
 //! are stopped (SIGTERM, then SIGKILL), the run's queues deleted, its temp dir removed.
 
 mod fleet;
 mod http;
 mod report;
+mod serve;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -100,6 +103,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return serve::main(std::env::args().skip(1)).await;
+    }
     let args = Args::parse();
     if args.images == 0 {
         bail!("--images must be at least 1");

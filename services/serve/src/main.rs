@@ -1,3 +1,32 @@
-//! `imgfeat-serve`: flags, logging and signals.
+//! `imgfeat-serve`: flags, logging and signals; the service is `imgfeat_serve::run`.
 
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use imgfeat_serve::{Listeners, Settings, shutdown_pair};
+
+#[derive(Parser)]
+#[command(about = "imgfeat serve: an image in, its main object and code out, synchronously")]
+struct Args {
+    /// TOML configuration file (then IMGFEAT_* environment variables override it).
+    #[arg(long, env = "IMGFEAT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref()).context("invalid configuration")?;
+    imgfeat_app::logging::init(&settings.log);
+    let listeners = Listeners::bind(&settings.http).await?;
+    // On stdout, for scripts and tests that start us on port 0.
+    println!("listening on {}", listeners.api.local_addr()?);
+    println!("metrics on {}", listeners.metrics.local_addr()?);
+    let (trigger, shutdown) = shutdown_pair();
+    tokio::spawn(async move {
+        imgfeat_app::worker::wait_for_signal().await;
+        trigger.trigger();
+    });
+    imgfeat_serve::run(settings, listeners, shutdown).await
+}

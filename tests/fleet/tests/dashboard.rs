@@ -279,6 +279,18 @@ fn every_dashboard_query_names_an_exported_metric() {
     search.observe("similar", std::time::Duration::from_millis(1));
     search.index_codes.set(1);
     search.peer_failures.inc();
+    // So does imgfeat-serve.
+    let serve = imgfeat_serve::metrics::ServeMetrics::register(telemetry.registry()).unwrap();
+    serve.answered(200, 0.1);
+    serve.admitted.set(1);
+    serve.admission_limit.set(1);
+    let b = &serve.batch;
+    b.size.with_label_values(&["m", "detect"]).observe(1.0);
+    b.wait.with_label_values(&["m", "detect"]).observe(0.1);
+    b.queued.with_label_values(&["m", "detect"]).set(1);
+    b.dropped
+        .with_label_values(&["m", "detect", "deadline"])
+        .inc();
     let text = telemetry.render();
     let exported: BTreeSet<String> = text
         .lines()
@@ -324,6 +336,11 @@ fn every_dashboard_query_names_an_exported_metric() {
         "imgfeat_search_query_seconds",
         "imgfeat_search_index_codes",
         "imgfeat_search_peer_failures_total",
+        "imgfeat_serve_requests_total",
+        "imgfeat_serve_request_seconds",
+        "imgfeat_serve_batch_size",
+        "imgfeat_serve_admitted_images",
+        "imgfeat_serve_batch_dropped_total",
     ] {
         assert!(used.contains(name), "no panel shows {name}");
     }

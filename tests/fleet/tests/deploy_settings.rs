@@ -22,6 +22,7 @@ fn repo() -> PathBuf {
 enum Kind {
     Ingest,
     Search,
+    Serve,
     Worker,
     /// The `imgfeat` CLI (the migration Job).
     Cli,
@@ -31,6 +32,7 @@ fn kind_of(binary: &str) -> Kind {
     match binary {
         "imgfeat-ingest" => Kind::Ingest,
         "imgfeat-search" => Kind::Search,
+        "imgfeat-serve" => Kind::Serve,
         "imgfeat-detector" | "imgfeat-extractor" => Kind::Worker,
         "imgfeat" => Kind::Cli,
         other => panic!("no settings type known for binary {other}"),
@@ -77,6 +79,18 @@ fn load(kind: Kind, file: Option<&Path>, env: &HashMap<String, String>) -> Resul
                 .map_err(|e| e.to_string())?;
             s.validate().map_err(|e| e.to_string())
         }
+        Kind::Serve => {
+            let mut b = config::Config::builder();
+            if let Some(f) = file {
+                b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+            }
+            let s: imgfeat_serve::Settings = b
+                .add_source(environment_layer(vars))
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| e.to_string())?;
+            s.validate().map_err(|e| e.to_string())
+        }
         Kind::Ingest => {
             let mut b = config::Config::builder();
             if let Some(f) = file {
@@ -112,6 +126,8 @@ fn every_deploy_config_file_loads_alone() {
                 Kind::Ingest
             } else if name.starts_with("search") {
                 Kind::Search
+            } else if name.starts_with("serve") {
+                Kind::Serve
             } else if name.starts_with("migrate") {
                 Kind::Cli
             } else {
@@ -120,7 +136,7 @@ fn every_deploy_config_file_loads_alone() {
             // Ingest's API token is never in a file: the deployments give it from a
             // Secret (k8s) or the shell (compose), as this environment does.
             let env: HashMap<String, String> = match kind {
-                Kind::Ingest | Kind::Search => [(
+                Kind::Ingest | Kind::Search | Kind::Serve => [(
                     "IMGFEAT_HTTP__TOKEN".to_owned(),
                     "from-the-secret-0123456789".to_owned(),
                 )]

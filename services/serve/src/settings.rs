@@ -1,0 +1,134 @@
+//! The serve settings: defaults, then `--config FILE`, then `IMGFEAT_*` (so
+//! `IMGFEAT_SERVE__MAX_QUEUED=4` works).
+
+use std::path::Path;
+
+use imgfeat_app::logging::LogSettings;
+use imgfeat_app::{SettingsError, load_settings};
+pub use imgfeat_http::HttpSettings;
+use imgfeat_pipeline::PipelineSettings;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    /// Models, decoding and the two batch policies (`pipeline.detector.batch`,
+    /// `pipeline.extractor.batch`): the same as the workers', so the codes are the same.
+    pub pipeline: PipelineSettings,
+    pub serve: ServeSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Images admitted at once, queued or in flight, across every model version; the
+    /// next gets 429. An admitted image waits at most about `max_queued / throughput`
+    /// plus one batch.
+    pub max_queued: usize,
+    /// How long an image may take from admission to its answer; past it the image is
+    /// dropped before inference and the request gets 504. 0: no deadline. A request may
+    /// ask for a shorter one (`?deadline_ms=`).
+    pub deadline_ms: u64,
+    /// Images in one multipart request.
+    pub max_images_per_request: usize,
+    /// Detector manifests served side by side, each with its own sessions and batchers;
+    /// the first is the default. Empty: `pipeline.models.detector` alone.
+    pub detectors: Vec<String>,
+    /// `Retry-After` of a 429, in seconds.
+    pub retry_after_s: u64,
+    /// On SIGTERM, how long admitted images may take to finish before the process exits.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            max_queued: 32,
+            deadline_ms: 10_000,
+            max_images_per_request: 16,
+            detectors: Vec::new(),
+            retry_after_s: 1,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ServeSettings {
+    /// The detector manifests to load, the default first.
+    pub fn detector_manifests(&self, pipeline: &PipelineSettings) -> Vec<String> {
+        if self.detectors.is_empty() {
+            vec![pipeline.models.detector.clone()]
+        } else {
+            self.detectors.clone()
+        }
+    }
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let s: Self = load_settings(file)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.http.validate().map_err(SettingsError::Invalid)?;
+        self.pipeline.validate().map_err(SettingsError::Invalid)?;
+        let s = &self.serve;
+        let invalid = |m: &str| Err(SettingsError::Invalid(m.into()));
+        if s.max_queued == 0 || s.max_queued > 100_000 {
+            return invalid("serve.max_queued must be 1..=100000");
+        }
+        if s.max_images_per_request == 0 || s.max_images_per_request > s.max_queued {
+            return invalid("serve.max_images_per_request must be 1..=serve.max_queued");
+        }
+        if s.drain_timeout_ms == 0 {
+            return invalid("serve.drain_timeout_ms must be over 0");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for d in &s.detectors {
+            if !seen.insert(d) {
+                return Err(SettingsError::Invalid(format!(
+                    "serve.detectors names {d} twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_token() -> Settings {
+        let mut s = Settings::default();
+        s.http.token = Some(imgfeat_http::Token::new("0123456789abcdef"));
+        s
+    }
+
+    #[test]
+    fn defaults_need_a_token_and_bad_limits_are_named() {
+        let err = Settings::default().validate().unwrap_err().to_string();
+        assert!(err.contains("http.token"), "{err}");
+        with_token().validate().unwrap();
+        let mut s = with_token();
+        s.serve.max_queued = 4;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("max_images_per_request"), "{err}");
+        let mut s = with_token();
+        s.serve.detectors = vec!["a.toml".into(), "a.toml".into()];
+        assert!(s.validate().unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn the_default_detector_is_the_pipelines() {
+        let s = with_token();
+        assert_eq!(
+            s.serve.detector_manifests(&s.pipeline),
+            vec![s.pipeline.models.detector.clone()]
+        );
+    }
+}

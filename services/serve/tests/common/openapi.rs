@@ -1,0 +1,123 @@
+//! Real answers against `openapi.yaml`: the status must be documented for the path, the
+//! body must match its schema (types, required fields, no undocumented field), and a
+//! required header (`Retry-After` of a 429) must be there.
+
+use serde_json::Value;
+
+use super::Answer;
+
+fn spec() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.trim_start_matches('#');
+            resolve(
+                doc,
+                doc.pointer(pointer).unwrap_or_else(|| panic!("no {r}")),
+            )
+        }
+        None => v,
+    }
+}
+
+fn type_ok(t: &str, v: &Value) -> bool {
+    match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_u64() || v.is_i64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => false,
+    }
+}
+
+/// Problems of `v` against `schema`, with their JSON path.
+fn check(doc: &Value, schema: &Value, v: &Value, at: &str, problems: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let fits = options.iter().filter(|o| {
+            let mut p = Vec::new();
+            check(doc, o, v, at, &mut p);
+            p.is_empty()
+        });
+        if fits.count() != 1 {
+            problems.push(format!("{at}: {v} fits not exactly one of oneOf"));
+        }
+        return;
+    }
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !types.is_empty() && !types.iter().any(|t| type_ok(t, v)) {
+        problems.push(format!("{at}: {v} is not {types:?}"));
+        return;
+    }
+    if let (Some(obj), true) = (v.as_object(), types.contains(&"object")) {
+        let props = schema.get("properties").and_then(Value::as_object);
+        for req in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = req.as_str().unwrap_or_default();
+            if !obj.contains_key(name) {
+                problems.push(format!("{at}: required {name} missing"));
+            }
+        }
+        for (k, child) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => check(doc, s, child, &format!("{at}.{k}"), problems),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    problems.push(format!("{at}: {k} is not documented"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(schema)) = (v.as_array(), schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            check(doc, schema, item, &format!("{at}[{i}]"), problems);
+        }
+    }
+}
+
+/// Checks every `(path, answer)` of a POST against the spec.
+pub fn check_all(seen: &[(&str, Answer)]) {
+    let doc = spec();
+    let mut problems = Vec::new();
+    for (path, a) in seen {
+        let op = &doc["paths"][*path]["post"];
+        assert!(op.is_object(), "{path} is not in openapi.yaml");
+        let Some(res) = op["responses"].get(a.status.to_string()) else {
+            problems.push(format!("{path}: status {} is not documented", a.status));
+            continue;
+        };
+        let res = resolve(&doc, res);
+        let schema = &res["content"]["application/json"]["schema"];
+        check(
+            &doc,
+            schema,
+            &a.body,
+            &format!("{path} {}", a.status),
+            &mut problems,
+        );
+        if res["headers"]["Retry-After"]["required"] == true && a.retry_after.is_none() {
+            problems.push(format!("{path} {}: Retry-After missing", a.status));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "answers outside openapi.yaml:\n{}",
+        problems.join("\n")
+    );
+}
