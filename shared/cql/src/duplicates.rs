@@ -118,12 +118,13 @@ mod tests {
         // IDs >= 2^63 are negative in CQL; read back in u64 order all the same.
         assert_eq!(rows[3], (i64::MIN, 7));
         let got = neighbours_from_rows(rows);
+        // Nearest first, ties in u64 ID order.
         let want: Vec<(u64, u32)> = vec![
-            (0, 0),
+            (1, 0),
             (u64::MAX, 3),
             (i64::MAX as u64, 7),
             (1 << 63, 7),
-            (1, u32::MAX),
+            (0, u32::MAX),
         ];
         assert_eq!(
             got.iter()
