@@ -3,23 +3,31 @@
 use imgfeat_pipeline::{Event, EventSink};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// A bar drawn with `template`, or a hidden one (`--quiet`, `--json`).
+fn bar(visible: bool, template: &str) -> ProgressBar {
+    let bar = if visible {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 pub struct ProgressSink {
     bar: ProgressBar,
 }
 
 impl ProgressSink {
     pub fn new(visible: bool) -> Self {
-        let bar = if visible {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
-        let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images, {per_sec}, ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        Self { bar }
+        Self {
+            bar: bar(
+                visible,
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images, {per_sec}, ETA {eta}",
+            ),
+        }
     }
 
     pub fn finish(&self) {
@@ -58,17 +66,12 @@ pub struct TrainBar {
 
 impl TrainBar {
     pub fn new(visible: bool) -> Self {
-        let bar = if visible {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
-        let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {prefix} {wide_bar} {pos}/{len} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        Self { bar }
+        Self {
+            bar: bar(
+                visible,
+                "{spinner} [{elapsed_precise}] {prefix} {wide_bar} {pos}/{len} {msg}",
+            ),
+        }
     }
 }
 

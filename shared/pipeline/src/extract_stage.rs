@@ -128,6 +128,15 @@ impl ExtractorStage {
         self.settler().settle(version, failed).await;
     }
 
+    /// Settles every item of a batch with the same failure (inference, the store or
+    /// the announcement failed for the batch as a whole).
+    async fn fail_all(&self, items: Vec<Prepared>, stage: Stage, reason: FailureReason) {
+        for p in items {
+            self.fail(p.delivery, &p.job, &p.version, stage, reason.clone())
+                .await;
+        }
+    }
+
     fn settler(&self) -> Settler {
         Settler {
             store: self.store.clone(),
@@ -286,14 +295,11 @@ impl ExtractorStage {
         let codes = match codes {
             Ok(c) => c,
             Err(message) => {
-                for p in items {
-                    let reason = FailureReason::new(
-                        FailureKind::Unavailable,
-                        format!("inference failed: {message}"),
-                    );
-                    self.fail(p.delivery, &p.job, &p.version, Stage::Extract, reason)
-                        .await;
-                }
+                let reason = FailureReason::new(
+                    FailureKind::Unavailable,
+                    format!("inference failed: {message}"),
+                );
+                self.fail_all(items, Stage::Extract, reason).await;
                 return;
             }
         };
@@ -311,16 +317,7 @@ impl ExtractorStage {
         if let Err(e) = self.store.put_codes(&records).await {
             let reason =
                 FailureReason::new(FailureKind::Unavailable, format!("storing codes: {e}"));
-            for p in items {
-                self.fail(
-                    p.delivery,
-                    &p.job,
-                    &p.version,
-                    Stage::Persist,
-                    reason.clone(),
-                )
-                .await;
-            }
+            self.fail_all(items, Stage::Persist, reason).await;
             return;
         }
         self.events
@@ -331,16 +328,7 @@ impl ExtractorStage {
                 FailureKind::Unavailable,
                 format!("announcing the stored codes: {e}"),
             );
-            for p in items {
-                self.fail(
-                    p.delivery,
-                    &p.job,
-                    &p.version,
-                    Stage::Persist,
-                    reason.clone(),
-                )
-                .await;
-            }
+            self.fail_all(items, Stage::Persist, reason).await;
             return;
         }
         self.events
