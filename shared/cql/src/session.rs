@@ -44,7 +44,17 @@ pub fn execution_profile(opts: &ConnectOptions<'_>) -> ExecutionProfile {
         .build()
 }
 
-pub async fn open(opts: &ConnectOptions<'_>) -> Result<Session, String> {
+/// Why a session did not open: the TLS settings are wrong (fix the config, retrying
+/// cannot help) or the cluster was not reached (it may come back).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Connect(String),
+}
+
+pub async fn open(opts: &ConnectOptions<'_>) -> Result<Session, OpenError> {
     let mut builder = SessionBuilder::new()
         .known_nodes(opts.nodes)
         .connection_timeout(opts.connect_timeout)
@@ -60,8 +70,10 @@ pub async fn open(opts: &ConnectOptions<'_>) -> Result<Session, String> {
         builder = builder.user(user, password);
     }
     if let Some(tls) = opts.tls {
-        let config = crate::tls::client_config(tls).map_err(|e| e.to_string())?;
-        builder = builder.tls_context(Some(config));
+        builder = builder.tls_context(Some(crate::tls::client_config(tls)?));
     }
-    builder.build().await.map_err(|e| e.to_string())
+    builder
+        .build()
+        .await
+        .map_err(|e| OpenError::Connect(e.to_string()))
 }

@@ -237,9 +237,14 @@ async fn open_session(cfg: &CqlConfig) -> Result<Session, StoreError> {
         request_timeout: cfg.request_timeout(),
         connect_timeout: cfg.connect_timeout(),
     };
-    session::open(&opts)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("connecting to {:?}: {e}", cfg.nodes)))
+    session::open(&opts).await.map_err(|e| match e {
+        // A CA file that can't be read is the configuration's fault: say so at start-up
+        // instead of retrying it as an outage.
+        session::OpenError::Tls(e) => StoreError::Invalid(e.to_string()),
+        session::OpenError::Connect(e) => {
+            StoreError::Unavailable(format!("connecting to {:?}: {e}", cfg.nodes))
+        }
+    })
 }
 
 #[async_trait]

@@ -178,3 +178,26 @@ fn a_bad_ca_file_is_a_clear_error() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// A CA file that can't be read is a configuration error at start-up (`Invalid`), not
+/// an outage (`Unavailable`) that callers would retry forever.
+#[tokio::test]
+async fn a_store_with_a_bad_ca_file_refuses_to_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = imgfeat_cql::CqlConfig {
+        // Nothing listens here: the TLS settings must fail before any connection.
+        nodes: vec!["127.0.0.1:1".to_string()],
+        tls: Some(CqlTls {
+            ca_file: Some(dir.path().join("missing.pem")),
+            verify_hostname: true,
+        }),
+        ..imgfeat_cql::CqlConfig::default()
+    };
+    match imgfeat_cql::CqlStore::connect(&cfg).await {
+        Err(imgfeat_core::ports::StoreError::Invalid(reason)) => {
+            assert!(reason.contains("missing.pem"), "{reason}")
+        }
+        Err(other) => panic!("expected a configuration error, got {other:?}"),
+        Ok(_) => panic!("a store opened with a missing CA file"),
+    }
+}

@@ -120,6 +120,8 @@ pub enum SourceSetupError {
     Config(#[from] ConfigError),
     #[error("connecting to the image cluster: {0}")]
     Connect(String),
+    #[error("image cluster TLS settings: {0}")]
+    Tls(String),
     #[error("preparing {cql}: {error}")]
     Prepare { cql: String, error: String },
 }
@@ -155,9 +157,10 @@ impl CqlImageSource {
             request_timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
             connect_timeout: std::time::Duration::from_millis(cfg.connect_timeout_ms),
         };
-        let session = session::open(&opts)
-            .await
-            .map_err(SourceSetupError::Connect)?;
+        let session = session::open(&opts).await.map_err(|e| match e {
+            session::OpenError::Tls(e) => SourceSetupError::Tls(e.to_string()),
+            session::OpenError::Connect(e) => SourceSetupError::Connect(e),
+        })?;
         Self::with_session(Arc::new(session), cfg).await
     }
 
