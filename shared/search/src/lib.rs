@@ -13,6 +13,7 @@ mod error;
 mod linear;
 mod mih;
 mod persist;
+mod popcount;
 mod scan;
 mod topk;
 

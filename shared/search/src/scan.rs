@@ -37,6 +37,7 @@ impl Tombstones {
 }
 
 /// Offers every live code of `codes` (rows `first..`) to `top`.
+#[inline]
 pub(crate) fn knn<const W: usize>(
     codes: &[[u64; W]],
     ids: &[u64],
@@ -56,6 +57,7 @@ pub(crate) fn knn<const W: usize>(
 }
 
 /// Pushes every live code within `radius` of the probe.
+#[inline]
 pub(crate) fn within<const W: usize>(
     codes: &[[u64; W]],
     ids: &[u64],

@@ -4,9 +4,11 @@
 //! substring within `r / m`, so probing a few buckets per table finds every answer.
 //!
 //! Storage: codes as `u64` words in one contiguous array, ids in a parallel array.
-//! Rows `0..base` are sorted by id (id -> row is a binary search) and bucketed in the
-//! tables; online inserts are appended after them (the overflow, scanned linearly,
-//! with its own id map); deletes are tombstones. When the overflow or the tombstones
+//! Rows `0..base` are in the first substring's key order, so that table's buckets are
+//! runs of rows read in order (no random read per candidate) and it stores only its
+//! offsets; `by_id` lists those rows by ascending id (id -> row is a binary search).
+//! The other tables list rows. Online inserts are appended after `base` (the overflow,
+//! scanned linearly, with its own id map); deletes are tombstones. When the overflow or the tombstones
 //! grow past a fraction of the index, [`MultiIndex::compact`] rebuilds everything
 //! (and re-picks `m` for the new size).
 
@@ -23,7 +25,7 @@ use crate::code;
 use crate::scan::Tombstones;
 use crate::{HammingIndex, Hit, SearchError, persist};
 use layout::Substring;
-use table::Table;
+use table::{Offsets, Primary, Table};
 
 /// The overflow and the tombstones may reach this many rows before a rebuild, however small the index.
 const MIN_SLACK: usize = 16 * 1024;
@@ -39,9 +41,14 @@ pub struct MultiIndex {
     fixed_m: Option<u32>,
     subs: Vec<Substring>,
     masks: Vec<u64>,
+    /// The first substring's buckets: ranges of rows.
+    primary: Offsets,
+    /// The other substrings' tables (`subs[1..]`).
     tables: Vec<Table>,
     codes: Vec<u64>,
     ids: Vec<u64>,
+    /// Rows `0..base` in ascending id order.
+    by_id: Vec<u32>,
     base: usize,
     overflow: HashMap<u64, u32>,
     dead: Tombstones,
@@ -102,9 +109,11 @@ impl MultiIndex {
             fixed_m,
             subs: Vec::new(),
             masks: Vec::new(),
+            primary: Offsets::default(),
             tables: Vec::new(),
             codes: Vec::new(),
             ids: Vec::new(),
+            by_id: Vec::new(),
             base: 0,
             overflow: HashMap::new(),
             dead: Tombstones::default(),
@@ -129,6 +138,8 @@ impl MultiIndex {
     pub fn memory_bytes(&self) -> usize {
         self.codes.capacity() * 8
             + self.ids.capacity() * 8
+            + self.by_id.capacity() * 4
+            + self.primary.bytes()
             + self.tables.iter().map(Table::bytes).sum::<usize>()
             + self.overflow.capacity() * 16
             + self.dead.count() / 8
@@ -138,11 +149,7 @@ impl MultiIndex {
     /// either grows too large; call it after many inserts to make queries fastest.
     pub fn compact(&mut self) -> Result<(), SearchError> {
         let w = self.words;
-        let mut live: Vec<(u64, u32)> = (0..self.ids.len())
-            .filter(|&row| !self.dead.is_dead(row))
-            .map(|row| (self.ids[row], row as u32))
-            .collect();
-        live.sort_unstable();
+        let live = self.live_by_id();
         let mut codes = Vec::with_capacity(live.len() * w);
         for &(_, row) in &live {
             let row = row as usize;
@@ -155,6 +162,7 @@ impl MultiIndex {
         self.rebuild_tables()
     }
 
+    /// Rebuilds every table from `ids`/`codes`, which must be sorted by id and unique.
     fn rebuild_tables(&mut self) -> Result<(), SearchError> {
         let n = self.ids.len();
         let m = self
@@ -162,10 +170,14 @@ impl MultiIndex {
             .unwrap_or_else(|| layout::substrings_for(self.bits, n));
         self.subs = layout::split(self.bits, m)?;
         self.masks = layout::masks(&self.subs, self.words);
-        let (codes, words) = (&self.codes, self.words);
         self.tables = Vec::new();
-        self.tables = self
-            .subs
+        let primary = Primary::build(&self.subs[0], &self.codes, &self.ids, self.words);
+        self.codes = primary.codes;
+        self.ids = primary.ids;
+        self.by_id = primary.by_id;
+        self.primary = primary.offsets;
+        let (codes, words) = (&self.codes, self.words);
+        self.tables = self.subs[1..]
             .par_iter()
             .map(|sub| Table::build(sub, codes, words))
             .collect();
@@ -178,8 +190,29 @@ impl MultiIndex {
         if let Some(&row) = self.overflow.get(&id) {
             return Some(row as usize);
         }
-        let row = self.ids[..self.base].binary_search(&id).ok()?;
+        let rank = self
+            .by_id
+            .binary_search_by_key(&id, |&row| self.ids[row as usize])
+            .ok()?;
+        let row = self.by_id[rank] as usize;
         (!self.dead.is_dead(row)).then_some(row)
+    }
+
+    /// Every live `(id, row)`, ascending by id.
+    fn live_by_id(&self) -> Vec<(u64, u32)> {
+        let overflow = self.base as u32..self.ids.len() as u32;
+        let mut live: Vec<(u64, u32)> = self
+            .by_id
+            .iter()
+            .copied()
+            .chain(overflow)
+            .filter(|&row| !self.dead.is_dead(row as usize))
+            .map(|row| (self.ids[row as usize], row))
+            .collect();
+        if self.base < self.ids.len() {
+            live.sort_unstable();
+        }
+        live
     }
 
     fn compact_if_needed(&mut self) -> Result<(), SearchError> {
@@ -196,13 +229,7 @@ impl MultiIndex {
     pub fn save(&self, path: &Path) -> Result<(), SearchError> {
         // Saved compacted (live codes sorted by id) so loading needs no sort.
         let w = self.words;
-        let mut live: Vec<(u64, u32)> = (0..self.ids.len())
-            .filter(|&row| !self.dead.is_dead(row))
-            .map(|row| (self.ids[row], row as u32))
-            .collect();
-        if self.base < self.ids.len() {
-            live.sort_unstable();
-        }
+        let live = self.live_by_id();
         let ids: Vec<u64> = live.iter().map(|&(id, _)| id).collect();
         let mut codes = Vec::with_capacity(live.len() * w);
         for &(_, row) in &live {
@@ -320,13 +347,6 @@ impl HammingIndex for MultiIndex {
     }
 
     fn ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = (0..self.ids.len())
-            .filter(|&row| !self.dead.is_dead(row))
-            .map(|row| self.ids[row])
-            .collect();
-        if self.base < self.ids.len() {
-            ids.sort_unstable();
-        }
-        ids
+        self.live_by_id().into_iter().map(|(id, _)| id).collect()
     }
 }

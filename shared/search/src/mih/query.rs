@@ -14,23 +14,26 @@ use super::MultiIndex;
 use super::layout::{binomial, for_each_flip};
 use crate::Hit;
 use crate::code::{self, distance, with_width};
-use crate::scan;
+use crate::{popcount, scan};
 use crate::topk::{TopK, sort_hits};
 
-/// A probed bucket and a checked candidate each cost about this many codes of a scan:
-/// measured ~23 ns per candidate (a cache miss) against ~1.4 ns per scanned 64-bit code.
+/// A probed bucket and a candidate listed by a table each cost about this many codes of
+/// a scan (a cache miss each: ~23 ns against ~1.4 ns per scanned 64-bit code).
 const RANDOM_READ_COST: f64 = 16.0;
+/// A candidate of table 0 is read in order, like the scan, plus the first-reach check.
+const SEQUENTIAL_READ_COST: f64 = 2.0;
 /// Probing may spend this share of a full scan before the query reads every code
 /// instead, so a query costs at most about 1.5 scans.
 const PROBE_BUDGET: f64 = 0.5;
 
 pub(super) fn knn(index: &MultiIndex, probe: &[u64], k: usize) -> Vec<Hit> {
-    with_width!(index.words, W => knn_w::<W>(index, &code::as_probe::<W>(probe), k))
+    popcount::fast(|| with_width!(index.words, W => knn_w::<W>(index, &code::as_probe::<W>(probe), k)))
 }
 
 pub(super) fn within(index: &MultiIndex, probe: &[u64], radius: u32) -> Vec<Hit> {
-    let mut hits =
-        with_width!(index.words, W => within_w::<W>(index, &code::as_probe::<W>(probe), radius));
+    let mut hits = popcount::fast(
+        || with_width!(index.words, W => within_w::<W>(index, &code::as_probe::<W>(probe), radius)),
+    );
     sort_hits(&mut hits);
     hits
 }
@@ -39,19 +42,19 @@ impl MultiIndex {
     /// k-NN by reading every code: the linear-scan baseline on this index's own data.
     pub fn knn_scan(&self, probe: &[u8], k: usize) -> Result<Vec<Hit>, crate::SearchError> {
         let probe = code::probe_words(probe, self.words)?;
-        Ok(with_width!(self.words, W => {
+        Ok(popcount::fast(|| with_width!(self.words, W => {
             let mut top = TopK::new(k);
             scan_all::<W>(self, &code::as_probe::<W>(&probe), &mut top);
             top.into_sorted()
-        }))
+        })))
     }
 
     /// Radius search by reading every code.
     pub fn within_scan(&self, probe: &[u8], radius: u32) -> Result<Vec<Hit>, crate::SearchError> {
         let probe = code::probe_words(probe, self.words)?;
         let mut hits = Vec::new();
-        with_width!(self.words, W => scan::within::<W>(
-            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), radius, &self.dead, &mut hits));
+        popcount::fast(|| with_width!(self.words, W => scan::within::<W>(
+            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), radius, &self.dead, &mut hits)));
         sort_hits(&mut hits);
         Ok(hits)
     }
@@ -85,7 +88,12 @@ fn step_cost(index: &MultiIndex, r: u32, j: usize) -> f64 {
     let len = index.subs[j].len;
     let buckets = binomial(len, r);
     let per_bucket = index.base as f64 / (1u64 << len) as f64;
-    buckets * (1.0 + per_bucket) * RANDOM_READ_COST
+    let per_candidate = if j == 0 {
+        SEQUENTIAL_READ_COST
+    } else {
+        RANDOM_READ_COST
+    };
+    buckets * (RANDOM_READ_COST + per_bucket * per_candidate)
 }
 
 /// Steps `(r, j)` that certify every code within `radius`, in probing order.
@@ -118,6 +126,7 @@ fn expected_kth_radius(index: &MultiIndex, k: usize) -> u32 {
     index.bits
 }
 
+#[inline]
 fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<Hit> {
     let mut top = TopK::new(k);
     if k == 0 {
@@ -161,6 +170,7 @@ fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<
     top.into_sorted()
 }
 
+#[inline]
 fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -> Vec<Hit> {
     let mut hits = Vec::new();
     let b = index.base;
@@ -205,7 +215,8 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
 }
 
 /// Visits the codes first reached at step `(r, j)`, calling `take(distance, row)` for
-/// each live one within the bound `take` last returned.
+/// each live one within the bound `take` last returned. Table 0's buckets are runs of
+/// rows, read in order; the other tables' buckets list rows, each a random read.
 #[inline]
 fn probe_step<const W: usize>(
     index: &MultiIndex,
@@ -216,19 +227,30 @@ fn probe_step<const W: usize>(
     mut take: impl FnMut(u32, usize) -> u32,
 ) {
     let codes = code::as_codes::<W>(&index.codes);
-    let table = &index.tables[j];
     let mut bound = u32::MAX;
-    for_each_flip(index.subs[j].len, r, |flip| {
-        for &row in table.bucket(key ^ flip) {
-            let row = row as usize;
-            let c = &codes[row];
-            let d = distance(c, probe);
-            if d > bound || index.dead.is_dead(row) || !first_reached::<W>(index, c, probe, r, j) {
-                continue;
-            }
-            bound = take(d, row);
+    let mut visit = |row: usize| {
+        let c = &codes[row];
+        let d = distance(c, probe);
+        if d > bound || index.dead.is_dead(row) || !first_reached::<W>(index, c, probe, r, j) {
+            return;
         }
-    });
+        bound = take(d, row);
+    };
+    let len = index.subs[j].len;
+    if j == 0 {
+        for_each_flip(len, r, |flip| {
+            for row in index.primary.range(key ^ flip) {
+                visit(row);
+            }
+        });
+    } else {
+        let table = &index.tables[j - 1];
+        for_each_flip(len, r, |flip| {
+            for &row in table.bucket(key ^ flip) {
+                visit(row as usize);
+            }
+        });
+    }
 }
 
 /// Whether `(r, j)` is the first step that reaches this code: no other table has a

@@ -1,10 +1,78 @@
-//! One substring's hash table: rows bucketed by key in counting-sort (CSR) arrays, so a
-//! bucket is a contiguous slice and the table costs 4 bytes per code plus its offsets.
+//! The substrings' hash tables, as counting-sort (CSR) arrays so a bucket is a contiguous
+//! slice. The index keeps its rows in the first substring's key order, so that table is
+//! only its offsets: a bucket is a run of rows, read in order. Every other table lists
+//! its rows (4 bytes per code) bucket by bucket.
+
+use std::ops::Range;
 
 use super::layout::Substring;
 
+/// Where each key's bucket starts: `2^len + 1` offsets.
+#[derive(Default)]
+pub(crate) struct Offsets(Vec<u32>);
+
+impl Offsets {
+    /// Counts of each key among `keys`, accumulated: bucket `k` is `[o[k], o[k + 1])`.
+    fn count(len: u32, keys: impl Iterator<Item = u32>) -> Self {
+        let buckets = 1usize << len;
+        let mut offsets = vec![0u32; buckets + 1];
+        for key in keys {
+            offsets[key as usize + 1] += 1;
+        }
+        for b in 0..buckets {
+            offsets[b + 1] += offsets[b];
+        }
+        Self(offsets)
+    }
+
+    #[inline]
+    pub(crate) fn range(&self, key: u32) -> Range<usize> {
+        let k = key as usize;
+        self.0[k] as usize..self.0[k + 1] as usize
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.0.len() * 4
+    }
+}
+
+/// Rows `0..n` of `codes` (`words` words each, sorted by id) reordered by their key under
+/// the first substring. Returns the reordered codes and ids, the table's offsets, and for
+/// each id rank the row it moved to (the id -> row map: ascending ids, so a binary search).
+pub(crate) struct Primary {
+    pub codes: Vec<u64>,
+    pub ids: Vec<u64>,
+    pub offsets: Offsets,
+    pub by_id: Vec<u32>,
+}
+
+impl Primary {
+    pub(crate) fn build(sub: &Substring, codes: &[u64], ids: &[u64], words: usize) -> Self {
+        let n = ids.len();
+        let offsets = Offsets::count(sub.len, codes.chunks_exact(words).map(|c| sub.key(c)));
+        let mut next: Vec<u32> = offsets.0[..offsets.0.len() - 1].to_vec();
+        let mut out_codes = vec![0u64; codes.len()];
+        let mut out_ids = vec![0u64; n];
+        let mut by_id = vec![0u32; n];
+        for (rank, (code, &id)) in codes.chunks_exact(words).zip(ids).enumerate() {
+            let slot = &mut next[sub.key(code) as usize];
+            let row = *slot as usize;
+            *slot += 1;
+            out_codes[row * words..(row + 1) * words].copy_from_slice(code);
+            out_ids[row] = id;
+            by_id[rank] = row as u32;
+        }
+        Self {
+            codes: out_codes,
+            ids: out_ids,
+            offsets,
+            by_id,
+        }
+    }
+}
+
 pub(crate) struct Table {
-    offsets: Vec<u32>,
+    offsets: Offsets,
     rows: Vec<u32>,
 }
 
@@ -12,15 +80,8 @@ impl Table {
     /// Buckets rows `0..n` of `codes` (`words` words each) by their key under `sub`.
     pub(crate) fn build(sub: &Substring, codes: &[u64], words: usize) -> Self {
         let n = codes.len() / words;
-        let buckets = 1usize << sub.len;
-        let mut offsets = vec![0u32; buckets + 1];
-        for code in codes.chunks_exact(words) {
-            offsets[sub.key(code) as usize + 1] += 1;
-        }
-        for b in 0..buckets {
-            offsets[b + 1] += offsets[b];
-        }
-        let mut next = offsets[..buckets].to_vec();
+        let offsets = Offsets::count(sub.len, codes.chunks_exact(words).map(|c| sub.key(c)));
+        let mut next: Vec<u32> = offsets.0[..offsets.0.len() - 1].to_vec();
         let mut rows = vec![0u32; n];
         for (row, code) in codes.chunks_exact(words).enumerate() {
             let slot = &mut next[sub.key(code) as usize];
@@ -32,11 +93,10 @@ impl Table {
 
     #[inline]
     pub(crate) fn bucket(&self, key: u32) -> &[u32] {
-        let k = key as usize;
-        &self.rows[self.offsets[k] as usize..self.offsets[k + 1] as usize]
+        &self.rows[self.offsets.range(key)]
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        (self.offsets.len() + self.rows.len()) * 4
+        self.offsets.bytes() + self.rows.len() * 4
     }
 }
