@@ -56,24 +56,7 @@ pub enum IngestError {
 /// The two ports: the API (`http.listen`) and metrics with probes
 /// (`http.metrics_listen`), bound before [`run`] so that callers can learn the
 /// addresses of port-0 settings.
-pub struct Listeners {
-    pub api: TcpListener,
-    pub metrics: TcpListener,
-}
-
-impl Listeners {
-    pub async fn bind(http: &settings::HttpSettings) -> std::io::Result<Listeners> {
-        let bind = |addr: String| async move {
-            TcpListener::bind(&addr)
-                .await
-                .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))
-        };
-        Ok(Listeners {
-            api: bind(http.listen.clone()).await?,
-            metrics: bind(http.metrics_listen.clone()).await?,
-        })
-    }
-}
+pub use imgfeat_http::Listeners;
 
 /// Runs the service on `listeners` until `shutdown` fires, then stops within the grace
 /// period: HTTP drains, backfill runners finish their chunk, the upload batch in hand is

@@ -1,6 +1,5 @@
 //! `imgfeat-ingest`: flags, logging and signals; the service is `imgfeat_ingest::run`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -32,13 +31,8 @@ async fn main() -> anyhow::Result<()> {
         settings.watch.dir = Some(dir);
     }
     let listeners = Listeners::bind(&settings.http).await?;
-    // On stdout, for scripts and tests that start us on port 0. A parent that reads only
-    // the first line may close the pipe: a failed write must not stop the service, as
-    // println! would (it panics on EPIPE).
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "listening on {}", listeners.api.local_addr()?);
-    let _ = writeln!(out, "metrics on {}", listeners.metrics.local_addr()?);
-    let _ = out.flush();
+    // On stdout, for scripts and tests that start us on port 0.
+    listeners.announce()?;
 
     let (trigger, shutdown) = shutdown_pair();
     tokio::spawn(async move {

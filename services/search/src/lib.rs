@@ -1,8 +1,9 @@
 //! `imgfeat-search`: one shard of a code version in memory, loaded from the store by a
 //! paged scan and kept current from the extractor's code-stored events, answering
 //! similar-image queries for the whole version by asking the other shards for their
-//! part, and checking every new code for near-duplicates in its shard. The binary only
-//! parses flags and waits for signals.
+//! part, and checking every new code for near-duplicates in its shard. A new image is
+//! coded in process by the inference engine (`imgfeat_infer`, the pipeline's models)
+//! and searched the same way. The binary only parses flags and waits for signals.
 
 pub mod api;
 pub mod dedup;
@@ -17,11 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use imgfeat_core::ModelVersion;
 use imgfeat_core::shutdown::Shutdown;
+use imgfeat_infer::{Engine, EngineMetrics};
 use imgfeat_telemetry::{Readiness, Telemetry};
-use tokio::net::TcpListener;
 
 pub use imgfeat_core::shutdown::shutdown_pair;
+pub use imgfeat_http::Listeners;
 pub use settings::Settings;
 
 use imgfeat_amqp::{AmqpConnection, AmqpPublisher, EventExchange, EventFollower};
@@ -34,25 +37,8 @@ use crate::metrics::SearchMetrics;
 use crate::peers::Peers;
 use crate::shard_index::ShardIndex;
 
-/// The API and the probes, bound before the service starts (port 0 works for tests).
-pub struct Listeners {
-    pub api: TcpListener,
-    pub metrics: TcpListener,
-}
-
-impl Listeners {
-    pub async fn bind(http: &imgfeat_http::HttpSettings) -> anyhow::Result<Self> {
-        let api = TcpListener::bind(&http.listen)
-            .await
-            .with_context(|| format!("binding http.listen {}", http.listen))?;
-        let metrics = TcpListener::bind(&http.metrics_listen)
-            .await
-            .with_context(|| format!("binding http.metrics_listen {}", http.metrics_listen))?;
-        Ok(Self { api, metrics })
-    }
-}
-
-/// Serves until `shutdown`; the index loads in the background, `/readyz` says when.
+/// Serves until `shutdown`; the index (and, with image queries on, the models) load in
+/// the background, `/readyz` says when. Models that fail to load end the run.
 pub async fn run(
     settings: Settings,
     listeners: Listeners,
@@ -66,13 +52,27 @@ pub async fn run(
         .versions()
         .map_err(anyhow::Error::msg)
         .context("reading the model manifests")?;
+    let bits = settings
+        .pipeline
+        .code_bits()
+        .map_err(anyhow::Error::msg)
+        .context("reading the hash head's manifest")?;
     let index = Arc::new(ShardIndex::new(version, settings.search.shard));
     let telemetry = Telemetry::new("search");
     let metrics = SearchMetrics::register(telemetry.registry()).context("registering metrics")?;
+    let engine = match settings.engine() {
+        Some(engine) => {
+            let engine_metrics = EngineMetrics::register(telemetry.registry(), "imgfeat_search")
+                .context("registering the engine's metrics")?;
+            Some(Engine::new(engine, engine_metrics))
+        }
+        None => None,
+    };
+    let loading = tokio::spawn(load_models(engine.clone(), index.version.clone()));
 
     let readiness = {
         let index = index.clone();
-        Readiness::new()
+        let mut readiness = Readiness::new()
             .check("index", move || {
                 let status = index.readiness();
                 Box::pin(async move { status })
@@ -80,7 +80,14 @@ pub async fn run(
             .check(
                 "store",
                 imgfeat_telemetry::store_check(store.results.clone()),
-            )
+            );
+        if let Some(engine) = engine.clone() {
+            readiness = readiness.check("models", move || {
+                let status = engine.readiness();
+                Box::pin(async move { status })
+            });
+        }
+        readiness
     };
     let conn = settings
         .search
@@ -126,19 +133,52 @@ pub async fn run(
         max_k: settings.search.max_k,
         max_radius: settings.search.max_radius,
         metrics,
+        engine,
+        bits,
     };
     let api_stop = shutdown.clone();
-    let app = imgfeat_http::assemble(api::routes(state), axum::Router::new(), &settings.http);
+    let app = imgfeat_http::assemble(api::routes(state), axum::Router::new(), &settings.http)
+        .layer(axum::middleware::map_response(imgfeat_http::with_reasons));
     let api = axum::serve(listeners.api, app)
         .with_graceful_shutdown(async move { api_stop.wait().await });
     let probes = imgfeat_telemetry::serve(listeners.metrics, telemetry, readiness, async move {
         shutdown.wait().await
     });
-    let (api, probes) = tokio::join!(api, probes);
-    api.context("serving the API")?;
-    probes.context("serving the probes")?;
+    let serving = async {
+        let (api, probes) = tokio::join!(api, probes);
+        api.context("serving the API")?;
+        probes.context("serving the probes")
+    };
+    tokio::pin!(serving);
+    let served = tokio::select! {
+        r = &mut serving => r,
+        loaded = loading => match loaded {
+            Ok(Ok(())) => serving.await,
+            Ok(Err(e)) => Err(e.context("loading the models of image queries")),
+            Err(e) => Err(anyhow::anyhow!("the model loader failed: {e}")),
+        },
+    };
     if let Some(conn) = conn {
         conn.close().await;
     }
-    Ok(())
+    served
+}
+
+/// Loads the models of image queries, if on, and checks that they code images under the
+/// version the index holds.
+async fn load_models(engine: Option<Engine>, version: ModelVersion) -> anyhow::Result<()> {
+    let Some(engine) = engine else {
+        return Ok(());
+    };
+    engine.load().await?;
+    // The same manifests name both; a difference would answer image queries with codes
+    // the index does not hold.
+    match engine.models().and_then(|m| m.choose(None)) {
+        Some(v) if v.code_version == version => Ok(()),
+        Some(v) => Err(anyhow::anyhow!(
+            "the engine codes images as {}, the index holds {version}",
+            v.code_version
+        )),
+        None => Err(anyhow::anyhow!("the engine loaded no model")),
+    }
 }

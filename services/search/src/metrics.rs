@@ -33,7 +33,9 @@ impl SearchMetrics {
         let queries = HistogramVec::new(
             HistogramOpts::new(
                 "imgfeat_search_query_seconds",
-                "time to answer a query: `similar` across every shard, `shard` this shard's part",
+                "time to answer a query: across every shard by stored image (`similar`), by \
+                 code (`code`) or by a posted image (`image`, inference included); `shard` \
+                 this shard's part",
             )
             .buckets(BUCKETS.to_vec()),
             &["kind"],

@@ -7,6 +7,7 @@ use imgfeat_app::logging::LogSettings;
 use imgfeat_app::settings::StoreSettings;
 use imgfeat_app::{SearchSettings, SettingsError, load_settings};
 pub use imgfeat_http::HttpSettings;
+use imgfeat_infer::EngineSettings;
 use imgfeat_pipeline::PipelineSettings;
 use serde::Deserialize;
 
@@ -20,7 +21,9 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Where the codes are (the same `[store]` as every binary).
     pub store: StoreSettings,
-    /// Names the code version served (from the manifests, as the workers compute it).
+    /// Names the code version served (from the manifests, as the workers compute it),
+    /// and codes the images of `POST /v1/similar` with the workers' models, decoding
+    /// limits and batch policies.
     pub pipeline: PipelineSettings,
     pub search: ServiceSettings,
     /// The broker the shard follows stored codes on and announces duplicates to (the
@@ -50,6 +53,13 @@ pub struct ServiceSettings {
     /// Follow the extractor's code-stored events (and dedup each new code). Off, the
     /// shard serves what the store held at start, and needs no broker.
     pub follow: bool,
+    /// `POST /v1/similar` (an image in): images admitted at once for decoding,
+    /// detection and extraction in this process; the next gets 429. 0 turns the image
+    /// endpoint off (501), and no model is loaded.
+    pub infer_max_queued: usize,
+    /// How long an image of `POST /v1/similar` may take from admission to its code;
+    /// past it, 504. 0: no deadline (`http.request_timeout_ms` still bounds it).
+    pub infer_deadline_ms: u64,
 }
 
 impl Default for ServiceSettings {
@@ -62,6 +72,8 @@ impl Default for ServiceSettings {
             max_radius: 32,
             dedup_radius: None,
             follow: true,
+            infer_max_queued: 8,
+            infer_deadline_ms: 10_000,
         }
     }
 }
@@ -81,6 +93,21 @@ impl ServiceSettings {
         SearchSettings {
             dedup_radius: self.dedup_radius,
         }
+    }
+}
+
+impl Settings {
+    /// The engine of `POST /v1/similar`: one version, the pipeline's (the one whose codes
+    /// the index holds); `None` when `search.infer_max_queued` is 0.
+    pub fn engine(&self) -> Option<EngineSettings> {
+        (self.search.infer_max_queued > 0).then(|| EngineSettings {
+            deadline_ms: self.search.infer_deadline_ms,
+            ..EngineSettings::of_pipeline(
+                self.pipeline.clone(),
+                self.search.infer_max_queued,
+                "search.infer_max_queued",
+            )
+        })
     }
 }
 
@@ -107,6 +134,11 @@ impl Settings {
         if search.max_k == 0 || search.peer_timeout_ms == 0 {
             return Err(SettingsError::Invalid(
                 "search.max_k and search.peer_timeout_ms must be over 0".into(),
+            ));
+        }
+        if search.infer_max_queued > 100_000 {
+            return Err(SettingsError::Invalid(
+                "search.infer_max_queued must be 0..=100000 (0: no image queries)".into(),
             ));
         }
         let count = search.shard.count as usize;
@@ -156,5 +188,20 @@ mod tests {
         s.search.shard_urls[1] = "http://search-1:8080".into();
         s.validate().unwrap();
         assert_eq!(s.search.peers(), vec!["http://search-0:8080".to_string()]);
+    }
+
+    #[test]
+    fn image_queries_run_the_pipelines_models_unless_turned_off() {
+        let mut s = with_token();
+        let engine = s.engine().unwrap();
+        assert_eq!(engine.max_queued, 8);
+        assert_eq!(engine.max_queued_key, "search.infer_max_queued");
+        assert_eq!(
+            engine.detector_manifests(),
+            vec![s.pipeline.models.detector.clone()]
+        );
+        s.search.infer_max_queued = 0;
+        assert!(s.engine().is_none());
+        s.validate().unwrap();
     }
 }

@@ -1,10 +1,11 @@
 //! The JSON of a successful `/v1/infer`.
 
 use base64::Engine;
-use imgfeat_core::{BoundingBox, CropRect, Detection};
+use imgfeat_infer::Inferred;
+use imgfeat_infer::answer::{DetectionAnswer, MainObjectAnswer, Size};
 use serde::Serialize;
 
-use crate::variant::Inferred;
+use crate::neighbours::{Found, Neighbour};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Want {
@@ -34,34 +35,14 @@ pub struct ImageAnswer {
     /// The stored crop (JPEG, base64), with `?crop=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crop_jpeg: Option<String>,
+    /// The nearest stored images, with `?neighbours=k`, nearest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<Vec<Neighbour>>,
+    /// Why the neighbours are missing or incomplete (the search service failed, timed
+    /// out, or lacked a shard); the inference answer stands regardless.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neighbours_error: Option<String>,
     pub timings_ms: TimingsMs,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Size {
-    pub width: u32,
-    pub height: u32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MainObjectAnswer {
-    /// No detection was confident enough: the code is of the whole image.
-    pub whole_image: bool,
-    /// The pixel box cropped.
-    #[serde(rename = "box")]
-    pub crop: CropRect,
-    pub label: Option<String>,
-    pub score: Option<f32>,
-    /// The detector's box, before rounding to pixels.
-    pub detection_box: Option<BoundingBox>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DetectionAnswer {
-    #[serde(rename = "box")]
-    pub bbox: BoundingBox,
-    pub label: String,
-    pub score: f32,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,33 +53,13 @@ pub struct TimingsMs {
     pub extract: f64,
 }
 
-impl From<&Detection> for DetectionAnswer {
-    fn from(d: &Detection) -> Self {
-        Self {
-            bbox: d.bbox,
-            label: d.label.clone(),
-            score: d.score,
-        }
-    }
-}
-
 impl ImageAnswer {
     pub fn new(i: Inferred, want: Want) -> Self {
         let r = &i.record;
-        let main = &r.main;
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         Self {
-            image: Size {
-                width: r.image_width,
-                height: r.image_height,
-            },
-            main_object: MainObjectAnswer {
-                whole_image: main.detection.is_none(),
-                crop: main.crop,
-                label: main.detection.as_ref().map(|d| d.label.clone()),
-                score: main.detection.as_ref().map(|d| d.score),
-                detection_box: main.detection.as_ref().map(|d| d.bbox),
-            },
+            image: Size::of(r),
+            main_object: MainObjectAnswer::of(r),
             code: i.code.to_hex(),
             bits: i.code.bits(),
             detections: want
@@ -107,6 +68,8 @@ impl ImageAnswer {
             crop_jpeg: want
                 .crop
                 .then(|| base64::engine::general_purpose::STANDARD.encode(&r.crop_jpeg)),
+            neighbours: None,
+            neighbours_error: None,
             timings_ms: TimingsMs {
                 queue: ms(i.timings.queue),
                 decode: ms(i.timings.decode),
@@ -114,5 +77,10 @@ impl ImageAnswer {
                 extract: ms(i.timings.extract),
             },
         }
+    }
+
+    pub fn set_neighbours(&mut self, found: Found) {
+        self.neighbours = found.neighbours;
+        self.neighbours_error = found.error;
     }
 }

@@ -1,52 +1,30 @@
 //! `imgfeat-serve`: synchronous inference over HTTP. A client posts an image and gets
-//! its main object and code back within a bounded time, or an immediate 429. Images from
-//! different requests share batches (the workers' `BatchPolicy` and stages), at most
-//! `serve.max_queued` are admitted at once, and several model versions run side by side.
-//! The binary only parses flags and waits for signals.
+//! its main object and code back within a bounded time, or an immediate 429. The engine
+//! (admission, cross-request batching, model versions side by side) is `imgfeat_infer`;
+//! this crate is its HTTP front: the API, its settings, the neighbours asked of the
+//! search service, and the run with its graceful stop. The binary only parses flags and
+//! waits for signals.
 
-pub mod admission;
 pub mod answer;
 pub mod api;
-pub mod batcher;
-pub mod error;
 pub mod metrics;
-pub mod models;
+pub mod neighbours;
 pub mod settings;
-pub mod variant;
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use imgfeat_core::shutdown::Shutdown;
+use imgfeat_infer::Engine;
 use imgfeat_telemetry::{Readiness, Telemetry};
-use tokio::net::TcpListener;
 
 pub use imgfeat_core::shutdown::shutdown_pair;
+pub use imgfeat_http::Listeners;
 pub use settings::Settings;
 
-use crate::admission::Admission;
 use crate::api::ApiState;
 use crate::metrics::ServeMetrics;
-use crate::models::Models;
-
-/// The API and the probes, bound before the service starts (port 0 works for tests).
-pub struct Listeners {
-    pub api: TcpListener,
-    pub metrics: TcpListener,
-}
-
-impl Listeners {
-    pub async fn bind(http: &imgfeat_http::HttpSettings) -> anyhow::Result<Self> {
-        let api = TcpListener::bind(&http.listen)
-            .await
-            .with_context(|| format!("binding http.listen {}", http.listen))?;
-        let metrics = TcpListener::bind(&http.metrics_listen)
-            .await
-            .with_context(|| format!("binding http.metrics_listen {}", http.metrics_listen))?;
-        Ok(Self { api, metrics })
-    }
-}
+use crate::neighbours::SearchClient;
 
 /// Serves until `shutdown`, then refuses new work (503), lets every admitted image
 /// finish (at most `serve.drain_timeout_ms`) and returns. The models load in the
@@ -58,42 +36,36 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let telemetry = Telemetry::new("serve");
     let metrics = ServeMetrics::register(telemetry.registry()).context("registering metrics")?;
-    metrics
-        .admission_limit
-        .set(i64::try_from(settings.serve.max_queued).unwrap_or(i64::MAX));
-    let admission = Admission::new(settings.serve.max_queued, metrics.admitted.clone());
-    let models: Arc<OnceLock<Models>> = Arc::new(OnceLock::new());
-
+    let engine = Engine::new(settings.engine(), metrics.engine.clone());
     let loading = {
-        let (settings, models, batch) = (settings.clone(), models.clone(), metrics.batch.clone());
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let loaded = Models::load(&settings, &batch, &handle).context("loading the models")?;
-            for (stage, v) in loaded.versions().iter().enumerate() {
-                tracing::info!(stage, version = %v, "serving");
-            }
-            let _ = models.set(loaded);
-            Ok(())
-        })
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.load().await })
     };
+    let search = settings
+        .serve
+        .search_url
+        .as_deref()
+        .map(|url| {
+            SearchClient::new(
+                url,
+                Duration::from_millis(settings.serve.search_timeout_ms),
+                settings.serve.search_token.clone(),
+            )
+        })
+        .transpose()
+        .context("building the HTTP client of the search service")?;
 
     let readiness = {
-        let (models, admission) = (models.clone(), admission.clone());
+        let engine = engine.clone();
         Readiness::new().check("models", move || {
-            let status = if admission.is_closing() {
-                Err("shutting down".to_string())
-            } else if models.get().is_some() {
-                Ok(())
-            } else {
-                Err("loading".to_string())
-            };
+            let status = engine.readiness();
             Box::pin(async move { status })
         })
     };
 
     let (stop_servers, servers_stop) = shutdown_pair();
     {
-        let admission = admission.clone();
+        let admission = engine.admission().clone();
         let grace = Duration::from_millis(settings.serve.drain_timeout_ms);
         tokio::spawn(async move {
             shutdown.wait().await;
@@ -116,13 +88,13 @@ pub async fn run(
     }
 
     let state = ApiState {
-        models,
-        admission,
+        engine,
         metrics,
         serve: settings.serve.clone(),
+        search,
     };
     let app = imgfeat_http::assemble(api::routes(state), axum::Router::new(), &settings.http)
-        .layer(axum::middleware::map_response(error::with_reason));
+        .layer(axum::middleware::map_response(imgfeat_http::with_reasons));
     let api_stop = servers_stop.clone();
     let api = axum::serve(listeners.api, app)
         .with_graceful_shutdown(async move { api_stop.wait().await });
@@ -139,7 +111,7 @@ pub async fn run(
         r = &mut serving => r,
         loaded = loading => match loaded {
             Ok(Ok(())) => serving.await,
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(e.into()),
             Err(e) => Err(anyhow::anyhow!("the model loader failed: {e}")),
         },
     }

@@ -21,8 +21,7 @@ async fn main() -> anyhow::Result<()> {
     imgfeat_app::logging::init(&settings.log);
     let listeners = Listeners::bind(&settings.http).await?;
     // On stdout, for scripts and tests that start us on port 0.
-    println!("listening on {}", listeners.api.local_addr()?);
-    println!("metrics on {}", listeners.metrics.local_addr()?);
+    listeners.announce()?;
     let (trigger, shutdown) = shutdown_pair();
     tokio::spawn(async move {
         imgfeat_app::worker::wait_for_signal().await;

@@ -6,6 +6,8 @@ use std::path::Path;
 use imgfeat_app::logging::LogSettings;
 use imgfeat_app::{SettingsError, load_settings};
 pub use imgfeat_http::HttpSettings;
+use imgfeat_http::Token;
+use imgfeat_infer::EngineSettings;
 use imgfeat_pipeline::PipelineSettings;
 use serde::Deserialize;
 
@@ -40,6 +42,14 @@ pub struct ServeSettings {
     pub retry_after_s: u64,
     /// On SIGTERM, how long admitted images may take to finish before the process exits.
     pub drain_timeout_ms: u64,
+    /// Base URL of imgfeat-search (`http://imgfeat-search:8080`), asked by code for
+    /// `?neighbours=k`. Unset: `?neighbours=` is a 400.
+    pub search_url: Option<String>,
+    /// How long one request's neighbour lookups may take; past it the answer comes with
+    /// `neighbours_error` instead of neighbours.
+    pub search_timeout_ms: u64,
+    /// The search service's bearer token (`IMGFEAT_SERVE__SEARCH_TOKEN`, from a Secret).
+    pub search_token: Option<Token>,
 }
 
 impl Default for ServeSettings {
@@ -51,17 +61,9 @@ impl Default for ServeSettings {
             detectors: Vec::new(),
             retry_after_s: 1,
             drain_timeout_ms: 30_000,
-        }
-    }
-}
-
-impl ServeSettings {
-    /// The detector manifests to load, the default first.
-    pub fn detector_manifests(&self, pipeline: &PipelineSettings) -> Vec<String> {
-        if self.detectors.is_empty() {
-            vec![pipeline.models.detector.clone()]
-        } else {
-            self.detectors.clone()
+            search_url: None,
+            search_timeout_ms: 1_000,
+            search_token: None,
         }
     }
 }
@@ -71,6 +73,17 @@ impl Settings {
         let s: Self = load_settings(file)?;
         s.validate()?;
         Ok(s)
+    }
+
+    /// What the inference engine takes from these settings.
+    pub fn engine(&self) -> EngineSettings {
+        EngineSettings {
+            pipeline: self.pipeline.clone(),
+            max_queued: self.serve.max_queued,
+            max_queued_key: "serve.max_queued",
+            deadline_ms: self.serve.deadline_ms,
+            detectors: self.serve.detectors.clone(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
@@ -86,6 +99,16 @@ impl Settings {
         }
         if s.drain_timeout_ms == 0 {
             return invalid("serve.drain_timeout_ms must be over 0");
+        }
+        if s.search_timeout_ms == 0 {
+            return invalid("serve.search_timeout_ms must be over 0");
+        }
+        if let Some(url) = &s.search_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(SettingsError::Invalid(format!(
+                "serve.search_url: {url:?} is not an http(s) URL"
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         for d in &s.detectors {
@@ -121,14 +144,20 @@ mod tests {
         let mut s = with_token();
         s.serve.detectors = vec!["a.toml".into(), "a.toml".into()];
         assert!(s.validate().unwrap_err().to_string().contains("twice"));
+        let mut s = with_token();
+        s.serve.search_url = Some("imgfeat-search:8080".into());
+        assert!(s.validate().unwrap_err().to_string().contains("search_url"));
+        s.serve.search_url = Some("http://imgfeat-search:8080".into());
+        s.validate().unwrap();
     }
 
     #[test]
-    fn the_default_detector_is_the_pipelines() {
-        let s = with_token();
-        assert_eq!(
-            s.serve.detector_manifests(&s.pipeline),
-            vec![s.pipeline.models.detector.clone()]
-        );
+    fn the_engine_gets_the_serve_limits_and_detectors() {
+        let mut s = with_token();
+        s.serve.detectors = vec!["b.toml".into()];
+        let e = s.engine();
+        assert_eq!(e.max_queued, s.serve.max_queued);
+        assert_eq!(e.max_queued_key, "serve.max_queued");
+        assert_eq!(e.detector_manifests(), vec!["b.toml"]);
     }
 }

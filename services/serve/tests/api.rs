@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
-
-use imgfeat_serve::admission::Admission;
+use imgfeat_infer::Engine;
 use imgfeat_serve::api::{ApiState, routes};
 use imgfeat_serve::metrics::ServeMetrics;
 
@@ -113,6 +111,12 @@ async fn every_error_has_its_status_and_reason_and_none_is_a_500() {
             server.post_photo("?colour=red", small).await,
             400,
             "bad_request",
+        ),
+        (
+            "neighbours without a search service (serve.search_url)",
+            server.post_photo("?neighbours=3", small).await,
+            400,
+            "search_not_configured",
         ),
     ];
     for (what, answer, status, why) in cases {
@@ -243,15 +247,15 @@ async fn while_the_models_load_requests_get_503() {
     let registry = prometheus::Registry::new();
     let metrics = ServeMetrics::register(&registry).unwrap();
     let s = settings(|_| {});
+    // An engine whose models are never loaded.
     let state = ApiState {
-        models: Arc::new(OnceLock::new()),
-        admission: Admission::new(4, metrics.admitted.clone()),
+        engine: Engine::new(s.engine(), metrics.engine.clone()),
         metrics,
         serve: s.serve.clone(),
+        search: None,
     };
-    let app = imgfeat_http::assemble(routes(state), axum::Router::new(), &s.http).layer(
-        axum::middleware::map_response(imgfeat_serve::error::with_reason),
-    );
+    let app = imgfeat_http::assemble(routes(state), axum::Router::new(), &s.http)
+        .layer(axum::middleware::map_response(imgfeat_http::with_reasons));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(listener, app).await });

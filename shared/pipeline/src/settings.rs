@@ -153,6 +153,18 @@ impl PipelineSettings {
         Ok((detector, code))
     }
 
+    /// The bit length of the codes these settings produce, read from the hash head's
+    /// manifest (no model is loaded).
+    pub fn code_bits(&self) -> Result<u32, String> {
+        let dir = self.models.resolve_dir()?;
+        let file = &self.models.hash_head;
+        let m = Manifest::load(&dir.join(file)).map_err(|e| e.to_string())?;
+        m.kind
+            .head_weights()
+            .map(|w| w.bits)
+            .ok_or_else(|| format!("pipeline.models.hash_head {file} is not a hash head"))
+    }
+
     /// Checks values that parse but cannot work, with messages naming the key.
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
@@ -231,6 +243,14 @@ mod tests {
         assert!(err.contains("pipeline.detector.batch.max_batch"), "{err}");
         assert!(err.contains("crop_jpeg_quality"), "{err}");
         assert!(err.contains("extract_jpeg_quality"), "{err}");
+    }
+
+    #[test]
+    fn the_code_length_is_the_hash_heads() {
+        let mut s = PipelineSettings::default();
+        assert_eq!(s.code_bits().unwrap(), 64);
+        s.models.hash_head = s.models.backbone.clone();
+        assert!(s.code_bits().unwrap_err().contains("not a hash head"));
     }
 
     #[test]

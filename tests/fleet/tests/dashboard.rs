@@ -279,12 +279,15 @@ fn every_dashboard_query_names_an_exported_metric() {
     search.observe("similar", std::time::Duration::from_millis(1));
     search.index_codes.set(1);
     search.peer_failures.inc();
+    search.applied("inserted", Some(0.1));
+    search.duplicates_found.inc();
     // So does imgfeat-serve.
     let serve = imgfeat_serve::metrics::ServeMetrics::register(telemetry.registry()).unwrap();
     serve.answered(200, 0.1);
-    serve.admitted.set(1);
-    serve.admission_limit.set(1);
-    let b = &serve.batch;
+    serve.neighbour_lookups.with_label_values(&["ok"]).inc();
+    serve.engine.admitted.set(1);
+    serve.engine.admission_limit.set(1);
+    let b = &serve.engine.batch;
     b.size.with_label_values(&["m", "detect"]).observe(1.0);
     b.wait.with_label_values(&["m", "detect"]).observe(0.1);
     b.queued.with_label_values(&["m", "detect"]).set(1);

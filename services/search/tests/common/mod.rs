@@ -1,23 +1,17 @@
 //! Starting `imgfeat-search` shards on real sockets, and reading them, for the tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
-use std::future::Future;
-use std::time::{Duration, Instant};
+// Each test file uses a part; the re-exports of the test kit are used by some only.
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use imgfeat_amqp::{AmqpConfig, EventExchange, Topology};
-use imgfeat_core::shutdown::ShutdownTrigger;
 use imgfeat_search_service::shard::ShardSpec;
-use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
+use imgfeat_search_service::{Listeners, Settings};
+pub use imgfeat_testkit::{eventually, metric};
 use serde_json::Value;
 
 pub const TOKEN: &str = "search-test-token-0123456789";
 
-pub struct Shard {
-    pub api: String,
-    pub probes: String,
-    pub stop: ShutdownTrigger,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// A shard running in this process (`api`, `probes`, `stop`, `task`).
+pub type Shard = imgfeat_testkit::Running;
 
 /// A small deterministic generator (SplitMix64), so the data is the same every run.
 pub struct Rng(pub u64);
@@ -32,6 +26,7 @@ impl Rng {
     }
 }
 
+/// A shard of the store at `store`; image queries off (these shards need no model).
 pub fn settings(
     store: &std::path::Path,
     spec: ShardSpec,
@@ -42,6 +37,7 @@ pub fn settings(
     settings.store.path = store.to_path_buf();
     settings.search.shard = spec;
     settings.search.shard_urls = shard_urls;
+    settings.search.infer_max_queued = 0;
     settings.http.token = Some(imgfeat_http::Token::new(TOKEN));
     settings.amqp = amqp.clone();
     settings.validate().unwrap();
@@ -49,45 +45,17 @@ pub fn settings(
 }
 
 pub fn start(settings: Settings, listeners: Listeners) -> Shard {
-    let api = format!("http://{}", listeners.api.local_addr().unwrap());
-    let probes = format!("http://{}", listeners.metrics.local_addr().unwrap());
-    let (stop, shutdown) = shutdown_pair();
-    let task = tokio::spawn(imgfeat_search_service::run(settings, listeners, shutdown));
-    Shard {
-        api,
-        probes,
-        stop,
-        task,
-    }
+    Shard::spawn(listeners, |l, shutdown| {
+        imgfeat_search_service::run(settings, l, shutdown)
+    })
 }
 
 pub async fn listeners() -> Listeners {
-    Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        metrics: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    }
-}
-
-/// Waits (up to a minute) until `check` holds; `what` says what never happened.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Listeners::localhost().await.unwrap()
 }
 
 pub async fn wait_ready(client: &reqwest::Client, shard: &Shard) {
-    let url = format!("{}/readyz", shard.probes);
-    eventually(&format!("{url} ready"), || async {
-        let res = client.get(&url).send().await;
-        res.is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    imgfeat_testkit::wait_ready(client, &shard.probes).await;
 }
 
 pub async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
@@ -110,23 +78,8 @@ pub fn pairs(v: &Value) -> Vec<(u64, u32)> {
         .collect()
 }
 
-/// The value of the first sample line starting with `name` (labels included).
-pub fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 pub async fn metrics(client: &reqwest::Client, shard: &Shard) -> String {
-    client
-        .get(format!("{}/metrics", shard.probes))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    imgfeat_testkit::metrics(client, &shard.probes).await
 }
 
 /// A broker config of a prefix no other run uses.

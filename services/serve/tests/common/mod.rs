@@ -1,12 +1,12 @@
-//! A real `imgfeat-serve` on real sockets with the real models, and the real photos.
+//! A real `imgfeat-serve` on real sockets with the real models, and the real photos; the
+//! generic parts are `imgfeat_testkit`'s.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use imgfeat_core::shutdown::ShutdownTrigger;
-use imgfeat_serve::{Listeners, Settings, shutdown_pair};
-use serde_json::Value;
+use imgfeat_serve::{Listeners, Settings};
+pub use imgfeat_testkit::{Answer, answer, photos, wait_ready};
 
 pub const TOKEN: &str = "serve-test-token-0123456789";
 
@@ -15,16 +15,15 @@ pub struct Server {
     pub probes: String,
     pub client: reqwest::Client,
     /// `None` for a server in another process.
-    running: Option<(ShutdownTrigger, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    running: Option<imgfeat_testkit::Running>,
 }
 
 /// Settings with a token and every image's deadline generous; `tweak` changes the rest.
 pub fn settings(tweak: impl FnOnce(&mut Settings)) -> Settings {
-    let mut s = Settings::default();
-    s.http.token = Some(imgfeat_http::Token::new(TOKEN));
-    s.http.listen = "127.0.0.1:0".into();
-    s.http.metrics_listen = "127.0.0.1:0".into();
-    s.http.max_body_bytes = 16 << 20;
+    let mut s = Settings {
+        http: imgfeat_testkit::local_http(TOKEN),
+        ..Settings::default()
+    };
     s.serve.deadline_ms = 120_000;
     tweak(&mut s);
     s.validate().unwrap();
@@ -34,49 +33,17 @@ pub fn settings(tweak: impl FnOnce(&mut Settings)) -> Settings {
 /// Starts the service and waits until its models are loaded.
 pub async fn start(settings: Settings) -> Server {
     let listeners = Listeners::bind(&settings.http).await.unwrap();
-    let api = format!("http://{}", listeners.api.local_addr().unwrap());
-    let probes = format!("http://{}", listeners.metrics.local_addr().unwrap());
-    let (stop, shutdown) = shutdown_pair();
-    let task = tokio::spawn(imgfeat_serve::run(settings, listeners, shutdown));
+    let running = imgfeat_testkit::Running::spawn(listeners, |l, shutdown| {
+        imgfeat_serve::run(settings, l, shutdown)
+    });
     let server = Server {
-        api,
-        probes,
+        api: running.api.clone(),
+        probes: running.probes.clone(),
         client: reqwest::Client::new(),
-        running: Some((stop, task)),
+        running: Some(running),
     };
     wait_ready(&server.client, &server.probes).await;
     server
-}
-
-pub async fn wait_ready(client: &reqwest::Client, probes: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let res = client.get(format!("{probes}/readyz")).send().await;
-        if res.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{probes} never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub fn photos() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 13, "the 13 fixture photos");
-    files
-}
-
-/// A real answer: status, `Retry-After`, JSON body.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub retry_after: Option<String>,
-    pub body: Value,
 }
 
 impl Server {
@@ -117,20 +84,12 @@ impl Server {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.probes))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        imgfeat_testkit::metrics(&self.client, &self.probes).await
     }
 
     pub async fn stop(self) {
-        if let Some((stop, task)) = self.running {
-            stop.trigger();
-            task.await.unwrap().unwrap();
+        if let Some(running) = self.running {
+            running.stop().await;
         }
     }
 }
@@ -157,27 +116,10 @@ pub async fn post_many(
     answer(res).await
 }
 
-pub async fn answer(res: reqwest::Response) -> Answer {
-    let status = res.status().as_u16();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = res.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        retry_after,
-        body,
-    }
-}
-
-/// The value of the first sample whose line starts with `series` (name and labels).
+/// The value of the first sample whose line starts with `series` (name and labels); 0
+/// when there is none yet.
 pub fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    imgfeat_testkit::metric(text, series).unwrap_or(0.0)
 }
 
 /// Polls `/metrics` until `series` reaches `at_least`.
@@ -194,4 +136,13 @@ pub async fn wait_metric(server: &Server, series: &str, at_least: f64) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
-pub mod openapi;
+
+pub mod openapi {
+    use super::Answer;
+
+    /// Checks every `(path, answer)` of a POST against `services/serve/openapi.yaml`.
+    pub fn check_all(seen: &[(&str, Answer)]) {
+        let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml");
+        imgfeat_testkit::openapi::check_all(&spec, seen);
+    }
+}

@@ -1,4 +1,5 @@
-//! The model versions served side by side, chosen per request by `?model=`.
+//! The model versions served side by side, chosen per request (`?model=` of
+//! imgfeat-serve).
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use imgfeat_pipeline::cpu_pool::CpuPool;
 use imgfeat_pipeline::parts::{self, LoadError};
 
 use crate::metrics::BatchMetrics;
-use crate::settings::Settings;
+use crate::settings::EngineSettings;
 use crate::variant::Variant;
 
 pub struct Models {
@@ -17,14 +18,14 @@ pub struct Models {
 impl Models {
     /// Loads every configured detector with an extractor of its own (blocking).
     pub fn load(
-        settings: &Settings,
+        settings: &EngineSettings,
         metrics: &BatchMetrics,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Self, LoadError> {
         let pool: CpuPool = parts::cpu_pool(&settings.pipeline)?;
-        let capacity = settings.serve.max_queued;
+        let capacity = settings.max_queued;
         let mut variants = Vec::new();
-        for manifest in settings.serve.detector_manifests(&settings.pipeline) {
+        for manifest in settings.detector_manifests() {
             let mut pipeline = settings.pipeline.clone();
             pipeline.models.detector = manifest;
             let v = Variant::load(&pipeline, pool.clone(), capacity, metrics, runtime)?;

@@ -1,14 +1,16 @@
-//! Real answers against `openapi.yaml`: the status must be documented for the path, the
-//! body must match its schema (types, required fields, no undocumented field), and a
-//! required header (`Retry-After` of a 429) must be there.
+//! Real answers against an OpenAPI file: the status must be documented for the path and
+//! method, the body must match its schema (types, required fields, no undocumented
+//! field), and a required header (`Retry-After` of a 429) must be there.
+
+use std::path::Path;
 
 use serde_json::Value;
 
-use super::Answer;
+use crate::Answer;
 
-fn spec() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
+fn spec(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_norway::from_str(&text).unwrap()
 }
 
@@ -91,13 +93,22 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str, problems: &mut Vec<St
     }
 }
 
-/// Checks every `(path, answer)` of a POST against the spec.
-pub fn check_all(seen: &[(&str, Answer)]) {
-    let doc = spec();
+/// Checks every `(path, answer)` of a POST against the spec at `spec_file`.
+pub fn check_all(spec_file: &Path, seen: &[(&str, Answer)]) {
+    check_all_of("post", spec_file, seen);
+}
+
+/// Checks every `(path, answer)` of a `method` (`get`, `post`) against the spec.
+pub fn check_all_of(method: &str, spec_file: &Path, seen: &[(&str, Answer)]) {
+    let doc = spec(spec_file);
     let mut problems = Vec::new();
     for (path, a) in seen {
-        let op = &doc["paths"][*path]["post"];
-        assert!(op.is_object(), "{path} is not in openapi.yaml");
+        let op = &doc["paths"][*path][method];
+        assert!(
+            op.is_object(),
+            "{method} {path} is not in {}",
+            spec_file.display()
+        );
         let Some(res) = op["responses"].get(a.status.to_string()) else {
             problems.push(format!("{path}: status {} is not documented", a.status));
             continue;
@@ -117,7 +128,8 @@ pub fn check_all(seen: &[(&str, Answer)]) {
     }
     assert!(
         problems.is_empty(),
-        "answers outside openapi.yaml:\n{}",
+        "answers outside {}:\n{}",
+        spec_file.display(),
         problems.join("\n")
     );
 }

@@ -211,10 +211,10 @@ fn answer<O>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ServeMetrics;
+    use crate::metrics::EngineMetrics;
 
     fn metrics() -> BatchMetrics {
-        ServeMetrics::register(&prometheus::Registry::new())
+        EngineMetrics::register(&prometheus::Registry::new(), "test")
             .unwrap()
             .batch
     }

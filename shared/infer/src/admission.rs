@@ -13,6 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct Admission {
     permits: Arc<Semaphore>,
     limit: u32,
+    /// The setting that sets `limit`, named in a refusal.
+    key: &'static str,
     closing: Arc<AtomicBool>,
     admitted: IntGauge,
 }
@@ -32,18 +34,20 @@ impl Drop for Admitted {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("{limit} images are already admitted (serve.max_queued); retry shortly")]
-    Full { limit: u32 },
+    #[error("{limit} images are already admitted ({key}); retry shortly")]
+    Full { limit: u32, key: &'static str },
     #[error("the service is shutting down")]
     Closing,
 }
 
 impl Admission {
-    pub fn new(limit: usize, admitted: IntGauge) -> Self {
+    /// At most `limit` images at once; `key` names the setting in refusals.
+    pub fn new(limit: usize, key: &'static str, admitted: IntGauge) -> Self {
         let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
         Self {
             permits: Arc::new(Semaphore::new(limit as usize)),
             limit,
+            key,
             closing: Arc::new(AtomicBool::new(false)),
             admitted,
         }
@@ -55,7 +59,10 @@ impl Admission {
             return Err(Refused::Closing);
         }
         let n = u32::try_from(images.max(1)).unwrap_or(u32::MAX);
-        let full = Refused::Full { limit: self.limit };
+        let full = Refused::Full {
+            limit: self.limit,
+            key: self.key,
+        };
         let permit = self
             .permits
             .clone()
@@ -97,14 +104,24 @@ mod tests {
     use super::*;
 
     fn admission(limit: usize) -> Admission {
-        Admission::new(limit, IntGauge::new("admitted", "test").unwrap())
+        Admission::new(
+            limit,
+            "max_queued",
+            IntGauge::new("admitted", "test").unwrap(),
+        )
     }
 
     #[test]
     fn admits_up_to_the_limit_all_or_nothing_and_gives_places_back() {
         let a = admission(3);
         let two = a.admit(2).unwrap();
-        assert_eq!(a.admit(2).err(), Some(Refused::Full { limit: 3 }));
+        assert_eq!(
+            a.admit(2).err(),
+            Some(Refused::Full {
+                limit: 3,
+                key: "max_queued"
+            })
+        );
         let one = a.admit(1).unwrap();
         assert_eq!(a.in_use(), 3);
         assert_eq!(a.admitted.get(), 3);
