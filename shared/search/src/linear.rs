@@ -104,8 +104,10 @@ impl HammingIndex for LinearScan {
         let probe = code::probe_words(probe, self.words)?;
         let mut top = TopK::new(k);
         let none = Tombstones::default();
-        popcount::fast(|| with_width!(self.words, W => scan::knn::<W>(
-            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), &none, &mut top)));
+        popcount::fast(|| {
+            with_width!(self.words, W => scan::knn::<W>(
+            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), &none, &mut top))
+        });
         Ok(top.into_sorted())
     }
 
@@ -113,8 +115,10 @@ impl HammingIndex for LinearScan {
         let probe = code::probe_words(probe, self.words)?;
         let mut hits = Vec::new();
         let none = Tombstones::default();
-        popcount::fast(|| with_width!(self.words, W => scan::within::<W>(
-            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), radius, &none, &mut hits)));
+        popcount::fast(|| {
+            with_width!(self.words, W => scan::within::<W>(
+            code::as_codes::<W>(&self.codes), &self.ids, 0, &code::as_probe::<W>(&probe), radius, &none, &mut hits))
+        });
         sort_hits(&mut hits);
         Ok(hits)
     }
