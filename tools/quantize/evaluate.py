@@ -10,8 +10,14 @@ Per candidate pair (detector, backbone of one calibration method), per image:
   against the full fp32 pipeline's, Hamming distance; and the INT8 backbone alone on the
   fp32 crop (what the backbone's quantization costs by itself);
 - embedding cosine to fp32 on the same crop;
+- with --noise-floor, the fp32 detector's main object against itself on inputs with +-1
+  uniform noise: the agreement no quantization can be expected to beat;
 - near-duplicate recall@1 among the copies, fp32 codes and INT8 codes each on their own;
-- speed: ms per image at one thread, batch 8, each model alone.
+- speed: ms per image at one thread, batch 8, each model alone, fp32 and every candidate
+  in interleaved rounds (median).
+
+A candidate is a tag (the files *_int8_TAG.onnx) or DETTAG+BBTAG (one candidate's
+detector with another's backbone).
 """
 
 import argparse
@@ -27,8 +33,10 @@ import common
 EVAL_SEED = 424242
 
 
-def pipeline(det, bb, det_m, bb_m, img, head):
+def pipeline(det, bb, det_m, bb_m, img, head, noise=None):
     x = common.to_tensor(img, det_m.width, det_m.height)
+    if noise is not None:
+        x = x + noise.uniform(-1.0, 1.0, x.shape).astype(np.float32)
     boxes, scores = det.run(None, {"images": x[None]})
     dets = common.decode(boxes[0], scores[0], det_m, *img.size)
     label, crop = common.main_object(dets, *img.size)
@@ -55,23 +63,38 @@ def recall_at_1(codes, groups):
     return hits / len(g)
 
 
-def speed(path, w, h, reps=6):
-    s = common.session(path, threads=1)
-    x = np.random.default_rng(0).uniform(0, 255, (8, h, w, 3)).astype(np.float32)
-    s.run(None, {"images": x})
-    t0 = time.perf_counter()
-    for _ in range(reps):
+def speed(models, rounds=8):
+    """ms per image at one thread, batch 8, of every (name, path, width, height), in
+    interleaved rounds (each round runs every model once: fp32 and INT8 see the same
+    machine state); the median over rounds, and the 1-minute load before and after."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for name, path, w, h in models:
+        s = common.session(path, threads=1)
+        x = rng.uniform(0, 255, (8, h, w, 3)).astype(np.float32)
         s.run(None, {"images": x})
-    return (time.perf_counter() - t0) / reps / 8 * 1000
+        runs.append((name, s, x))
+    times = {name: [] for name, _, _ in runs}
+    load_before = os.getloadavg()[0]
+    for _ in range(rounds):
+        for name, s, x in runs:
+            t0 = time.perf_counter()
+            s.run(None, {"images": x})
+            times[name].append((time.perf_counter() - t0) / 8 * 1000)
+    ms = {name: round(float(np.median(t)), 2) for name, t in times.items()}
+    return ms, {"before": load_before, "after": os.getloadavg()[0], "rounds": rounds}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("candidates")
     ap.add_argument("--copies", type=int, default=3)
-    ap.add_argument("--methods", default="MinMax")
+    ap.add_argument("--methods", default="MinMax", help="candidate tags, comma-separated")
     ap.add_argument("--json")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--speed-rounds", type=int, default=8)
+    ap.add_argument("--noise-floor", action="store_true", help="also fp32 vs fp32 on +-1 noisy inputs: the main-object rule's own stability")
+    ap.add_argument("--speed-only", action="store_true", help="no accuracy, only the interleaved speed")
     a = ap.parse_args()
     det_m = common.Manifest("ssd_mobilenetv2_oidv4_24cls.toml")
     bb_m = common.Manifest("efficientnet_lite0_imagenet.toml")
@@ -80,14 +103,16 @@ def main():
     fp_det, fp_bb = common.session(det_m.onnx, 2), common.session(bb_m.onnx, 2)
     cands = {}
     for method in a.methods.split(","):
-        d = os.path.join(a.candidates, f"ssd_mobilenetv2_oidv4_24cls_int8_{method}.onnx")
-        b = os.path.join(a.candidates, f"efficientnet_lite0_imagenet_int8_{method}.onnx")
+        # DET+BB pairs one candidate's detector with another's backbone.
+        dt, bt = method.split("+") if "+" in method else (method, method)
+        d = os.path.join(a.candidates, f"ssd_mobilenetv2_oidv4_24cls_int8_{dt}.onnx")
+        b = os.path.join(a.candidates, f"efficientnet_lite0_imagenet_int8_{bt}.onnx")
         if os.path.exists(d) and os.path.exists(b):
             cands[method] = (d, b, common.session(d, 2), common.session(b, 2))
-    stats = {m: {"agree": 0, "e2e": [], "bb": [], "cos": [], "codes": []} for m in cands}
+    stats = {m: {"agree": 0, "disagree": {}, "e2e": [], "bb": [], "cos": [], "codes": []} for m in cands}
     fp_codes, groups = [], []
-    n = 0
-    for pi, path in enumerate(held):
+    n = noise_agree = 0
+    for pi, path in enumerate([] if a.speed_only else held):
         src = common.load_rgb(path)
         for c in range(a.copies):
             img = common.transform(src, EVAL_SEED, pi * 100 + c)
@@ -96,10 +121,19 @@ def main():
             code = head.codes(emb)
             fp_codes.append(code[0])
             groups.append(pi)
+            if a.noise_floor:
+                # The fp32 detector against itself on inputs moved by +-1: how stable
+                # the main-object rule is at all.
+                nl, nc = pipeline(fp_det, fp_bb, det_m, bb_m, img, head, np.random.default_rng([EVAL_SEED, pi, c]))
+                noise_agree += int(nl == label and common.iou(nc, crop) >= 0.9)
             for m, (_, _, qd, qb) in cands.items():
                 s = stats[m]
                 ql, qc = pipeline(qd, qb, det_m, bb_m, img, head)
-                s["agree"] += int(ql == label and common.iou(qc, crop) >= 0.9)
+                ok = ql == label and common.iou(qc, crop) >= 0.9
+                s["agree"] += int(ok)
+                if not ok:
+                    kind = "object_vs_whole" if (ql is None) != (label is None) else "other_label" if ql != label else "same_label_iou_below_0.9"
+                    s["disagree"][kind] = s["disagree"].get(kind, 0) + 1
                 qcode = head.codes(embed(qb, bb_m, img, qc))
                 s["codes"].append(qcode[0])
                 s["e2e"].append(common.hamming(qcode, code))
@@ -107,20 +141,34 @@ def main():
                 s["bb"].append(common.hamming(head.codes(qemb), code))
                 s["cos"].append(float((qemb @ emb.T).item() / np.linalg.norm(qemb) / np.linalg.norm(emb)))
             n += 1
-    report = {"images": n, "fp32_recall_at_1": recall_at_1(fp_codes, groups), "held_out_photos": len(held), "copies": a.copies, "seed": EVAL_SEED, "candidates": {}}
+    report = {"images": n, "fp32_recall_at_1": recall_at_1(fp_codes, groups) if n else None, "held_out_photos": len(held), "copies": a.copies, "seed": EVAL_SEED, "candidates": {}}
+    if a.noise_floor and n:
+        report["fp32_noise_main_object_agree"] = noise_agree / n
     if not a.no_speed:
-        report["fp32_ms"] = {"detector": speed(det_m.onnx, 300, 300), "backbone": speed(bb_m.onnx, 224, 224)}
+        models = [("fp32/detector", det_m.onnx, 300, 300), ("fp32/backbone", bb_m.onnx, 224, 224)]
+        for m, (d, b, _, _) in cands.items():
+            models += [(f"{m}/detector", d, 300, 300), (f"{m}/backbone", b, 224, 224)]
+        ms, load = speed(models, a.speed_rounds)
+        report["speed_load1"] = load
+        report["fp32_ms"] = {"detector": ms["fp32/detector"], "backbone": ms["fp32/backbone"]}
     for m, s in stats.items():
+        if not n:
+            report["candidates"][m] = r = {}
+            r["ms"] = {"detector": ms[f"{m}/detector"], "backbone": ms[f"{m}/backbone"]}
+            r["speedup"] = {k: round(report["fp32_ms"][k] / r["ms"][k], 2) for k in ("detector", "backbone")}
+            continue
         e2e, bb, cos = np.array(s["e2e"]), np.array(s["bb"]), np.array(s["cos"])
         r = {
             "main_object_agree": s["agree"] / n,
+            "main_object_disagree": s["disagree"],
             "code_hamming_e2e": {"median": float(np.median(e2e)), "p95": float(np.percentile(e2e, 95)), "max": int(e2e.max()), "zero": float((e2e == 0).mean())},
             "code_hamming_backbone": {"median": float(np.median(bb)), "p95": float(np.percentile(bb, 95)), "max": int(bb.max())},
             "recall_at_1": recall_at_1(s["codes"], groups),
             "embedding_cosine": {"median": float(np.median(cos)), "p5": float(np.percentile(cos, 5)), "min": float(cos.min())},
         }
         if not a.no_speed:
-            r["ms"] = {"detector": speed(cands[m][0], 300, 300), "backbone": speed(cands[m][1], 224, 224)}
+            r["ms"] = {"detector": ms[f"{m}/detector"], "backbone": ms[f"{m}/backbone"]}
+            r["speedup"] = {k: round(report["fp32_ms"][k] / r["ms"][k], 2) for k in ("detector", "backbone")}
         report["candidates"][m] = r
     text = json.dumps(report, indent=1)
     print(text)

@@ -1,6 +1,9 @@
 """Installs the chosen candidate pair into models/ and pins it in the INT8 manifests.
 
-    install.py CANDIDATE_DIR ACCURACY_JSON... [--method M]
+    install.py CANDIDATE_DIR ACCURACY_JSON... [--method M] [--as int8|int8_vnni]
+
+--as names the pair: models/{stem}_{AS}.onnx and the manifest {stem}_{AS}.toml beside it
+(which must exist: a new pair's manifest is written by hand, with its own name/version).
 
 Chooses, unless told, the method with the most main objects agreeing with fp32, then the
 smallest p95 and median code distance (speed is not a criterion: the methods only move
@@ -17,10 +20,7 @@ import sys
 
 import common
 
-PAIRS = (
-    ("ssd_mobilenetv2_oidv4_24cls", "ssd_mobilenetv2_oidv4_24cls_int8.toml"),
-    ("efficientnet_lite0_imagenet", "efficientnet_lite0_imagenet_int8.toml"),
-)
+STEMS = ("ssd_mobilenetv2_oidv4_24cls", "efficientnet_lite0_imagenet")
 
 
 def choose(report):
@@ -36,17 +36,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("candidates")
     ap.add_argument("accuracy", nargs="+", help="evaluate.py reports (their candidates merged)")
-    ap.add_argument("--method")
+    ap.add_argument("--method", help="the candidate tag to install (default: the best)")
+    ap.add_argument("--as", dest="as_", default="int8", help="int8 (7-bit weights, any x86-64) or int8_vnni (8-bit, VNNI/AMX)")
     a = ap.parse_args()
     report = {"candidates": {}}
     for path in a.accuracy:
         with open(path) as f:
             report["candidates"].update(json.load(f)["candidates"])
     method = a.method or choose(report)
-    print(f"installing the {method} pair")
-    for stem, manifest in PAIRS:
+    print(f"installing the {method} pair as *_{a.as_}")
+    for stem in STEMS:
         src = os.path.join(a.candidates, f"{stem}_int8_{method}.onnx")
-        dst = os.path.join(common.MODELS, f"{stem}_int8.onnx")
+        dst = os.path.join(common.MODELS, f"{stem}_{a.as_}.onnx")
+        manifest = f"{stem}_{a.as_}.toml"
         shutil.copyfile(src, dst)
         digest = hashlib.sha256(open(dst, "rb").read()).hexdigest()
         path = os.path.join(common.MODELS, manifest)

@@ -1,7 +1,11 @@
 """The Python reference of the INT8 models on the 13 fixture photos, for the golden test
-shared/model/tests/golden_int8.rs: fixtures/golden_int8.json.
+shared/model/tests/golden_int8.rs: fixtures/golden_int8.json (and golden_int8_vnni.json).
 
-    make_golden.py [OUT]
+    make_golden.py [--variant int8|int8_vnni] [OUT]
+
+--variant picks the pair (models/*_{VARIANT}.toml) and the default OUT,
+fixtures/golden_{VARIANT}.json. Write the int8_vnni reference on a CPU with VNNI or AMX:
+elsewhere the AVX2 kernels saturate with its 8-bit weights (tools/quantize/kernels.py).
 
 Per photo (decoded with EXIF orientation applied, as the pipeline does): the INT8
 detector's detections; the INT8 backbone's embedding of the whole image (L2 norm and
@@ -9,6 +13,7 @@ first 16 values) beside the fp32 backbone's on the same input, so the test can c
 its tolerance separates the two models; and the INT8 pipeline's main box, the embedding of its crop and its 64-bit code.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -21,9 +26,13 @@ PHOTOS = os.path.join(common.ROOT, "fixtures", "photos")
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(common.ROOT, "fixtures", "golden_int8.json")
-    det_m = common.Manifest("ssd_mobilenetv2_oidv4_24cls_int8.toml")
-    bb_m = common.Manifest("efficientnet_lite0_imagenet_int8.toml")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", default="int8")
+    ap.add_argument("out", nargs="?")
+    a = ap.parse_args()
+    out = a.out or os.path.join(common.ROOT, "fixtures", f"golden_{a.variant}.json")
+    det_m = common.Manifest(f"ssd_mobilenetv2_oidv4_24cls_{a.variant}.toml")
+    bb_m = common.Manifest(f"efficientnet_lite0_imagenet_{a.variant}.toml")
     fp_bb_m = common.Manifest("efficientnet_lite0_imagenet.toml")
     det, bb, fp_bb = common.session(det_m.onnx), common.session(bb_m.onnx), common.session(fp_bb_m.onnx)
     head = common.SimHash()
@@ -51,7 +60,7 @@ def main():
     import PIL
 
     doc = {
-        "note": f"Python reference of the INT8 models (tools/quantize/make_golden.py; onnxruntime {onnxruntime.__version__}, Pillow {PIL.__version__}, EXIF orientation applied, batch 1)",
+        "note": f"Python reference of the {a.variant} models (tools/quantize/make_golden.py --variant {a.variant}; onnxruntime {onnxruntime.__version__}, Pillow {PIL.__version__}, EXIF orientation applied, batch 1)",
         "detector": os.path.basename(det_m.onnx),
         "backbone": os.path.basename(bb_m.onnx),
         "photos": photos,
