@@ -5,7 +5,7 @@
 # copies, 640-1024 px). The machine is shared and drifts, so every figure is noted with
 # the 1-minute load before it and the ratios are taken within a round.
 #
-#   loadtest/python-baseline/run.sh            IMAGES=1000 ROUNDS=3 PROFILE=debug|release
+#   loadtest/python-baseline/run.sh            IMAGES=1000 ROUNDS=3 PROFILE=debug|release INT8=int8|int8_vnni
 #
 # The ceiling is the two models alone on pre-decoded tensors, alternating, batch 8, in two
 # processes of one thread (the Python pair's shape). imgfeat is taken from
@@ -18,8 +18,9 @@ rounds=${ROUNDS:-3}
 profile=${PROFILE:-debug}
 imgfeat=${IMGFEAT:-${CARGO_TARGET_DIR:-$root/target}/$profile/imgfeat}
 out=${OUT:-$root/.local/speed/$(date -u +%Y%m%dT%H%M%SZ)}
-det_int8=ssd_mobilenetv2_oidv4_24cls_int8.toml
-bb_int8=efficientnet_lite0_imagenet_int8.toml
+# INT8=int8_vnni measures the 8-bit pair (CPUs with VNNI/AMX only; models/README.md).
+det_int8=ssd_mobilenetv2_oidv4_24cls_${INT8:-int8}.toml
+bb_int8=efficientnet_lite0_imagenet_${INT8:-int8}.toml
 
 [ -x "$imgfeat" ] || { echo "error: no $imgfeat; build imgfeat-cli ($profile) first" >&2; exit 1; }
 scripts/setup-onnxruntime.sh >/dev/null
