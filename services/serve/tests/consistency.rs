@@ -5,12 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use imgfeat_app::paths::SqlitePathRegistry;
-use imgfeat_core::ports::{PathRegistry, ResultStore};
-use imgfeat_pipeline::{Events, IndexOptions, IndexRun, PipelineSettings, parts};
-use imgfeat_store::SqliteStore;
+use imgfeat_core::ports::ResultStore;
 use serde_json::{Value, json};
 
 use common::*;
@@ -53,38 +48,17 @@ fn got(result: &Value) -> Value {
 async fn codes_and_boxes_equal_those_the_index_stores() {
     let photos = photos();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite3")).unwrap());
-    let pipeline = PipelineSettings::default();
-    let registry = SqlitePathRegistry(store.clone());
-    let (version, code_version) = {
-        let detector = parts::load_detector(&pipeline).unwrap();
-        let extractor = parts::load_extractor(&pipeline).unwrap();
-        let run = IndexRun {
-            settings: &pipeline,
-            detector: &detector,
-            extractor: &extractor,
-            store: store.clone(),
-            registry: &registry,
-            events: Events::new(),
-        };
-        let summary = run
-            .run_files("photos", &photos, 0, IndexOptions { force: true })
-            .await
-            .unwrap();
-        assert_eq!(summary.processed, 13, "{summary:?}");
-        (detector.version.clone(), run.code_version().unwrap())
-    };
-    let keys: Vec<String> = photos
-        .iter()
-        .map(|p| p.canonicalize().unwrap().display().to_string())
-        .collect();
-    let ids = registry.register_paths(&keys).await.unwrap();
+    let indexed = imgfeat_testkit::index_photos(&dir.path().join("store.sqlite3"), &photos).await;
+    let (version, code_version) = (&indexed.detector_version, &indexed.code_version);
     let mut stored = Vec::new();
-    for id in ids {
-        let id = id.unwrap();
-        let record = store.detection(id, &version).await.unwrap().unwrap();
-        let code = store.code(id, &code_version).await.unwrap().unwrap();
-        stored.push(expected(&record, &code.code));
+    for (id, code) in &indexed.images {
+        let record = indexed
+            .store
+            .detection(*id, version)
+            .await
+            .unwrap()
+            .unwrap();
+        stored.push(expected(&record, code));
     }
 
     let server = start(settings(|_| {})).await;
