@@ -169,9 +169,11 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     // that every one of them is stored before it exits. A detector that exits at once
     // stores none of them, so the count after exit falls short.
     let (held, stored_before) = loop {
+        // Stored first, then held: an image stored between the two reads would otherwise
+        // count in both, and the sum overstate what must be stored by the exit.
+        let stored = fleet.snapshot().await.detections;
         let (_, metrics) = get(&format!("http://{listen}/metrics")).await;
         let held = sample(&metrics, r#"imgfeat_in_flight{stage="detect"}"#) as usize;
-        let stored = fleet.snapshot().await.detections;
         if held >= 2 {
             break (held, stored);
         }
