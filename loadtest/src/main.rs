@@ -11,8 +11,10 @@
 //! A benchmark, never a test: it asserts no speed. It cleans up after itself: children
 //! are stopped (SIGTERM, then SIGKILL), the run's queues deleted, its temp dir removed.
 
+mod arrivals;
 mod fleet;
 mod http;
+mod queue_model;
 mod report;
 mod serve;
 

@@ -20,7 +20,9 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::arrivals::Rng;
 use crate::fleet::{binary, proc_status_mib};
+use crate::queue_model::{self, BatchCost};
 
 #[derive(Parser, Debug)]
 #[command(about = "imgfeat-serve under open-loop Poisson load at multiples of its capacity")]
@@ -67,6 +69,11 @@ struct Level {
     p99_ms: f64,
     mean_detect_batch: f64,
     rss_mib: Option<f64>,
+    /// The same load on an ideal server with this run's costs (`queue_model`).
+    ideal_mean_ms: f64,
+    ideal_p50_ms: f64,
+    ideal_p99_ms: f64,
+    ideal_refused_429: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,29 +85,15 @@ struct ServeReport {
     /// What admission promises an admitted image: the `max_queued` images ahead of it at
     /// capacity, plus one batch (`max_batch` images at capacity).
     bound_ms: f64,
+    /// The batch costs fitted to the single latency and the capacity.
+    ideal_cost: BatchCost,
     levels: Vec<Level>,
     load_start: Option<procfs::LoadAvg>,
     load_end: Option<procfs::LoadAvg>,
 }
 
-/// SplitMix64: a seeded uniform source for the arrival times (the same run every time,
-/// no dependency for five lines).
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Exponential inter-arrival time of a Poisson process of `rate` per second.
-    fn gap(&mut self, rate: f64) -> Duration {
-        Duration::from_secs_f64(-(1.0 - self.uniform()).ln() / rate)
-    }
-}
+/// Arrivals simulated per level for the ideal server: enough for a steady p99.
+const IDEAL_ARRIVALS: usize = 200_000;
 
 struct Target {
     api: String,
@@ -334,6 +327,7 @@ async fn measure(
         single_p50 * 1e3
     );
 
+    let cost = BatchCost::fitted(single_p50, capacity, args.max_batch);
     let mut rng = Rng(args.seed);
     let mut levels = Vec::new();
     for &level in &args.levels {
@@ -374,6 +368,14 @@ async fn measure(
         let after = t.detect_batches().await;
         admitted.sort_by(f64::total_cmp);
         let batches = after.0 - before.0;
+        let ideal = queue_model::simulate(
+            cost,
+            args.max_batch,
+            args.max_queued,
+            rate,
+            IDEAL_ARRIVALS,
+            args.seed,
+        );
         levels.push(Level {
             level,
             offered_per_s: rate,
@@ -391,6 +393,10 @@ async fn measure(
                 0.0
             },
             rss_mib: t.child.id().and_then(|pid| proc_status_mib(pid, "VmRSS:")),
+            ideal_mean_ms: ideal.mean * 1e3,
+            ideal_p50_ms: ideal.p50 * 1e3,
+            ideal_p99_ms: ideal.p99 * 1e3,
+            ideal_refused_429: ideal.refused,
         });
     }
     Ok(ServeReport {
@@ -399,6 +405,7 @@ async fn measure(
         max_queued: args.max_queued,
         max_batch: args.max_batch,
         bound_ms: (args.max_queued + args.max_batch) as f64 / capacity * 1e3,
+        ideal_cost: cost,
         levels,
         load_start,
         load_end: procfs::loadavg(),
@@ -425,12 +432,12 @@ fn print(r: &ServeReport) {
         r.single_p50_ms, r.capacity_per_s, r.max_queued, r.max_batch, r.bound_ms
     );
     println!(
-        "| load | offered/s | sent | ok/s | 429 | errors | p50 ms | p95 ms | p99 ms | p99 / single | p99 / bound | detect batch | RSS MiB |"
+        "| load | offered/s | sent | ok/s | 429 | errors | p50 ms | p95 ms | p99 ms | p99 / single | p99 / bound | ideal p99 / single | ideal 429 | detect batch | RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for l in &r.levels {
         println!(
-            "| {:.1}x | {:.1} | {} | {:.1} | {:.1} % | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {:.1}x | {:.1} | {} | {:.1} | {:.1} % | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} % | {:.2} | {} |",
             l.level,
             l.offered_per_s,
             l.sent,
@@ -442,10 +449,17 @@ fn print(r: &ServeReport) {
             l.p99_ms,
             l.p99_ms / r.single_p50_ms,
             l.p99_ms / r.bound_ms,
+            l.ideal_p99_ms / r.single_p50_ms,
+            100.0 * l.ideal_refused_429,
             l.mean_detect_batch,
             l.rss_mib.map_or("?".into(), |m| format!("{m:.0}")),
         );
     }
+    println!(
+        "ideal: an M/D/1-like server with this run's costs (batch of n = {:.1} + n x {:.1} ms), the same Poisson load and admission, nothing else",
+        r.ideal_cost.fixed * 1e3,
+        r.ideal_cost.per_image * 1e3
+    );
     if let (Some(a), Some(b)) = (&r.load_start, &r.load_end) {
         println!(
             "load average (1 min) {:.2} at start, {:.2} at end",
