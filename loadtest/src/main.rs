@@ -17,6 +17,7 @@ mod http;
 mod queue_model;
 mod report;
 mod serve;
+mod stored_events;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use imgfeat_store::SqliteStore;
 
 use crate::fleet::{Fleet, FleetConfig};
 use crate::report::{FleetResult, Report, finish, print};
+use crate::stored_events::StoredEvents;
 
 #[derive(Parser, Debug)]
 #[command(about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index")]
@@ -258,6 +260,7 @@ async fn run_fleet(
     }
 
     let ids: Vec<ImageId> = corpus.files.iter().map(|f| ImageId(f.id)).collect();
+    let announced = StoredEvents::follow(&args.amqp_url, prefix).await?;
     eprintln!("pushing {n} IDs through the fleet ...");
     let load_start = procfs::loadavg();
     let cpu_before: HashMap<String, f64> = fleet
@@ -291,9 +294,18 @@ async fn run_fleet(
         }
         anyhow::Ok(times)
     });
-    let seen = wait_codes(&mut fleet, &store, code_version, &ids, poll, timeout).await?;
+    let mut seen = wait_codes(&mut fleet, &store, code_version, &ids, poll, timeout).await?;
     let published = publisher.await??;
-    finish(
+    let announced = announced.finish(&ids).await?;
+    // An announcement is the commit plus a broker hop; the poll, up to a period later.
+    let mut timed_by_events = 0;
+    for (id, at) in announced {
+        if let Some(polled) = seen.get_mut(&id) {
+            *polled = at.min(*polled);
+            timed_by_events += 1;
+        }
+    }
+    let mut result = finish(
         &mut fleet,
         started,
         &published,
@@ -302,7 +314,9 @@ async fn run_fleet(
         poll,
         load_start,
         &cpu_before,
-    )
+    )?;
+    result.timed_by_events = timed_by_events;
+    Ok(result)
 }
 
 async fn post_ids(addr: &str, token: &str, ids: &[ImageId]) -> anyhow::Result<()> {

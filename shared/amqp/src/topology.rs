@@ -182,6 +182,27 @@ impl Topology {
         Ok(queue)
     }
 
+    /// Deletes a follower's queue and its dead-letter queue: for a follower that is gone
+    /// for good (a one-off reader such as a load test), whose durable queue would
+    /// otherwise keep collecting every event.
+    pub async fn delete_follower(
+        &self,
+        channel: &Channel,
+        e: EventExchange,
+        follower: &str,
+    ) -> Result<(), AmqpError> {
+        for name in [
+            self.follower_queue(e, follower),
+            self.follower_dlq(e, follower),
+        ] {
+            channel
+                .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
+                .await
+                .map_err(AmqpError::broker("queue.delete"))?;
+        }
+        Ok(())
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

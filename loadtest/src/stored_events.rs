@@ -1,0 +1,94 @@
+//! When each code became durable, as the extractor announces it: a follower of the
+//! "code stored" fanout, bound before the first ID is published. Polling the store
+//! instead adds up to a polling period (and the poll's own reads) to every latency;
+//! an event arrives about a broker hop after the commit. The store poll stays the
+//! completion check, and the fallback for an ID whose event did not come.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use imgfeat_amqp::{AmqpConfig, AmqpConnection, ConsumerStop, EventExchange, EventFollower};
+use imgfeat_core::ImageId;
+use imgfeat_core::message::CodeStored;
+
+const FOLLOWER: &str = "loadtest";
+
+type Seen = Arc<Mutex<HashMap<ImageId, Instant>>>;
+
+pub struct StoredEvents {
+    conn: AmqpConnection,
+    stop: ConsumerStop,
+    seen: Seen,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StoredEvents {
+    pub async fn follow(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let config = AmqpConfig {
+            url: url.to_string(),
+            prefix: prefix.to_string(),
+            ..AmqpConfig::default()
+        };
+        let conn = tokio::time::timeout(Duration::from_secs(20), AmqpConnection::connect(config))
+            .await
+            .context("connecting to the broker")??;
+        let mut follower =
+            EventFollower::<CodeStored>::new(&conn, EventExchange::CodeStored, FOLLOWER);
+        tokio::time::timeout(Duration::from_secs(20), follower.bind())
+            .await
+            .context("binding the code-stored follower")??;
+        let stop = follower.stopper();
+        let seen: Seen = Arc::default();
+        let task = tokio::spawn({
+            let seen = seen.clone();
+            async move {
+                while let Some(e) = follower.next().await {
+                    let now = Instant::now();
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.entry(e.event.image_id).or_insert(now);
+                    }
+                    let _ = e.ack().await;
+                }
+            }
+        });
+        Ok(Self {
+            conn,
+            stop,
+            seen,
+            task,
+        })
+    }
+
+    /// When each of `ids` was announced; waits a moment for the announcements of codes
+    /// the store poll has already seen, then removes the follower's queues.
+    pub async fn finish(self, ids: &[ImageId]) -> anyhow::Result<HashMap<ImageId, Instant>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let count = || {
+            self.seen
+                .lock()
+                .map(|s| ids.iter().filter(|id| s.contains_key(id)).count())
+                .unwrap_or(0)
+        };
+        while count() < ids.len() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop.stop();
+        let _ = self.task.await;
+        let channel = self.conn.channel().await?;
+        self.conn
+            .topology()
+            .delete_follower(&channel, EventExchange::CodeStored, FOLLOWER)
+            .await?;
+        self.conn.close().await;
+        let seen = self
+            .seen
+            .lock()
+            .map_err(|_| anyhow::anyhow!("event map poisoned"))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| seen.get(id).map(|t| (*id, *t)))
+            .collect())
+    }
+}
