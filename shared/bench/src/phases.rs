@@ -58,7 +58,8 @@ pub fn prepare(
     let (crop_chain, backbone) = imaging_phase::crop_chain(
         &kept_files,
         &detections,
-        &base.detector.main_object,
+        &imgfeat_pipeline::parts::main_object_rule(base)
+            .map_err(|e| BenchError::Options(e.to_string()))?,
         base.detector.crop_jpeg_quality,
         (224, 224),
         &limits,

@@ -17,7 +17,7 @@ pub use detector::Detector;
 pub use error::ModelError;
 pub use extractor::Extractor;
 pub use hash::HashHead;
-pub use manifest::{Manifest, ManifestKind};
+pub use manifest::{CodeFrom, Manifest, ManifestKind};
 pub use postprocess::{DetectorThresholds, MainObjectRule};
 pub use runtime::OrtRuntime;
 pub use session::{SessionOptions, TensorOutput};

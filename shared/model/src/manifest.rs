@@ -47,6 +47,23 @@ pub struct OnnxSpec {
     pub outputs: BTreeMap<String, String>,
     pub labels: Option<LabelsSpec>,
     pub thresholds: Option<ThresholdSpec>,
+    /// A detector's choice of what the code is computed from. Part of the manifest, so
+    /// of the model version's name: codes of the main object and of the whole image are
+    /// never stored under one version.
+    #[serde(default)]
+    pub code_from: CodeFrom,
+}
+
+/// What a detector's version hashes: the main object's crop (the reference design,
+/// for "which products look like this one") or the whole image, whichever objects the
+/// detector finds (near-duplicate detection: crops, flips and rotations that change
+/// which object wins no longer change the code's input).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeFrom {
+    #[default]
+    MainObject,
+    WholeImage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +223,11 @@ impl Manifest {
                 if matches!(self.kind, ManifestKind::Detector(_)) && spec.labels.is_none() {
                     return Err(bad("a detector needs a labels file".into()));
                 }
+                if matches!(self.kind, ManifestKind::Backbone(_))
+                    && spec.code_from != CodeFrom::MainObject
+                {
+                    return Err(bad("code_from is a detector's setting".into()));
+                }
             }
             ManifestKind::Simhash(_) | ManifestKind::LinearHash(_) => {
                 if let Some(w) = self.kind.head_weights()
@@ -267,27 +289,48 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
     }
 
+    /// Every manifest in `models/`, whatever its kind: it parses, and each file it
+    /// names has the hash it states.
     #[test]
     fn shipped_manifests_parse_and_their_files_match() {
-        for (file, kind) in [
-            ("ssd_mobilenetv2_oidv4_24cls.toml", "detector"),
-            ("nanodet_m_416_coco.toml", "detector"),
-            ("efficientnet_lite0_imagenet.toml", "backbone"),
-            ("simhash64_effnet_lite0.toml", "simhash"),
-        ] {
-            let m = Manifest::load(&models_dir().join(file)).unwrap();
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(models_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let m = Manifest::load(&path).unwrap();
             match &m.kind {
                 ManifestKind::Detector(s) | ManifestKind::Backbone(s) => {
-                    assert_ne!(kind, "simhash");
                     m.verified_file(&s.file, &s.sha256).unwrap();
                 }
                 ManifestKind::Simhash(_) | ManifestKind::LinearHash(_) => {
-                    assert_eq!(kind, "simhash");
                     let w = m.kind.head_weights().unwrap();
                     m.verified_file(w.projection, w.projection_sha256).unwrap();
                     m.verified_file(w.mean, w.mean_sha256).unwrap();
                 }
             }
+            let code_from = match &m.kind {
+                ManifestKind::Detector(s) => Some(s.code_from),
+                _ => None,
+            };
+            seen.push((m.name.clone(), code_from));
+        }
+        for (name, code_from) in [
+            ("ssd_mobilenetv2_oidv4_24cls", Some(CodeFrom::MainObject)),
+            (
+                "ssd_mobilenetv2_oidv4_24cls_whole_image",
+                Some(CodeFrom::WholeImage),
+            ),
+            ("nanodet_m_416_coco", Some(CodeFrom::MainObject)),
+            ("efficientnet_lite0_imagenet", None),
+            ("simhash64_effnet_lite0", None),
+            ("itq64_effnet_lite0", None),
+        ] {
+            assert!(
+                seen.contains(&(name.to_string(), code_from)),
+                "{name} {code_from:?} not among {seen:?}"
+            );
         }
     }
 
@@ -314,5 +357,13 @@ mod tests {
         std::fs::write(&p, format!("colour = 1\n{base}")).unwrap();
         let err = Manifest::load(&p).unwrap_err().to_string();
         assert!(err.contains("colour"), "{err}");
+        // What a code is computed from is the detector's to say, in its own words.
+        let top = |extra: &str| base.replacen("[input]", &format!("{extra}\n\n[input]"), 1);
+        std::fs::write(&p, top("code_from = \"whole_image\"")).unwrap();
+        let err = Manifest::load(&p).unwrap_err().to_string();
+        assert!(err.contains("detector's setting"), "{err}");
+        std::fs::write(&p, top("code_from = \"everything\"")).unwrap();
+        let err = Manifest::load(&p).unwrap_err().to_string();
+        assert!(err.contains("everything"), "{err}");
     }
 }

@@ -24,6 +24,10 @@ pub struct MainObjectRule {
     pub score_floor: f32,
     /// A box narrower or shorter than this (in pixels) falls back to the whole image.
     pub min_side_px: u32,
+    /// Always the whole image: set from the detector's manifest (`code_from`), never
+    /// from the configuration, so it always goes with its own model version.
+    #[serde(skip)]
+    pub whole_image: bool,
 }
 
 impl Default for MainObjectRule {
@@ -34,6 +38,7 @@ impl Default for MainObjectRule {
         Self {
             score_floor: 0.4,
             min_side_px: 8,
+            whole_image: false,
         }
     }
 }
@@ -142,6 +147,9 @@ pub fn choose_main_object(
         crop: CropRect::whole(width, height),
         detection: None,
     };
+    if rule.whole_image {
+        return whole;
+    }
     let image_area = (width as f32 * height as f32).max(1.0);
     let best = detections
         .iter()
@@ -292,6 +300,19 @@ mod tests {
         );
         let thin = choose_main_object(&[det(10., 10., 17.9, 300., 0.9)], 640, 480, &rule);
         assert_eq!((thin.crop, thin.detection), (whole, None));
+    }
+
+    #[test]
+    fn a_whole_image_version_ignores_even_a_clear_winner() {
+        let rule = MainObjectRule {
+            whole_image: true,
+            ..MainObjectRule::default()
+        };
+        let clear = [det(10., 10., 300., 300., 0.99)];
+        let m = choose_main_object(&clear, 640, 480, &rule);
+        assert_eq!((m.crop, m.detection), (CropRect::whole(640, 480), None));
+        let boxed = choose_main_object(&clear, 640, 480, &MainObjectRule::default());
+        assert_ne!(boxed.crop, CropRect::whole(640, 480));
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn main() -> Result<(), Error> {
     let extractor = parts::load_extractor(&settings)?;
     let spec = RecordSpec {
         version: detector.version.clone(),
-        rule: settings.detector.main_object,
+        rule: detector.rule,
         jpeg_quality: settings.detector.crop_jpeg_quality,
         extract_jpeg_quality: settings.detector.extract_jpeg_quality,
         crop_size: detector.crop_size,

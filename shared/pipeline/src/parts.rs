@@ -6,7 +6,9 @@ use std::sync::Arc;
 use imgfeat_core::ModelVersion;
 use imgfeat_core::message::ExtractJob;
 use imgfeat_core::ports::{ImageSource, JobPublisher, ResultStore};
-use imgfeat_model::{Detector, Extractor, Manifest, ManifestKind, OrtRuntime};
+use imgfeat_model::{
+    CodeFrom, Detector, Extractor, MainObjectRule, Manifest, ManifestKind, OrtRuntime,
+};
 
 use crate::cpu_pool::CpuPool;
 use crate::detect_stage::DetectorStage;
@@ -36,6 +38,8 @@ pub struct DetectorParts {
     pub input_size: (u32, u32),
     /// The feature network's input: crops are handed on already stretched to it.
     pub crop_size: (u32, u32),
+    /// The configured rule, with what the detector's manifest says the code is of.
+    pub rule: MainObjectRule,
 }
 
 pub struct ExtractorParts {
@@ -50,6 +54,7 @@ pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadE
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
     let runtime = OrtRuntime::get()?;
     let crop_size = backbone_input(&dir.join(&settings.models.backbone))?;
+    let rule = main_object_rule(settings)?;
     let (_, code_version) = settings.versions().map_err(LoadError::Settings)?;
     let path = dir.join(&settings.models.detector);
     let session = settings.models.detector_session;
@@ -66,7 +71,27 @@ pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadE
         code_version,
         input_size,
         crop_size,
+        rule,
     })
+}
+
+/// The main-object rule of the configured detector: the settings' rule, made "always the
+/// whole image" when the detector's manifest says its version codes whole images. Every
+/// place that picks a main object (stages, serve, training, benchmarks) asks here, so
+/// none can code a whole-image version's images from a crop or the reverse.
+pub fn main_object_rule(settings: &PipelineSettings) -> Result<MainObjectRule, LoadError> {
+    let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
+    let manifest = Manifest::load(&dir.join(&settings.models.detector))?;
+    match &manifest.kind {
+        ManifestKind::Detector(spec) => Ok(MainObjectRule {
+            whole_image: spec.code_from == CodeFrom::WholeImage,
+            ..settings.detector.main_object
+        }),
+        _ => Err(LoadError::Settings(format!(
+            "pipeline.models.detector: {} is not a detector manifest",
+            manifest.name
+        ))),
+    }
 }
 
 /// The backbone's input size from its manifest alone: a detector pool never loads the
@@ -133,7 +158,10 @@ pub fn detector_stage(
         crop_size: parts.crop_size,
         pool,
         limits: settings.decode.limits(),
-        config: settings.detector.clone(),
+        config: crate::detect_stage::DetectorStageConfig {
+            main_object: parts.rule,
+            ..settings.detector.clone()
+        },
         events,
         build_record: crate::detect_stage::build_record,
     }

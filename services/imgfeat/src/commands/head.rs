@@ -70,7 +70,7 @@ pub async fn train(
     let spec = EmbedSpec {
         views: args.views,
         seed: args.seed,
-        rule: pipeline.detector.main_object,
+        rule: imgfeat_pipeline::parts::main_object_rule(&pipeline)?,
         extract_jpeg_quality: pipeline.detector.extract_jpeg_quality,
         limits: pipeline.decode.limits(),
     };

@@ -13,7 +13,13 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn imgfeat(store: &Path, args: &[&str]) -> (i32, Value, String) {
+    imgfeat_with(store, &[], args)
+}
+
+/// [`imgfeat`] with extra environment, e.g. `IMGFEAT_PIPELINE__MODELS__DETECTOR`.
+pub fn imgfeat_with(store: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_imgfeat"))
+        .envs(env.iter().copied())
         .arg("--store")
         .arg(store)
         .arg("--json")
