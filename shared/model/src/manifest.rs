@@ -326,6 +326,7 @@ mod tests {
             ("efficientnet_lite0_imagenet", None),
             ("simhash64_effnet_lite0", None),
             ("itq64_effnet_lite0", None),
+            ("deepbit128_whole_effnet_lite0", None),
         ] {
             assert!(
                 seen.contains(&(name.to_string(), code_from)),

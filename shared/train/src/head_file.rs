@@ -21,6 +21,8 @@ pub struct HeadRecord {
     pub augmentations: String,
     pub seed: u64,
     pub detector: String,
+    /// The detector's version codes whole images, not main-object crops.
+    pub whole_image: bool,
     pub backbone: String,
 }
 
@@ -91,8 +93,15 @@ pub fn write_head(out: &Path, head: &LinearHead, record: &HeadRecord) -> Result<
         projection_q = q(&projection),
         mean_q = q(&mean),
         provenance = q(&format!(
-            "imgfeat head train --method {} --bits {bits} --views {} --seed {}: main-object crops of the photos in {photos} and their augmented views",
-            record.method, record.views, record.seed
+            "imgfeat head train --method {} --bits {bits} --views {} --seed {}: {} of the photos in {photos} and their augmented views",
+            record.method,
+            record.views,
+            record.seed,
+            if record.whole_image {
+                "the whole images"
+            } else {
+                "the main-object crops"
+            }
         )),
         count = record.photos.len(),
         photos_q = q(&photos),
@@ -142,6 +151,7 @@ mod tests {
             augmentations: "jpeg".into(),
             seed: 9,
             detector: "d@1".into(),
+            whole_image: false,
             backbone: "b@1".into(),
         };
         let out = dir.path().join("tiny_itq8.toml");

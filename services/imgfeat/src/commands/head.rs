@@ -100,6 +100,7 @@ pub async fn train(
                 augmentations: augmentations(),
                 seed,
                 detector,
+                whole_image: spec.rule.whole_image,
                 backbone,
             };
             (e, record)
