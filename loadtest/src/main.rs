@@ -12,6 +12,7 @@
 //! are stopped (SIGTERM, then SIGKILL), the run's queues deleted, its temp dir removed.
 
 mod arrivals;
+mod broker;
 mod fleet;
 mod http;
 mod queue_model;
@@ -26,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use imgfeat_amqp::{AmqpConfig, AmqpConnection};
 use imgfeat_bench::procfs;
 use imgfeat_bench::{Knobs, corpus};
 use imgfeat_core::ImageId;
@@ -387,14 +387,7 @@ async fn wait_codes(
 }
 
 async fn delete_queues(url: &str, prefix: &str) -> anyhow::Result<()> {
-    let config = AmqpConfig {
-        url: url.to_string(),
-        prefix: prefix.to_string(),
-        ..AmqpConfig::default()
-    };
-    let conn = tokio::time::timeout(Duration::from_secs(20), AmqpConnection::connect(config))
-        .await
-        .context("connecting to the broker")??;
+    let conn = broker::connect(url, prefix).await?;
     let channel = conn.channel().await?;
     conn.topology().delete(&channel).await?;
     conn.close().await;

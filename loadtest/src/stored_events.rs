@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use imgfeat_amqp::{AmqpConfig, AmqpConnection, ConsumerStop, EventExchange, EventFollower};
+use imgfeat_amqp::{AmqpConnection, ConsumerStop, EventExchange, EventFollower};
 use imgfeat_core::ImageId;
 use imgfeat_core::message::CodeStored;
 
@@ -26,14 +26,7 @@ pub struct StoredEvents {
 
 impl StoredEvents {
     pub async fn follow(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let config = AmqpConfig {
-            url: url.to_string(),
-            prefix: prefix.to_string(),
-            ..AmqpConfig::default()
-        };
-        let conn = tokio::time::timeout(Duration::from_secs(20), AmqpConnection::connect(config))
-            .await
-            .context("connecting to the broker")??;
+        let conn = crate::broker::connect(url, prefix).await?;
         let mut follower =
             EventFollower::<CodeStored>::new(&conn, EventExchange::CodeStored, FOLLOWER);
         tokio::time::timeout(Duration::from_secs(20), follower.bind())
