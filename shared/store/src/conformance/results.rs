@@ -70,7 +70,7 @@ pub async fn code_round_trip<S: ResultStore + ?Sized>(store: &S) -> Result<(), V
     let mut g = Gen::new();
     let v = g.version("code")?;
     let mut records = Vec::new();
-    for (i, bits) in [64, 1, 10, 63, 256, 4096].into_iter().enumerate() {
+    for (i, bits) in [64, 1, 10, 63, 128, 256, 4096].into_iter().enumerate() {
         let id = g.id(i);
         records.push(g.code_record(id, &v, bits)?);
     }
