@@ -390,6 +390,14 @@ async fn delete_queues(url: &str, prefix: &str) -> anyhow::Result<()> {
     let conn = broker::connect(url, prefix).await?;
     let channel = conn.channel().await?;
     conn.topology().delete(&channel).await?;
+    // Last: a run that failed before following has no such queues to delete.
+    conn.topology()
+        .delete_follower(
+            &channel,
+            imgfeat_amqp::EventExchange::CodeStored,
+            stored_events::FOLLOWER,
+        )
+        .await?;
     conn.close().await;
     Ok(())
 }

@@ -13,7 +13,9 @@ use imgfeat_amqp::{AmqpConnection, ConsumerStop, EventExchange, EventFollower};
 use imgfeat_core::ImageId;
 use imgfeat_core::message::CodeStored;
 
-const FOLLOWER: &str = "loadtest";
+/// The follower's name; its queues go with the run's others in the clean-up, which runs
+/// whether the run succeeded or not.
+pub const FOLLOWER: &str = "loadtest";
 
 type Seen = Arc<Mutex<HashMap<ImageId, Instant>>>;
 
@@ -55,7 +57,7 @@ impl StoredEvents {
     }
 
     /// When each of `ids` was announced; waits a moment for the announcements of codes
-    /// the store poll has already seen, then removes the follower's queues.
+    /// the store poll has already seen.
     pub async fn finish(self, ids: &[ImageId]) -> anyhow::Result<HashMap<ImageId, Instant>> {
         let deadline = Instant::now() + Duration::from_secs(2);
         let count = || {
@@ -69,11 +71,6 @@ impl StoredEvents {
         }
         self.stop.stop();
         let _ = self.task.await;
-        let channel = self.conn.channel().await?;
-        self.conn
-            .topology()
-            .delete_follower(&channel, EventExchange::CodeStored, FOLLOWER)
-            .await?;
         self.conn.close().await;
         let seen = self
             .seen
