@@ -11,6 +11,7 @@ mod code;
 mod dedup;
 mod error;
 mod linear;
+mod memory;
 mod mih;
 mod persist;
 mod popcount;

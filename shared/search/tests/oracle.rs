@@ -17,6 +17,8 @@ struct Case {
     clustered: u32,
     seed: u64,
     fallback: bool,
+    /// Inline tables after the first (64-bit codes with a fixed substring count).
+    inline: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -27,8 +29,9 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![Just(0u32), Just(50), Just(90)],
         any::<u64>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(bits, pick, n, clustered, seed, fallback)| {
+        .prop_map(|(bits, pick, n, clustered, seed, fallback, inline)| {
             // Auto, the fewest substrings allowed (longest tables, straddling words
             // at 128/256 bits), and two in between.
             let min = bits.div_ceil(24);
@@ -40,12 +43,15 @@ fn case() -> impl Strategy<Value = Case> {
                 clustered,
                 seed,
                 fallback,
+                inline: inline && bits == 64 && substrings != 0,
             }
         })
 }
 
 fn multi(case: &Case) -> MultiIndex {
-    let index = if case.substrings == 0 {
+    let index = if case.inline {
+        MultiIndex::with_inline_tables(case.substrings)
+    } else if case.substrings == 0 {
         MultiIndex::new(case.bits)
     } else {
         MultiIndex::with_substrings(case.bits, case.substrings)
@@ -175,4 +181,39 @@ fn wrong_lengths_are_refused() {
     assert!(MultiIndex::with_substrings(64, 2).is_err());
     assert!(mih.is_empty());
     assert_eq!(mih.knn(&[0u8; 16], 5).unwrap(), vec![]);
+}
+
+#[test]
+fn inline_tables_find_every_row_of_a_repeated_code() {
+    // Copies of one code under many ids, some deleted, beside clustered codes: an inline
+    // table stores the code once per row but resolves it through the first table.
+    let mut rng = common::rng(23);
+    let mut codes = common::codes(64, 20_000, 60, &mut rng);
+    let repeated = codes[17].clone();
+    codes.extend(std::iter::repeat_n(repeated.clone(), 40));
+    for m in [3, 4] {
+        let entries = codes
+            .iter()
+            .enumerate()
+            .map(|(id, c)| (id as u64, c.clone()));
+        let mut mih = MultiIndex::with_inline_tables(m)
+            .unwrap()
+            .without_scan_fallback();
+        let mut scan = LinearScan::new(64).unwrap();
+        for (id, c) in entries {
+            mih.insert(id, &c).unwrap();
+            scan.insert(id, &c).unwrap();
+        }
+        mih.compact().unwrap();
+        assert!(mih.layout().ends_with("inline"), "{}", mih.layout());
+        for id in (20_000..20_040u64).step_by(3) {
+            assert!(mih.remove(id));
+            scan.remove(id);
+        }
+        let within = mih.within(&repeated, 0).unwrap();
+        assert_eq!(within, scan.within(&repeated, 0).unwrap());
+        assert!(within.len() > 20, "{} copies found", within.len());
+        let probes = common::probes(64, &codes, 40, &mut rng);
+        assert_same(&mih, &scan, &probes);
+    }
 }

@@ -116,6 +116,7 @@ fn bench_size(opts: &BenchOptions, bits: u32, n: usize) -> Result<BenchRow, Sear
         bits,
         n,
         substrings: index.substrings(),
+        layout: index.layout(),
         build_secs: build.as_secs_f64(),
         bytes_per_code: index.memory_bytes() as f64 / n.max(1) as f64,
         raw_bytes_per_code: (bits / 8 + 8) as f64,

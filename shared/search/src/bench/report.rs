@@ -40,6 +40,8 @@ pub struct BenchRow {
     pub bits: u32,
     pub n: usize,
     pub substrings: u32,
+    /// Substring lengths, "inline" when the tables after the first hold their codes.
+    pub layout: String,
     pub build_secs: f64,
     pub bytes_per_code: f64,
     pub raw_bytes_per_code: f64,
@@ -101,10 +103,10 @@ impl fmt::Display for BenchRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "### {} x {}-bit codes: m = {}, build {:.1} s, {:.1} B/code ({:.2}x raw {} B), {} of {} answers differ from the scan",
+            "### {} x {}-bit codes: tables {}, build {:.1} s, {:.1} B/code ({:.2}x raw {} B), {} of {} answers differ from the scan",
             self.n,
             self.bits,
-            self.substrings,
+            self.layout,
             self.build_secs,
             self.bytes_per_code,
             self.bytes_per_code / self.raw_bytes_per_code,

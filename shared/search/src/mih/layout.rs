@@ -61,6 +61,56 @@ pub(crate) fn split(bits: u32, m: u32) -> Result<Vec<Substring>, SearchError> {
         .collect())
 }
 
+/// The tables of an index: their substrings, and whether the tables after the first
+/// hold their codes ([`super::inline::InlineTable`]) or list rows.
+pub(crate) struct Plan {
+    pub subs: Vec<Substring>,
+    pub inline: bool,
+}
+
+/// 64-bit codes in a 16-bit first table and two 24-bit inline tables, which store the
+/// other 40 bits of each code in 5 bytes.
+const INLINE_LENS: [u32; 3] = [16, 24, 24];
+/// Per code: the code and id (16), the id -> row map (4) and 5 bytes in each inline table.
+const INLINE_BYTES_PER_CODE: usize = 16 + 4 + 5 + 5;
+
+/// The layout for `n` codes. Inline tables need no random read per candidate, which is
+/// what a query spends its time on once tables list tens of millions of rows; their
+/// 24-bit offsets take a fixed 134 MB, so they are used from the size where the whole
+/// index stays within twice the raw codes and ids (about 67 M codes).
+pub(crate) fn plan(bits: u32, n: usize) -> Result<Plan, SearchError> {
+    if bits == 64 && inline_fits(n) {
+        return Ok(Plan {
+            subs: from_lens(&INLINE_LENS),
+            inline: true,
+        });
+    }
+    Ok(Plan {
+        subs: split(bits, substrings_for(bits, n))?,
+        inline: false,
+    })
+}
+
+fn inline_fits(n: usize) -> bool {
+    let offsets: usize = INLINE_LENS
+        .iter()
+        .map(|&len| ((1usize << len) + 1) * 4)
+        .sum();
+    INLINE_BYTES_PER_CODE * n + offsets <= 2 * 16 * n
+}
+
+/// Consecutive substrings of the given lengths.
+fn from_lens(lens: &[u32]) -> Vec<Substring> {
+    let mut start = 0;
+    lens.iter()
+        .map(|&len| {
+            let s = Substring { start, len };
+            start += len;
+            s
+        })
+        .collect()
+}
+
 /// Norouzi et al.'s choice: substrings of about log2(N) bits, so a bucket holds about one
 /// code, capped so the bucket offsets stay small.
 pub(crate) fn substrings_for(bits: u32, n: usize) -> u32 {
@@ -130,6 +180,19 @@ mod tests {
         assert_eq!(s.key(&code), 0b1000_0001);
         let masks = masks(&[s], 2);
         assert_eq!(masks, vec![0xF, 0xF << 60]);
+    }
+
+    #[test]
+    fn inline_tables_from_the_size_that_fits_twice_the_raw_codes() {
+        assert!(!plan(64, 60_000_000).unwrap().inline);
+        let big = plan(64, 100_000_000).unwrap();
+        assert!(big.inline);
+        let lens: Vec<u32> = big.subs.iter().map(|s| s.len).collect();
+        assert_eq!(lens, vec![16, 24, 24]);
+        assert_eq!(big.subs[2].start, 40);
+        assert!(!plan(256, 100_000_000).unwrap().inline);
+        let small = plan(64, 1_000_000).unwrap();
+        assert!(!small.inline && small.subs.len() == 4);
     }
 
     #[test]

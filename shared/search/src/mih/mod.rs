@@ -7,13 +7,18 @@
 //! Rows `0..base` are in the first substring's key order, so that table's buckets are
 //! runs of rows read in order (no random read per candidate) and it stores only its
 //! offsets; `by_id` lists those rows by ascending id (id -> row is a binary search).
-//! The other tables list rows. Online inserts are appended after `base` (the overflow,
-//! scanned linearly, with its own id map); deletes are tombstones. When the overflow or the tombstones
-//! grow past a fraction of the index, [`MultiIndex::compact`] rebuilds everything
+//! The other tables either list rows (a random read of the code per candidate) or, for
+//! 64-bit codes past ~67 M, hold the codes inline (see [`inline`]), which is what keeps
+//! a k-NN query at 100 M codes to a few milliseconds. Online inserts are appended after
+//! `base` (the overflow, scanned linearly, with its own id map); deletes are tombstones.
+//! When the overflow or the tombstones grow past a fraction of the index,
+//! [`MultiIndex::compact`] rebuilds everything
 //! (and re-picks `m` for the new size).
 
+mod inline;
 mod layout;
 mod query;
+mod schedule;
 mod table;
 
 use std::collections::HashMap;
@@ -24,7 +29,9 @@ use rayon::prelude::*;
 use crate::code;
 use crate::scan::Tombstones;
 use crate::{HammingIndex, Hit, SearchError, persist};
-use layout::Substring;
+use inline::InlineTable;
+use layout::{Plan, Substring};
+use schedule::Schedule;
 use table::{Offsets, Primary, Table};
 
 /// The overflow and the tombstones may reach this many rows before a rebuild, however small the index.
@@ -39,12 +46,15 @@ pub struct MultiIndex {
     words: usize,
     /// `Some(m)` when the caller fixed the substring count; otherwise chosen at each rebuild.
     fixed_m: Option<u32>,
+    /// Inline tables forced whatever the size (tests of the inline probing).
+    fixed_inline: bool,
     subs: Vec<Substring>,
     masks: Vec<u64>,
     /// The first substring's buckets: ranges of rows.
     primary: Offsets,
     /// The other substrings' tables (`subs[1..]`).
-    tables: Vec<Table>,
+    secondary: Secondary,
+    schedule: Schedule,
     codes: Vec<u64>,
     ids: Vec<u64>,
     /// Rows `0..base` in ascending id order.
@@ -66,6 +76,17 @@ impl MultiIndex {
     pub fn with_substrings(bits: u32, m: u32) -> Result<Self, SearchError> {
         layout::split(bits, m)?;
         Self::empty(bits, Some(m))
+    }
+
+    /// An empty 64-bit index with `m` substrings whose tables after the first are
+    /// inline, as chosen by itself for the largest indexes: lets tests check that
+    /// probing on small ones. A saved copy keeps `m`, not the inline tables.
+    #[doc(hidden)]
+    pub fn with_inline_tables(m: u32) -> Result<Self, SearchError> {
+        layout::split(64, m)?;
+        let mut index = Self::empty(64, Some(m))?;
+        index.fixed_inline = true;
+        Ok(index)
     }
 
     /// Bulk build: one sort and one table build instead of N inserts. A repeated id keeps its last code.
@@ -107,10 +128,12 @@ impl MultiIndex {
             bits,
             words: code::words_for(bits)?,
             fixed_m,
+            fixed_inline: false,
             subs: Vec::new(),
             masks: Vec::new(),
             primary: Offsets::default(),
-            tables: Vec::new(),
+            secondary: Secondary::Listed(Vec::new()),
+            schedule: Schedule::radius_major(&[]),
             codes: Vec::new(),
             ids: Vec::new(),
             by_id: Vec::new(),
@@ -134,13 +157,23 @@ impl MultiIndex {
         self.subs.len() as u32
     }
 
+    /// The substrings' lengths, and "inline" when the tables after the first hold their codes.
+    pub fn layout(&self) -> String {
+        let lens: Vec<String> = self.subs.iter().map(|s| s.len.to_string()).collect();
+        let kind = match self.secondary {
+            Secondary::Inline(_) => " inline",
+            Secondary::Listed(_) => "",
+        };
+        format!("{}{kind}", lens.join("/"))
+    }
+
     /// Heap bytes held: codes, ids, tables, overflow map and tombstones.
     pub fn memory_bytes(&self) -> usize {
         self.codes.capacity() * 8
             + self.ids.capacity() * 8
             + self.by_id.capacity() * 4
             + self.primary.bytes()
-            + self.tables.iter().map(Table::bytes).sum::<usize>()
+            + self.secondary.bytes()
             + self.overflow.capacity() * 16
             + self.dead.count() / 8
     }
@@ -165,25 +198,60 @@ impl MultiIndex {
     /// Rebuilds every table from `ids`/`codes`, which must be sorted by id and unique.
     fn rebuild_tables(&mut self) -> Result<(), SearchError> {
         let n = self.ids.len();
-        let m = self
-            .fixed_m
-            .unwrap_or_else(|| layout::substrings_for(self.bits, n));
-        self.subs = layout::split(self.bits, m)?;
+        let plan = match self.fixed_m {
+            Some(m) => Plan {
+                subs: layout::split(self.bits, m)?,
+                inline: self.fixed_inline,
+            },
+            None => layout::plan(self.bits, n)?,
+        };
+        self.subs = plan.subs;
         self.masks = layout::masks(&self.subs, self.words);
-        self.tables = Vec::new();
-        let primary = Primary::build(&self.subs[0], &self.codes, &self.ids, self.words);
+        self.secondary = Secondary::Listed(Vec::new());
+        let primary = if plan.inline {
+            Primary::build_by_code(&self.subs[0], &self.codes, &self.ids)
+        } else {
+            Primary::build(&self.subs[0], &self.codes, &self.ids, self.words)
+        };
         self.codes = primary.codes;
         self.ids = primary.ids;
         self.by_id = primary.by_id;
         self.primary = primary.offsets;
         let (codes, words) = (&self.codes, self.words);
-        self.tables = self.subs[1..]
-            .par_iter()
-            .map(|sub| Table::build(sub, codes, words))
-            .collect();
+        self.secondary = if plan.inline {
+            Secondary::Inline(
+                self.subs[1..]
+                    .par_iter()
+                    .map(|sub| InlineTable::build(sub, codes))
+                    .collect(),
+            )
+        } else {
+            Secondary::Listed(
+                self.subs[1..]
+                    .par_iter()
+                    .map(|sub| Table::build(sub, codes, words))
+                    .collect(),
+            )
+        };
         self.base = n;
-        tracing::debug!(codes = n, substrings = m, "hamming index rebuilt");
+        let lens: Vec<u32> = self.subs.iter().map(|s| s.len).collect();
+        self.schedule = if plan.inline {
+            Schedule::cheapest_first(&lens, |r, j| query::step_cost(self, r, j))
+        } else {
+            Schedule::radius_major(&lens)
+        };
+        tracing::debug!(codes = n, layout = %self.layout(), "hamming index rebuilt");
         Ok(())
+    }
+
+    /// The rows holding exactly this 64-bit code: the first table's bucket is sorted by
+    /// code when the other tables are inline.
+    fn rows_of_code(&self, c: u64) -> std::ops::Range<usize> {
+        let bucket = self.primary.range(self.subs[0].key(&[c]));
+        let codes = &self.codes[bucket.clone()];
+        let lo = codes.partition_point(|&x| x < c);
+        let hi = lo + codes[lo..].partition_point(|&x| x == c);
+        bucket.start + lo..bucket.start + hi
     }
 
     fn live_row(&self, id: u64) -> Option<usize> {
@@ -256,6 +324,23 @@ impl MultiIndex {
             },
             other => other,
         })
+    }
+}
+
+/// The tables after the first.
+enum Secondary {
+    /// Buckets list rows; each candidate's code is a random read.
+    Listed(Vec<Table>),
+    /// Buckets hold the codes (64-bit codes only).
+    Inline(Vec<InlineTable>),
+}
+
+impl Secondary {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Listed(t) => t.iter().map(Table::bytes).sum(),
+            Self::Inline(t) => t.iter().map(InlineTable::bytes).sum(),
+        }
     }
 }
 

@@ -1,17 +1,12 @@
-//! Probing the tables. Step `(r, j)` visits the buckets of table `j` whose key differs
-//! from the probe's in exactly `r` bits; steps run `r = 0, 1, ...` and, within a radius,
-//! `j = 0..m`. A code missed by every step up to `(r, j)` differs by at least `r + 1`
-//! bits in substrings `0..=j` and `r` in the others, so every code within
-//! `m * r + j` has been seen: the radius search stops there, and k-NN stops as soon as
-//! its k-th hit is within it (Norouzi's stopping rule).
-//!
-//! A code sits in one bucket per table; it is taken only at the first step that reaches
-//! it (the smallest `(substring distance, table)`), so no visited set is needed.
+//! Probing the tables in the order of the index's [`super::schedule::Schedule`], which
+//! says what each prefix certifies and which step first reaches a code. The radius
+//! search runs the prefix that certifies its radius; k-NN stops as soon as its k-th hit
+//! is within what the steps so far certify (Norouzi's stopping rule).
 //! When the buckets left to probe would cost more than reading every code, the query
 //! reads every code instead: the answer is the same, the cost bounded by the scan's.
 
-use super::MultiIndex;
 use super::layout::{binomial, for_each_flip};
+use super::{MultiIndex, Secondary};
 use crate::Hit;
 use crate::code::{self, distance, with_width};
 use crate::topk::{TopK, sort_hits};
@@ -22,6 +17,11 @@ use crate::{popcount, scan};
 const RANDOM_READ_COST: f64 = 16.0;
 /// A candidate of table 0 is read in order, like the scan, plus the first-reach check.
 const SEQUENTIAL_READ_COST: f64 = 2.0;
+/// A candidate of an inline table: a few bytes read in order within its bucket.
+const INLINE_READ_COST: f64 = 2.0;
+/// How many buckets ahead an inline table's offsets, then its codes, are fetched.
+const OFFSETS_AHEAD: usize = 16;
+const BUCKET_AHEAD: usize = 8;
 /// Probing may spend this share of a full scan before the query reads every code
 /// instead, so a query costs at most about 1.5 scans.
 const PROBE_BUDGET: f64 = 0.5;
@@ -90,30 +90,27 @@ fn scan_overflow<const W: usize>(index: &MultiIndex, probe: &[u64; W], top: &mut
 }
 
 /// Estimated cost of step `(r, j)` in scanned-code units.
-fn step_cost(index: &MultiIndex, r: u32, j: usize) -> f64 {
+pub(super) fn step_cost(index: &MultiIndex, r: u32, j: usize) -> f64 {
     let len = index.subs[j].len;
     let buckets = binomial(len, r);
     let per_bucket = index.base as f64 / (1u64 << len) as f64;
-    let per_candidate = if j == 0 {
-        SEQUENTIAL_READ_COST
-    } else {
-        RANDOM_READ_COST
+    let per_candidate = match (j, &index.secondary) {
+        (0, _) => SEQUENTIAL_READ_COST,
+        (_, Secondary::Inline(_)) => INLINE_READ_COST,
+        (_, Secondary::Listed(_)) => RANDOM_READ_COST,
     };
     buckets * (RANDOM_READ_COST + per_bucket * per_candidate)
 }
 
-/// Steps `(r, j)` that certify every code within `radius`, in probing order.
-fn steps(m: u32, radius: u32) -> impl Iterator<Item = (u32, usize)> {
-    let (last_r, last_j) = (radius / m, radius % m);
-    (0..=last_r).flat_map(move |r| {
-        let tables = if r == last_r { last_j + 1 } else { m };
-        (0..tables).map(move |j| (r, j as usize))
-    })
+/// The steps that certify every code within `radius`, in probing order.
+fn steps_for(index: &MultiIndex, radius: u32) -> &[(u32, usize)] {
+    &index.schedule.steps()[..index.schedule.prefix_for(radius)]
 }
 
 fn certify_cost(index: &MultiIndex, radius: u32) -> f64 {
-    steps(index.subs.len() as u32, radius)
-        .map(|(r, j)| step_cost(index, r, j))
+    steps_for(index, radius)
+        .iter()
+        .map(|&(r, j)| step_cost(index, r, j))
         .sum()
 }
 
@@ -142,9 +139,7 @@ fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<
     if index.base == 0 {
         return top.into_sorted();
     }
-    let m = index.subs.len();
     let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
-    let max_len = index.subs.iter().map(|s| s.len).max().unwrap_or(0);
     let budget = index.base as f64 * PROBE_BUDGET;
     if index.scan_fallback && certify_cost(index, expected_kth_radius(index, k)) > budget {
         // The overflow is in the full scan too: start from an empty list.
@@ -153,24 +148,21 @@ fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<
         return top.into_sorted();
     }
     let mut spent = 0.0;
-    for r in 0..=max_len {
-        for (j, &key) in keys.iter().enumerate() {
-            spent += step_cost(index, r, j);
-            if spent > budget && index.scan_fallback {
-                let mut top = TopK::new(k);
-                scan_all::<W>(index, probe, &mut top);
-                return top.into_sorted();
+    for (s, &(r, j)) in index.schedule.steps().iter().enumerate() {
+        spent += step_cost(index, r, j);
+        if spent > budget && index.scan_fallback {
+            let mut top = TopK::new(k);
+            scan_all::<W>(index, probe, &mut top);
+            return top.into_sorted();
+        }
+        probe_step::<W>(index, probe, keys[j], r, j, |d, row| {
+            if d <= top.bound() {
+                top.offer(d, index.ids[row]);
             }
-            probe_step::<W>(index, probe, key, r, j, |d, row| {
-                if d <= top.bound() {
-                    top.offer(d, index.ids[row]);
-                }
-                top.bound()
-            });
-            let certain = m as u32 * r + j as u32;
-            if top.is_full() && top.bound() <= certain {
-                return top.into_sorted();
-            }
+            top.bound()
+        });
+        if top.is_full() && top.bound() <= index.schedule.certified(s) {
+            return top.into_sorted();
         }
     }
     top.into_sorted()
@@ -206,7 +198,7 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
         return hits;
     }
     let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
-    for (r, j) in steps(index.subs.len() as u32, radius) {
+    for &(r, j) in steps_for(index, radius) {
         probe_step::<W>(index, probe, keys[j], r, j, |d, row| {
             if d <= radius {
                 hits.push(Hit {
@@ -222,7 +214,8 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
 
 /// Visits the codes first reached at step `(r, j)`, calling `take(distance, row)` for
 /// each live one within the bound `take` last returned. Table 0's buckets are runs of
-/// rows, read in order; the other tables' buckets list rows, each a random read.
+/// rows, read in order; listed tables' buckets name rows, each a random read; inline
+/// tables' buckets hold the codes, and only a code within the bound is looked up.
 #[inline]
 fn probe_step<const W: usize>(
     index: &MultiIndex,
@@ -234,6 +227,7 @@ fn probe_step<const W: usize>(
 ) {
     let codes = code::as_codes::<W>(&index.codes);
     let mut bound = u32::MAX;
+    let len = index.subs[j].len;
     let mut visit = |row: usize| {
         let c = &codes[row];
         let d = distance(c, probe);
@@ -242,25 +236,60 @@ fn probe_step<const W: usize>(
         }
         bound = take(d, row);
     };
-    let len = index.subs[j].len;
-    if j == 0 {
-        for_each_flip(len, r, |flip| {
+    match (j, &index.secondary) {
+        (0, _) => for_each_flip(len, r, |flip| {
             for row in index.primary.range(key ^ flip) {
                 visit(row);
             }
-        });
-    } else {
-        let table = &index.tables[j - 1];
-        for_each_flip(len, r, |flip| {
-            for &row in table.bucket(key ^ flip) {
-                visit(row as usize);
+        }),
+        (_, Secondary::Listed(tables)) => {
+            let table = &tables[j - 1];
+            for_each_flip(len, r, |flip| {
+                for &row in table.bucket(key ^ flip) {
+                    visit(row as usize);
+                }
+            });
+        }
+        (_, Secondary::Inline(tables)) => {
+            let table = &tables[j - 1];
+            // Each bucket is two dependent cache misses (its offset, then its codes):
+            // fetching both a few buckets ahead overlaps them instead of paying each
+            // in turn.
+            let mut keys = Vec::with_capacity(binomial(len, r) as usize);
+            for_each_flip(len, r, |flip| keys.push(key ^ flip));
+            for (i, &bucket) in keys.iter().enumerate() {
+                if let Some(&ahead) = keys.get(i + OFFSETS_AHEAD) {
+                    table.prefetch_offsets(ahead);
+                }
+                if let Some(&ahead) = keys.get(i + BUCKET_AHEAD) {
+                    table.prefetch_bucket(ahead);
+                }
+                // Copies of one code are adjacent: the first resolves them all.
+                let mut last = None;
+                table.for_each_code(bucket, |c| {
+                    if last == Some(c) {
+                        return;
+                    }
+                    last = Some(c);
+                    // Inline tables exist for 64-bit codes only (W = 1).
+                    let mut cw = [0u64; W];
+                    cw[0] = c;
+                    let d = distance(&cw, probe);
+                    if d > bound || !first_reached::<W>(index, &cw, probe, r, j) {
+                        return;
+                    }
+                    for row in index.rows_of_code(c) {
+                        if !index.dead.is_dead(row) {
+                            bound = take(d, row);
+                        }
+                    }
+                });
             }
-        });
+        }
     }
 }
 
-/// Whether `(r, j)` is the first step that reaches this code: no other table has a
-/// smaller substring distance, nor an equal one in an earlier table.
+/// Whether `(r, j)` is the first step of the schedule that reaches this code.
 #[inline]
 fn first_reached<const W: usize>(
     index: &MultiIndex,
@@ -273,6 +302,7 @@ fn first_reached<const W: usize>(
     for i in 0..W {
         x[i] = c[i] ^ probe[i];
     }
+    let here = index.schedule.pos(r, j);
     for (t, mask) in index.masks.chunks_exact(W).enumerate() {
         if t == j {
             continue;
@@ -281,7 +311,7 @@ fn first_reached<const W: usize>(
         for i in 0..W {
             d += (x[i] & mask[i]).count_ones();
         }
-        if d < r || (d == r && t < j) {
+        if index.schedule.pos(d, t) < here {
             return false;
         }
     }
