@@ -14,6 +14,9 @@ pub struct Knobs {
     pub max_queued: usize,
     pub detector_intra: usize,
     pub extractor_intra: usize,
+    pub detector_workers: usize,
+    pub extractor_workers: usize,
+    pub shared_intra_threads: usize,
     pub detector_spinning: bool,
     pub extractor_spinning: bool,
     pub detector_batch: usize,
@@ -31,6 +34,9 @@ impl Knobs {
             max_queued: s.decode.max_queued,
             detector_intra: s.models.detector_session.intra_threads,
             extractor_intra: s.models.extractor_session.intra_threads,
+            detector_workers: s.models.detector_workers,
+            extractor_workers: s.models.extractor_workers,
+            shared_intra_threads: s.models.shared_intra_threads,
             detector_spinning: s.models.detector_session.spinning,
             extractor_spinning: s.models.extractor_session.spinning,
             detector_batch: s.detector.batch.max_batch,
@@ -48,12 +54,17 @@ impl std::fmt::Display for Knobs {
         let pair = |a: String, b: String| if a == b { a } else { format!("{a}/{b}") };
         write!(
             f,
-            "decode={} queued={} intra={} spin={} batch={} wait={} inflight={}",
+            "decode={} queued={} shared={} intra={} workers={} spin={} batch={} wait={} inflight={}",
             self.decode_threads,
             self.max_queued,
+            self.shared_intra_threads,
             pair(
                 self.detector_intra.to_string(),
                 self.extractor_intra.to_string()
+            ),
+            pair(
+                self.detector_workers.to_string(),
+                self.extractor_workers.to_string()
             ),
             pair(
                 u8::from(self.detector_spinning).to_string(),
@@ -132,6 +143,13 @@ impl Variant {
                     m.extractor_session.intra_threads = n()?;
                 }
                 "det_intra" => m.detector_session.intra_threads = n()?,
+                "workers" => {
+                    m.detector_workers = n()?;
+                    m.extractor_workers = n()?;
+                }
+                "det_workers" => m.detector_workers = n()?,
+                "shared" => m.shared_intra_threads = n()?,
+                "ext_workers" => m.extractor_workers = n()?,
                 "ext_intra" => m.extractor_session.intra_threads = n()?,
                 "spin" => {
                     m.detector_session.spinning = flag()?;

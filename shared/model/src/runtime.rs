@@ -15,37 +15,73 @@ pub const ORT_LIB_NAME: &str = "libonnxruntime.so.1.31.1";
 pub struct OrtRuntime {
     env: Arc<ort::environment::Environment>,
     library: PathBuf,
+    shared_threads: usize,
 }
 
 static RUNTIME: OnceLock<OrtRuntime> = OnceLock::new();
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl OrtRuntime {
-    /// Loads the runtime once; later calls return the same one.
+    /// Loads the runtime once, with per-session thread pools; later calls return the
+    /// same one, however it was loaded.
     pub fn get() -> Result<OrtRuntime, ModelError> {
         if let Some(rt) = RUNTIME.get() {
             return Ok(rt.clone());
         }
+        Self::load(0)
+    }
+
+    /// As [`Self::get`], with `shared_threads` intra-op threads in one pool that every
+    /// session of the process runs on (ONNX Runtime's global thread pool; the sessions'
+    /// own pools are then off), or per-session pools for 0. The pool belongs to the
+    /// process: asking for another size once the runtime is loaded is an error.
+    pub fn with_shared_pool(shared_threads: usize) -> Result<OrtRuntime, ModelError> {
+        let rt = match RUNTIME.get() {
+            Some(rt) => rt.clone(),
+            None => Self::load(shared_threads)?,
+        };
+        if rt.shared_threads != shared_threads {
+            return Err(ModelError::RuntimeLoad {
+                path: rt.library.clone(),
+                message: format!(
+                    "already loaded with {} shared intra-op threads, {shared_threads} asked (0 = per session)",
+                    rt.shared_threads
+                ),
+            });
+        }
+        Ok(rt)
+    }
+
+    fn load(shared_threads: usize) -> Result<OrtRuntime, ModelError> {
         let _guard = INIT.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = RUNTIME.get() {
             return Ok(rt.clone());
         }
         let library = locate(&candidates())?;
-        let env = ort::init_from(&library)
+        let load_err = |e: ort::Error| ModelError::RuntimeLoad {
+            path: library.clone(),
+            message: e.to_string(),
+        };
+        let mut builder = ort::init_from(&library)
             .map_err(|e| ModelError::RuntimeLoad {
                 path: library.clone(),
                 message: e.to_string(),
             })?
-            .with_name("imgfeat")
-            .build()
-            .map_err(|e| ModelError::RuntimeLoad {
-                path: library.clone(),
-                message: e.to_string(),
-            })?;
-        tracing::info!(library = %library.display(), "loaded ONNX Runtime");
+            .with_name("imgfeat");
+        if shared_threads > 0 {
+            // No spinning, as for the per-session pools (see `SessionOptions`).
+            let pool = ort::environment::GlobalThreadPoolOptions::default()
+                .with_intra_threads(shared_threads)
+                .and_then(|p| p.with_spin_control(false))
+                .map_err(load_err)?;
+            builder = builder.with_global_thread_pool(pool);
+        }
+        let env = builder.build().map_err(load_err)?;
+        tracing::info!(library = %library.display(), shared_threads, "loaded ONNX Runtime");
         let rt = OrtRuntime {
             env: Arc::new(env),
             library,
+            shared_threads,
         };
         Ok(RUNTIME.get_or_init(|| rt).clone())
     }

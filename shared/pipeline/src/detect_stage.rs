@@ -19,10 +19,12 @@ use imgfeat_model::postprocess::{MainObjectRule, choose_main_object};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::batcher::{BatchPolicy, next_reported_batch};
+use crate::batch_runs::run_batches;
+use crate::batcher::BatchPolicy;
 use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
+use crate::model_load::Busy;
 use crate::model_thread::ModelThread;
 use crate::per_item::each_isolated;
 use crate::settle::{Failed, Settler};
@@ -128,15 +130,25 @@ impl DetectorStage {
             tokio::spawn(async move {
                 let events = this.events.clone();
                 let load = this.model.load();
-                while let Some(items) =
-                    next_reported_batch(&mut prep_rx, &policy, &load, Worker::Detector, &events)
-                        .await
-                {
-                    let detected = this.infer(items).await;
-                    if det_tx.send(detected).await.is_err() {
-                        break;
+                let run = |items, busy| {
+                    let (this, det_tx) = (this.clone(), det_tx.clone());
+                    async move {
+                        let detected = this.infer(items, busy).await;
+                        // The persist task only ends after this one: a send cannot fail.
+                        let _ = det_tx.send(detected).await;
                     }
-                }
+                };
+                let workers = load.workers();
+                run_batches(
+                    &mut prep_rx,
+                    &policy,
+                    &load,
+                    Worker::Detector,
+                    &events,
+                    workers,
+                    run,
+                )
+                .await;
             })
         };
         let persist = {
@@ -261,7 +273,7 @@ impl DetectorStage {
         }
     }
 
-    async fn infer(&self, items: Vec<Prepared>) -> Detected {
+    async fn infer(&self, items: Vec<Prepared>, busy: Busy) -> Detected {
         let started = Instant::now();
         let mut input = Vec::with_capacity(items.iter().map(|p| p.tensor.len()).sum());
         let mut sizes = Vec::with_capacity(items.len());
@@ -271,7 +283,7 @@ impl DetectorStage {
         }
         let detections = self
             .model
-            .call(move |d: &mut Detector| d.detect(&input, &sizes))
+            .call_counted(busy, move |d: &mut Detector| d.detect(&input, &sizes))
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));

@@ -20,10 +20,12 @@ use imgfeat_model::Extractor;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::batcher::{BatchPolicy, next_reported_batch};
+use crate::batch_runs::run_batches;
+use crate::batcher::BatchPolicy;
 use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
+use crate::model_load::Busy;
 use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
@@ -84,12 +86,21 @@ impl ExtractorStage {
             tokio::spawn(async move {
                 let events = this.events.clone();
                 let load = this.model.load();
-                while let Some(items) =
-                    next_reported_batch(&mut prep_rx, &policy, &load, Worker::Extractor, &events)
-                        .await
-                {
-                    this.process(items).await;
-                }
+                let run = |items, busy| {
+                    let this = this.clone();
+                    async move { this.process(items, busy).await }
+                };
+                let workers = load.workers();
+                run_batches(
+                    &mut prep_rx,
+                    &policy,
+                    &load,
+                    Worker::Extractor,
+                    &events,
+                    workers,
+                    run,
+                )
+                .await;
             })
         };
         let this = self.clone();
@@ -277,7 +288,7 @@ impl ExtractorStage {
         }
     }
 
-    async fn process(&self, items: Vec<Prepared>) {
+    async fn process(&self, items: Vec<Prepared>, busy: Busy) {
         let started = Instant::now();
         let batch = items.len();
         let mut input = Vec::with_capacity(items.iter().map(|p| p.tensor.len()).sum());
@@ -286,7 +297,7 @@ impl ExtractorStage {
         }
         let codes: Result<Vec<BinaryCode>, String> = self
             .model
-            .call(move |m: &mut Extractor| m.codes(&input, batch))
+            .call_counted(busy, move |m: &mut Extractor| m.codes(&input, batch))
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));

@@ -1,5 +1,5 @@
-//! Whether a model thread is busy, for the batcher: a batch closes as soon as the model
-//! is free, so the model never idles while work waits (continuous batching).
+//! Whether a model has a free worker, for the batcher: a batch closes as soon as one is
+//! free, so no worker idles while work waits (continuous batching).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,23 +7,45 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// Calls in progress on one model (queued or running), shared by its handles.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ModelLoad {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     calls: AtomicUsize,
+    workers: usize,
     freed: Notify,
 }
 
+impl Default for ModelLoad {
+    fn default() -> Self {
+        Self::with_workers(1)
+    }
+}
+
 impl ModelLoad {
-    pub fn is_idle(&self) -> bool {
-        self.inner.calls.load(Ordering::Acquire) == 0
+    /// The load of a model served by `workers` threads.
+    pub fn with_workers(workers: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                calls: AtomicUsize::new(0),
+                workers: workers.max(1),
+                freed: Notify::new(),
+            }),
+        }
     }
 
-    /// Resolves once no call is in progress.
+    pub fn workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    /// Whether a worker is free (for one worker: no call in progress).
+    pub fn is_idle(&self) -> bool {
+        self.inner.calls.load(Ordering::Acquire) < self.inner.workers
+    }
+
+    /// Resolves once a worker is free.
     pub async fn idle(&self) {
         loop {
             let freed = self.inner.freed.notified();
@@ -49,7 +71,8 @@ pub struct Busy(ModelLoad);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.inner.calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let before = self.0.inner.calls.fetch_sub(1, Ordering::AcqRel);
+        if before <= self.0.inner.workers {
             self.0.inner.freed.notify_waiters();
         }
     }
@@ -77,5 +100,17 @@ mod tests {
         drop(b);
         waiter.await.unwrap();
         assert!(load.is_idle());
+    }
+
+    #[test]
+    fn two_workers_are_idle_until_both_are_busy() {
+        let load = ModelLoad::with_workers(2);
+        let a = load.begin();
+        assert!(load.is_idle(), "one worker is still free");
+        let b = load.begin();
+        assert!(!load.is_idle());
+        drop(a);
+        assert!(load.is_idle());
+        drop(b);
     }
 }

@@ -52,14 +52,15 @@ pub struct ExtractorParts {
 
 pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadError> {
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
-    let runtime = OrtRuntime::get()?;
+    let runtime = OrtRuntime::with_shared_pool(settings.models.shared_intra_threads)?;
     let crop_size = backbone_input(&dir.join(&settings.models.backbone))?;
     let rule = main_object_rule(settings)?;
     let (_, code_version) = settings.versions().map_err(LoadError::Settings)?;
     let path = dir.join(&settings.models.detector);
     let session = settings.models.detector_session;
     let thresholds = settings.models.thresholds;
-    let (model, (version, input_size)) = ModelThread::spawn("detector", move || {
+    let workers = settings.models.detector_workers;
+    let (model, (version, input_size)) = ModelThread::spawn("detector", workers, move || {
         Detector::load(&runtime, &path, session, thresholds).map(|d| {
             let info = (d.version().clone(), d.input_size());
             (d, info)
@@ -109,16 +110,18 @@ fn backbone_input(manifest: &std::path::Path) -> Result<(u32, u32), LoadError> {
 
 pub fn load_extractor(settings: &PipelineSettings) -> Result<ExtractorParts, LoadError> {
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
-    let runtime = OrtRuntime::get()?;
+    let runtime = OrtRuntime::with_shared_pool(settings.models.shared_intra_threads)?;
     let backbone = dir.join(&settings.models.backbone);
     let head = dir.join(&settings.models.hash_head);
     let session = settings.models.extractor_session;
-    let (model, (version, input_size, bits)) = ModelThread::spawn("extractor", move || {
-        Extractor::load(&runtime, &backbone, &head, session).map(|e| {
-            let info = (e.version().clone(), e.input_size(), e.bits());
-            (e, info)
-        })
-    })?;
+    let workers = settings.models.extractor_workers;
+    let (model, (version, input_size, bits)) =
+        ModelThread::spawn("extractor", workers, move || {
+            Extractor::load(&runtime, &backbone, &head, session).map(|e| {
+                let info = (e.version().clone(), e.input_size(), e.bits());
+                (e, info)
+            })
+        })?;
     Ok(ExtractorParts {
         model,
         version,

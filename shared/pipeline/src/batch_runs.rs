@@ -1,0 +1,103 @@
+//! Batches handed to the model's workers: each closed batch runs on its own task, at
+//! most one per worker at a time, so with several workers the next batch is collected
+//! and run while the others are still in the model.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::batcher::{BatchPolicy, next_reported_batch};
+use crate::events::{Events, Worker};
+use crate::model_load::{Busy, ModelLoad};
+
+/// Runs `run(batch, busy)` for every batch collected from `rx`, on up to `workers`
+/// tasks at once; returns once `rx` has ended and every batch has finished. `busy`
+/// counts the batch in the model's load from the moment it closed (see
+/// `ModelThread::call_counted`). Waiting for a free slot before collecting the next
+/// batch keeps the old back-pressure: items wait in `rx`, not in a pile of tasks.
+pub(crate) async fn run_batches<T, F, Fut>(
+    rx: &mut mpsc::Receiver<T>,
+    policy: &BatchPolicy,
+    load: &ModelLoad,
+    worker: Worker,
+    events: &Events,
+    workers: usize,
+    run: F,
+) where
+    F: Fn(Vec<T>, Busy) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let workers = workers.max(1);
+    let slots = Arc::new(Semaphore::new(workers));
+    while let Some(items) = next_reported_batch(rx, policy, load, worker, events).await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let batch = run(items, load.begin());
+        tokio::spawn(async move {
+            batch.await;
+            drop(slot);
+        });
+    }
+    // Every batch taken is finished before the stage may report it has drained.
+    let _ = slots.acquire_many(workers as u32).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Runs 12 items in batches of 2 through `workers` slots, each batch holding its
+    /// slot (and the model) for 20 ms; returns the most batches seen running at once
+    /// and the items done when `run_batches` returned.
+    async fn run_with(workers: usize) -> (usize, usize) {
+        let (tx, mut rx) = mpsc::channel(32);
+        for i in 0..12 {
+            tx.send(i).await.unwrap();
+        }
+        drop(tx);
+        let policy = BatchPolicy {
+            max_batch: 2,
+            max_wait_ms: 1000,
+        };
+        let load = ModelLoad::with_workers(workers);
+        let (running, most, done) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let run = |items: Vec<i32>, busy: Busy| {
+            let (running, most, done) = (running.clone(), most.clone(), done.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(busy);
+                running.fetch_sub(1, Ordering::SeqCst);
+                done.fetch_add(items.len(), Ordering::SeqCst);
+            }
+        };
+        let events = Events::new();
+        run_batches(
+            &mut rx,
+            &policy,
+            &load,
+            Worker::Detector,
+            &events,
+            workers,
+            run,
+        )
+        .await;
+        (most.load(Ordering::SeqCst), done.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_batch_per_worker_at_a_time_and_all_done_on_return() {
+        assert_eq!(run_with(1).await, (1, 12));
+        assert_eq!(run_with(3).await, (3, 12));
+    }
+}
