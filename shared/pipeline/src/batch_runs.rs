@@ -11,8 +11,8 @@ use crate::batcher::{BatchPolicy, next_reported_batch};
 use crate::events::{Events, Worker};
 use crate::model_load::{Busy, ModelLoad};
 
-/// Runs `run(batch, busy)` for every batch collected from `rx`, on up to `workers`
-/// tasks at once; returns once `rx` has ended and every batch has finished. `busy`
+/// Runs `run(batch, busy)` for every batch collected from `rx`, on as many tasks at once
+/// as the model has workers; returns once `rx` has ended and every batch has finished. `busy`
 /// counts the batch in the model's load from the moment it closed (see
 /// `ModelThread::call_counted`). Waiting for a free slot before collecting the next
 /// batch keeps the old back-pressure: items wait in `rx`, not in a pile of tasks.
@@ -22,13 +22,12 @@ pub(crate) async fn run_batches<T, F, Fut>(
     load: &ModelLoad,
     worker: Worker,
     events: &Events,
-    workers: usize,
     run: F,
 ) where
     F: Fn(Vec<T>, Busy) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let workers = workers.max(1);
+    let workers = load.workers();
     let slots = Arc::new(Semaphore::new(workers));
     while let Some(items) = next_reported_batch(rx, policy, load, worker, events).await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -82,16 +81,7 @@ mod tests {
             }
         };
         let events = Events::new();
-        run_batches(
-            &mut rx,
-            &policy,
-            &load,
-            Worker::Detector,
-            &events,
-            workers,
-            run,
-        )
-        .await;
+        run_batches(&mut rx, &policy, &load, Worker::Detector, &events, run).await;
         (most.load(Ordering::SeqCst), done.load(Ordering::SeqCst))
     }
 

@@ -138,17 +138,7 @@ impl DetectorStage {
                         let _ = det_tx.send(detected).await;
                     }
                 };
-                let workers = load.workers();
-                run_batches(
-                    &mut prep_rx,
-                    &policy,
-                    &load,
-                    Worker::Detector,
-                    &events,
-                    workers,
-                    run,
-                )
-                .await;
+                run_batches(&mut prep_rx, &policy, &load, Worker::Detector, &events, run).await;
             })
         };
         let persist = {

@@ -90,14 +90,12 @@ impl ExtractorStage {
                     let this = this.clone();
                     async move { this.process(items, busy).await }
                 };
-                let workers = load.workers();
                 run_batches(
                     &mut prep_rx,
                     &policy,
                     &load,
                     Worker::Extractor,
                     &events,
-                    workers,
                     run,
                 )
                 .await;
