@@ -18,6 +18,7 @@ mod http;
 mod queue_model;
 mod report;
 mod serve;
+mod stats;
 mod stored_events;
 
 use std::collections::HashMap;

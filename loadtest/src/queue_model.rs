@@ -95,12 +95,7 @@ pub fn simulate(
         busy_until = run(busy_until, &mut batch, &mut latencies);
     }
     latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let at = |q: f64| crate::stats::percentile(&latencies, q).unwrap_or(0.0);
     Modelled {
         mean: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
         p50: at(0.5),

@@ -9,6 +9,7 @@ use imgfeat_core::ImageId;
 use serde::Serialize;
 
 use crate::fleet::{Fleet, ServiceUsage};
+use crate::stats::percentile;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -44,14 +45,6 @@ pub struct FleetResult {
     pub services: Vec<ServiceUsage>,
     pub load_start: Option<LoadAvg>,
     pub load_end: Option<LoadAvg>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -159,12 +159,9 @@ async fn infer(client: &reqwest::Client, api: &str, token: &str, photo: &[u8]) -
     (status, started.elapsed().as_secs_f64())
 }
 
+/// NaN for no samples: a level where nothing was admitted prints as such.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    crate::stats::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
