@@ -50,6 +50,12 @@ pub fn knob_env(k: &imgfeat_bench::Knobs) -> Vec<(String, String)> {
             "MODELS__EXTRACTOR_SESSION__SPINNING",
             k.extractor_spinning.to_string(),
         ),
+        v("MODELS__DETECTOR_WORKERS", k.detector_workers.to_string()),
+        v("MODELS__EXTRACTOR_WORKERS", k.extractor_workers.to_string()),
+        v(
+            "MODELS__SHARED_INTRA_THREADS",
+            k.shared_intra_threads.to_string(),
+        ),
         v("DETECTOR__BATCH__MAX_BATCH", k.detector_batch.to_string()),
         v(
             "DETECTOR__BATCH__MAX_WAIT_MS",
@@ -325,4 +331,51 @@ pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use imgfeat_bench::Knobs;
+    use imgfeat_pipeline::PipelineSettings;
+
+    use super::knob_env;
+
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Root {
+        pipeline: PipelineSettings,
+    }
+
+    /// The services must run what the embedded baseline ran: every knob, set away from
+    /// its default, comes back from the variables handed to them.
+    #[test]
+    fn every_knob_reaches_the_services() {
+        let mut s = PipelineSettings::default();
+        s.decode.threads += 3;
+        s.decode.max_queued += 3;
+        s.models.detector_session.intra_threads += 3;
+        s.models.extractor_session.intra_threads += 4;
+        s.models.detector_session.spinning = !s.models.detector_session.spinning;
+        s.models.extractor_session.spinning = !s.models.extractor_session.spinning;
+        s.models.detector_workers += 2;
+        s.models.extractor_workers += 3;
+        s.models.shared_intra_threads += 2;
+        s.detector.batch.max_batch += 1;
+        s.extractor.batch.max_batch += 2;
+        s.detector.batch.max_wait_ms += 1;
+        s.extractor.batch.max_wait_ms += 2;
+        s.detector.max_in_flight += 1;
+        s.extractor.max_in_flight += 2;
+        let knobs = Knobs::of(&s);
+        let defaults = Knobs::of(&PipelineSettings::default());
+        let [set, default] = [knobs, defaults].map(|k| serde_json::to_value(k).unwrap());
+        for (name, value) in set.as_object().unwrap() {
+            assert_ne!(Some(value), default.get(name), "{name} left at its default");
+        }
+
+        let root: Root = imgfeat_app::settings_from_vars(knob_env(&knobs).into_iter()).unwrap();
+        assert_eq!(Knobs::of(&root.pipeline), knobs);
+    }
 }

@@ -8,4 +8,4 @@ pub mod stores;
 pub mod worker;
 mod worker_telemetry;
 
-pub use settings::{AppSettings, SearchSettings, SettingsError, load_settings};
+pub use settings::{AppSettings, SearchSettings, SettingsError, load_settings, settings_from_vars};

@@ -113,6 +113,20 @@ where
         .try_deserialize()?)
 }
 
+/// Settings from `IMGFEAT_*` variables alone (defaults, then `vars`), for checks of the
+/// variables one tool hands to the processes it starts.
+pub fn settings_from_vars<T>(
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<T, SettingsError>
+where
+    T: for<'de> Deserialize<'de>,
+{
+    Ok(config::Config::builder()
+        .add_source(environment_layer(vars))
+        .build()?
+        .try_deserialize()?)
+}
+
 /// The `IMGFEAT_SECTION__KEY` variables as a config source. Every setting lives in a
 /// section, so variables without `__` (IMGFEAT_ORT_LIB, IMGFEAT_TEST_CQL, IMGFEAT_CONFIG)
 /// belong to other tools and are left out rather than refused as unknown settings.
