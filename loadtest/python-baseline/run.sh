@@ -7,6 +7,9 @@
 #
 #   loadtest/python-baseline/run.sh            IMAGES=1000 ROUNDS=3 PROFILE=debug|release INT8=int8|int8_vnni
 #
+# `python_pair_fp32_crops` is the same pair doing the rest of `index`'s work: the crop
+# JPEG (q90) and every box stored beside the code (worker.py --crops).
+#
 # `index_fp32_workers` is the other thread layout: two workers per model, each with its own
 # single-threaded session running whole batches (one inference thread per core per
 # model), against the default of one worker per model with a wide session;
@@ -60,6 +63,7 @@ for r in $(seq 1 "$rounds"); do
   l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__DETECTOR=$det_int8 IMGFEAT_PIPELINE__MODELS__BACKBONE=$bb_int8 \
     "$imgfeat" --store "$out/int8.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_int8 "$v" "$l"
   l=$(load1); v=$($py index "$corpus" "$out/python.sqlite3" | json_rate); record "$r" python_pair_fp32 "$v" "$l"
+  l=$(load1); v=$($py index "$corpus" "$out/python-crops.sqlite3" --crops | json_rate); record "$r" python_pair_fp32_crops "$v" "$l"
   rm -f "$out"/*.sqlite3*
 done
 uptime | tee "$out/uptime.txt"
@@ -70,6 +74,7 @@ for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
     rows[r["round"]][r["what"]] = float(r["images_per_second"])
 ratios = [
     ("index fp32 / python pair", "index_fp32", "python_pair_fp32"),
+    ("index fp32 / python + crops", "index_fp32", "python_pair_fp32_crops"),
     ("workers fp32 / python pair", "index_fp32_workers", "python_pair_fp32"),
     ("workers fp32 / index fp32", "index_fp32_workers", "index_fp32"),
     ("workers fp32 / ceiling fp32", "index_fp32_workers", "ceiling_fp32"),

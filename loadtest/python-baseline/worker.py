@@ -2,17 +2,22 @@
 and bilinear resize, onnxruntime (one intra-op thread), the same two models, main-object
 rule and SimHash head as the pipeline, batches of 8, results into SQLite.
 
-    worker.py index DIR DB [--procs 2] [--detector M.toml] [--backbone M.toml]
+    worker.py index DIR DB [--procs 2] [--detector M.toml] [--backbone M.toml] [--crops]
     worker.py ceiling DIR [--procs 2] [--seconds 10] [...]
 
 `index` splits DIR's images (sorted) between --procs processes, each decoding, detecting,
 cropping, embedding and storing its share; prints images/s over the whole run (from the
 first process start to the last one's end, model loading included as for `imgfeat index`).
+`--crops` makes it do the rest of what `imgfeat index` does per image: encode the main
+object's crop of the original as JPEG q90 (the store's crop) and store it with every box,
+so the two are compared doing the same work; without it the worker stores only the main
+box and the code, as the baseline was first specified.
 `ceiling` runs only the two models, alternating, on pre-decoded tensors of DIR's first
 64 images, in --procs processes of one thread: what the models alone allow.
 """
 
 import argparse
+import io
 import json
 import multiprocessing as mp
 import os
@@ -38,24 +43,35 @@ def load(det_name, bb_name):
     return det_m, bb_m, common.session(det_m.onnx, 1), common.session(bb_m.onnx, 1), common.SimHash()
 
 
+def crop_jpeg(im, box):
+    out = io.BytesIO()
+    im.crop(box).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def index_part(args):
-    files, db, det_name, bb_name = args
+    files, db, det_name, bb_name, crops_too = args
     det_m, bb_m, det, bb, head = load(det_name, bb_name)
     con = sqlite3.connect(db, timeout=30)
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute("CREATE TABLE IF NOT EXISTS codes (path TEXT PRIMARY KEY, label TEXT, box TEXT, code BLOB)")
+    con.execute("CREATE TABLE IF NOT EXISTS codes (path TEXT PRIMARY KEY, label TEXT, box TEXT, code BLOB, boxes TEXT, crop BLOB)")
     done = 0
     for i in range(0, len(files), BATCH):
         chunk = files[i : i + BATCH]
         imgs = [common.load_rgb(p) for p in chunk]
         x = np.stack([common.to_tensor(im, det_m.width, det_m.height) for im in imgs])
         boxes, scores = det.run(["boxes", "scores"], {"images": x})
-        mains = [common.main_object(common.decode(boxes[j], scores[j], det_m, *im.size), *im.size) for j, im in enumerate(imgs)]
+        dets = [common.decode(boxes[j], scores[j], det_m, *im.size) for j, im in enumerate(imgs)]
+        mains = [common.main_object(d, *im.size) for d, im in zip(dets, imgs)]
         crops = np.stack([common.to_tensor(im, bb_m.width, bb_m.height, box) for im, (_, box) in zip(imgs, mains)])
         codes = head.codes(bb.run(["embedding"], {"images": crops})[0])
-        rows = [(p, label, json.dumps(box), code.tobytes()) for p, (label, box), code in zip(chunk, mains, codes)]
+        if crops_too:
+            extra = [(json.dumps(d, default=float), crop_jpeg(im, box)) for d, im, (_, box) in zip(dets, imgs, mains)]
+        else:
+            extra = [(None, None)] * len(chunk)
+        rows = [(p, label, json.dumps(box), code.tobytes(), *x) for p, (label, box), code, x in zip(chunk, mains, codes, extra)]
         with con:
-            con.executemany("INSERT OR REPLACE INTO codes VALUES (?, ?, ?, ?)", rows)
+            con.executemany("INSERT OR REPLACE INTO codes VALUES (?, ?, ?, ?, ?, ?)", rows)
         done += len(chunk)
     con.close()
     return done
@@ -87,6 +103,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--detector", default="ssd_mobilenetv2_oidv4_24cls.toml")
     ap.add_argument("--backbone", default="efficientnet_lite0_imagenet.toml")
+    ap.add_argument("--crops", action="store_true", help="also store the crop JPEG (q90) and every box")
     a = ap.parse_args()
     files = images(a.dir)
     ctx = mp.get_context("spawn")
@@ -95,7 +112,7 @@ def main():
         if a.mode == "index":
             if not a.db:
                 ap.error("index needs DB")
-            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone) for k in range(a.procs)]
+            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops) for k in range(a.procs)]
             n = sum(pool.map(index_part, parts))
             secs = time.perf_counter() - t0
             rate = n / secs
