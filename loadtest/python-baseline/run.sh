@@ -10,11 +10,11 @@
 # `python_pair_fp32_crops` is the same pair doing the rest of `index`'s work: the crop
 # JPEG (q90) and every box stored beside the code (worker.py --crops).
 #
-# `index_fp32_workers` is the other thread layout: two workers per model, each with its own
-# single-threaded session running whole batches (one inference thread per core per
-# model), against the default of one worker per model with a wide session;
-# `index_fp32_shared` runs both sessions on one shared intra-op pool of two threads
-# (ONNX Runtime's global thread pool).
+# `index_fp32_wide` is the other thread layout: one worker per model, the detector's
+# session on both cores, the backbone's on one, batches of 8 (the default until
+# 2026-11-30), against the default of one one-thread copy of each model per core;
+# `index_fp32_shared` runs one copy of each model on one shared intra-op pool of two
+# threads (ONNX Runtime's global thread pool).
 #
 # The ceiling is the two models alone on pre-decoded tensors, alternating, batch 8, in two
 # processes of one thread (the Python pair's shape). imgfeat is taken from
@@ -55,10 +55,13 @@ for r in $(seq 1 "$rounds"); do
   l=$(load1); v=$($py ceiling "$corpus" --detector $det_int8 --backbone $bb_int8 | json_rate); record "$r" ceiling_int8 "$v" "$l"
   rm -f "$out"/*.sqlite3*
   l=$(load1); v=$("$imgfeat" --store "$out/fp32.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32 "$v" "$l"
-  l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__DETECTOR_WORKERS=2 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_WORKERS=2 \
-    IMGFEAT_PIPELINE__MODELS__DETECTOR_SESSION__INTRA_THREADS=1 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_SESSION__INTRA_THREADS=1 \
-    "$imgfeat" --store "$out/workers.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32_workers "$v" "$l"
+  l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__DETECTOR_WORKERS=1 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_WORKERS=1 \
+    IMGFEAT_PIPELINE__MODELS__DETECTOR_SESSION__INTRA_THREADS=2 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_SESSION__INTRA_THREADS=1 \
+    IMGFEAT_PIPELINE__MODELS__DETECTOR_SESSION__MEMORY_PATTERN=true IMGFEAT_PIPELINE__MODELS__EXTRACTOR_SESSION__MEMORY_PATTERN=true \
+    IMGFEAT_PIPELINE__DETECTOR__BATCH__MAX_BATCH=8 IMGFEAT_PIPELINE__EXTRACTOR__BATCH__MAX_BATCH=8 \
+    "$imgfeat" --store "$out/wide.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32_wide "$v" "$l"
   l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__SHARED_INTRA_THREADS=2 \
+    IMGFEAT_PIPELINE__MODELS__DETECTOR_WORKERS=1 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_WORKERS=1 \
     "$imgfeat" --store "$out/shared.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32_shared "$v" "$l"
   l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__DETECTOR=$det_int8 IMGFEAT_PIPELINE__MODELS__BACKBONE=$bb_int8 \
     "$imgfeat" --store "$out/int8.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_int8 "$v" "$l"
@@ -75,9 +78,7 @@ for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
 ratios = [
     ("index fp32 / python pair", "index_fp32", "python_pair_fp32"),
     ("index fp32 / python + crops", "index_fp32", "python_pair_fp32_crops"),
-    ("workers fp32 / python pair", "index_fp32_workers", "python_pair_fp32"),
-    ("workers fp32 / index fp32", "index_fp32_workers", "index_fp32"),
-    ("workers fp32 / ceiling fp32", "index_fp32_workers", "ceiling_fp32"),
+    ("wide fp32 / index fp32", "index_fp32_wide", "index_fp32"),
     ("shared pool fp32 / index fp32", "index_fp32_shared", "index_fp32"),
     ("index int8 / index fp32", "index_int8", "index_fp32"),
     ("index int8 / python pair", "index_int8", "python_pair_fp32"),

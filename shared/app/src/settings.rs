@@ -168,14 +168,14 @@ mod tests {
         let file = dir.path().join("imgfeat.toml");
         std::fs::write(
             &file,
-            "[pipeline.detector.batch]\nmax_batch = 4\nmax_wait_ms = 7\n[store]\npath = \"from-file.sqlite3\"\n",
+            "[pipeline.detector.batch]\nmax_batch = 6\nmax_wait_ms = 7\n[store]\npath = \"from-file.sqlite3\"\n",
         )
         .unwrap();
         let defaults = AppSettings::load(None).unwrap();
-        assert_eq!(defaults.pipeline.detector.batch.max_batch, 8);
+        assert_eq!(defaults.pipeline.detector.batch.max_batch, 4);
 
         let from_file = AppSettings::load(Some(&file)).unwrap();
-        assert_eq!(from_file.pipeline.detector.batch.max_batch, 4);
+        assert_eq!(from_file.pipeline.detector.batch.max_batch, 6);
         assert_eq!(from_file.pipeline.detector.batch.max_wait_ms, 7);
         assert_eq!(from_file.store.path, PathBuf::from("from-file.sqlite3"));
 

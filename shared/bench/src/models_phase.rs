@@ -93,6 +93,7 @@ impl From<SessionKey> for SessionOptions {
             intra_threads: k.intra_threads,
             spinning: k.spinning,
             dynamic_block_base: k.dynamic_block_base,
+            ..SessionOptions::default()
         }
     }
 }

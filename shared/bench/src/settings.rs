@@ -195,13 +195,17 @@ mod tests {
 
     #[test]
     fn variants_apply_on_top_of_the_base() {
-        let v: Variant = "one:intra=1,decode=2,ext_batch=4".parse().unwrap();
+        let base = Knobs::of(&PipelineSettings::default());
+        let v: Variant = "one:intra=3,decode=5,ext_batch=7".parse().unwrap();
         assert_eq!(v.name, "one");
         let s = v.apply(&PipelineSettings::default()).unwrap();
         let k = Knobs::of(&s);
-        assert_eq!((k.detector_intra, k.extractor_intra), (1, 1));
-        assert_eq!(k.decode_threads, 2);
-        assert_eq!((k.detector_batch, k.extractor_batch), (8, 4));
+        assert_eq!((k.detector_intra, k.extractor_intra), (3, 3));
+        assert_eq!(k.decode_threads, 5);
+        assert_eq!(
+            (k.detector_batch, k.extractor_batch),
+            (base.detector_batch, 7)
+        );
         assert!("x:nope=1".parse::<Variant>().is_err());
         assert!("x:intra=0".parse::<Variant>().is_err(), "validated");
     }

@@ -9,18 +9,16 @@ use serde::Deserialize;
 
 use crate::{ModelError, OrtRuntime};
 
-/// Threading of one session. Spinning is off by default: on a small machine the
-/// decode pool shares the cores, and spinning intra-op threads starve it (measured on
+/// Threading and memory of one session. Spinning is off by default: on a small machine
+/// the decode pool shares the cores, and spinning intra-op threads starve it (measured on
 /// this 2-core VM: 2-3x slower under load with spinning on).
 ///
-/// Intra-op threads default to half the cores (at least one): a worker never runs one
-/// session alone. The embedded run has two sessions on their own threads plus the
-/// decode pool, a fleet worker has one session plus its decode pool. With all cores in
-/// both sessions, every parallel operator waits at its barrier for a thread the other
-/// session or a decode task has preempted (perf: ~8 % of samples in ONNX Runtime's pause
-/// loop), which costs ~25 % more CPU per image end to end (imgfeat-bench on 2 cores:
-/// 53 ms vs 41-42 ms of CPU per image). The pipeline gives all cores to the detector
-/// alone, the larger model, for the reasons in `ModelSettings::default`.
+/// Even without spinning, a session with several intra-op threads waits at each parallel
+/// operator's barrier in a pause loop whenever another session or a decode task has
+/// preempted one of its threads (perf of `index`, detector on both cores: 6-8 % of all
+/// samples in that loop). The pipeline therefore runs one-thread sessions, one copy per
+/// core ([`SessionOptions::one_thread`], `ModelSettings`' default); a session on several
+/// threads is a setting, for a model alone on its cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionOptions {
@@ -34,6 +32,9 @@ pub struct SessionOptions {
     /// default end to end (imgfeat-bench, `--e2e b4:block=4`, two pairs each), within
     /// the machine's noise.
     pub dynamic_block_base: u32,
+    /// ONNX Runtime's memory pattern: it plans one block for all of a run's
+    /// intermediate tensors, per input shape.
+    pub memory_pattern: bool,
 }
 
 impl Default for SessionOptions {
@@ -48,9 +49,16 @@ impl SessionOptions {
         Self::with_threads(cores() / 2)
     }
 
-    /// Intra-op threads on every core, no spinning.
-    pub fn all_the_cores() -> Self {
-        Self::with_threads(cores())
+    /// One intra-op thread (no pool, so no barrier waits), no memory pattern: the
+    /// session of a model worker that runs whole batches on one core. The pattern is
+    /// planned per input shape, and batches vary in size, so it only adds blocks
+    /// (`index`, two workers per model: peak RSS 643-661 MB without against 689-695
+    /// with, at the same speed).
+    pub fn one_thread() -> Self {
+        Self {
+            memory_pattern: false,
+            ..Self::with_threads(1)
+        }
     }
 
     fn with_threads(n: usize) -> Self {
@@ -58,6 +66,7 @@ impl SessionOptions {
             intra_threads: n.max(1),
             spinning: false,
             dynamic_block_base: 0,
+            memory_pattern: true,
         }
     }
 }
@@ -116,6 +125,8 @@ impl OnnxSession {
             .with_intra_op_spinning(options.spinning)
             .map_err(ort_err)?
             .with_inter_op_spinning(false)
+            .map_err(ort_err)?
+            .with_memory_pattern(options.memory_pattern)
             .map_err(ort_err)?
             .commit_from_file(path)
             .map_err(|e| ModelError::Ort {

@@ -22,9 +22,12 @@ pub struct BatchPolicy {
 }
 
 impl Default for BatchPolicy {
+    /// Batches of at most 4: each model worker runs its batches on one core, and its
+    /// activations grow with the batch (`index`, two workers per model: peak RSS 0.69 GB
+    /// at 4 against 1.03-1.07 GB at 8, at the same speed).
     fn default() -> Self {
         Self {
-            max_batch: 8,
+            max_batch: 4,
             max_wait_ms: 20,
         }
     }

@@ -35,8 +35,8 @@ pub struct ModelSettings {
     pub detector_session: SessionOptions,
     pub extractor_session: SessionOptions,
     /// Threads each holding its own copy of the model and running whole batches (1..=64).
-    /// With `intra_threads = 1` and one worker per core this is the "one inference
-    /// thread per core" layout; the default is one worker with a wide session.
+    /// The default, one per core with `intra_threads = 1`, is the "one inference thread
+    /// per core" layout; one worker with a session on every core is the other.
     pub detector_workers: usize,
     pub extractor_workers: usize,
     /// Intra-op threads in one pool that both models share (ONNX Runtime's global
@@ -54,21 +54,31 @@ impl Default for ModelSettings {
             detector: "ssd_mobilenetv2_oidv4_24cls.toml".into(),
             backbone: "efficientnet_lite0_imagenet.toml".into(),
             hash_head: "simhash64_effnet_lite0.toml".into(),
-            // The detector costs twice the backbone (22 vs 10 ms per image on one
-            // thread), so on half the cores it alone bounds the run while the other
-            // cores idle 30-40 % of the time. On all the cores it takes up what the
-            // backbone and decoding leave; only one of the two sessions being wide keeps
-            // the barrier waits of `SessionOptions` small. imgfeat-bench, 2 cores, three
-            // pairs in one run: 42.9 / 45.6 / 41.7 img/s against 38.9 / 40.7 / 38.5 with
-            // half the cores in both (1.08-1.12x), using 1.90 cores instead of 1.6-1.7.
-            detector_session: SessionOptions::all_the_cores(),
-            extractor_session: SessionOptions::half_the_cores(),
-            detector_workers: 1,
-            extractor_workers: 1,
+            // One one-thread copy of each model per core (the Python pair's shape, in one
+            // process): no session waits at a barrier for a thread that decoding or the
+            // other model has preempted, which cost 6-8 % of all CPU with the detector's
+            // session on both cores. `index`, 500 photos, 2 cores, one run, interleaved:
+            // 54.8 / 56.9 img/s against 47.4 / 52.0 for one detector session on both
+            // cores and one backbone session on one, 8-12 % less user CPU per image, peak
+            // RSS 643-661 MB against 600-624 (batches of 4, see `BatchPolicy`). Capped at
+            // eight copies, which bounds the memory on a large machine; set the workers
+            // and `intra_threads` there.
+            detector_session: SessionOptions::one_thread(),
+            extractor_session: SessionOptions::one_thread(),
+            detector_workers: workers_per_model(),
+            extractor_workers: workers_per_model(),
             shared_intra_threads: 0,
             thresholds: None,
         }
     }
+}
+
+/// One model worker per core, at most eight.
+fn workers_per_model() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
 }
 
 impl ModelSettings {

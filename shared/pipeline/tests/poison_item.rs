@@ -78,6 +78,9 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
         .collect();
 
     let mut settings = PipelineSettings::default();
+    // One worker, which the holder below keeps busy: with more, a free one would take
+    // the images as they come.
+    settings.models.detector_workers = 1;
     // The whole batch closes together, so the poison image has batch-mates.
     settings.detector.batch.max_batch = BATCH as usize;
     settings.detector.batch.max_wait_ms = 30_000;
@@ -98,9 +101,13 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
         })
         .await
     });
-    while detector.model.load().is_idle() {
-        tokio::task::yield_now().await;
-    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while detector.model.load().is_idle() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the holder takes the model's only worker");
     let mut stage = parts::detector_stage(
         &settings,
         &detector,
