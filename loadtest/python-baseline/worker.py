@@ -53,8 +53,6 @@ def index_part(args):
     files, db, det_name, bb_name, crops_too = args
     det_m, bb_m, det, bb, head = load(det_name, bb_name)
     con = sqlite3.connect(db, timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("CREATE TABLE IF NOT EXISTS codes (path TEXT PRIMARY KEY, label TEXT, box TEXT, code BLOB, boxes TEXT, crop BLOB)")
     done = 0
     for i in range(0, len(files), BATCH):
         chunk = files[i : i + BATCH]
@@ -106,6 +104,13 @@ def main():
     ap.add_argument("--crops", action="store_true", help="also store the crop JPEG (q90) and every box")
     a = ap.parse_args()
     files = images(a.dir)
+    if a.mode == "index" and a.db:
+        # Once, before the workers: two processes switching a new file to WAL at once
+        # can fail with "database is locked" (the pragma does not wait).
+        con = sqlite3.connect(a.db, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("CREATE TABLE IF NOT EXISTS codes (path TEXT PRIMARY KEY, label TEXT, box TEXT, code BLOB, boxes TEXT, crop BLOB)")
+        con.close()
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
     with ctx.Pool(a.procs) as pool:

@@ -172,7 +172,7 @@ mod tests {
         )
         .unwrap();
         let defaults = AppSettings::load(None).unwrap();
-        assert_eq!(defaults.pipeline.detector.batch.max_batch, 4);
+        assert_eq!(defaults.pipeline.detector.batch.max_batch, 2);
 
         let from_file = AppSettings::load(Some(&file)).unwrap();
         assert_eq!(from_file.pipeline.detector.batch.max_batch, 6);

@@ -58,11 +58,11 @@ impl Default for ModelSettings {
             // process): no session waits at a barrier for a thread that decoding or the
             // other model has preempted, which cost 6-8 % of all CPU with the detector's
             // session on both cores. `index`, 500 photos, 2 cores, one run, interleaved:
-            // 54.8 / 56.9 img/s against 47.4 / 52.0 for one detector session on both
-            // cores and one backbone session on one, 8-12 % less user CPU per image, peak
-            // RSS 643-661 MB against 600-624 (batches of 4, see `BatchPolicy`). Capped at
-            // eight copies, which bounds the memory on a large machine; set the workers
-            // and `intra_threads` there.
+            // 54.0 / 55.8 img/s against 49.8 / 45.2 for one detector session on both
+            // cores and one backbone session on one (batches of 8, memory pattern on);
+            // 8-12 % less user CPU per image. With batches of 2 (see `BatchPolicy`) the
+            // peak RSS is below that layout's. Capped at eight copies, which bounds the
+            // memory on a large machine; set the workers and `intra_threads` there.
             detector_session: SessionOptions::one_thread(),
             extractor_session: SessionOptions::one_thread(),
             detector_workers: workers_per_model(),
