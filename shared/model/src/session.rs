@@ -72,7 +72,8 @@ impl SessionOptions {
     }
 }
 
-fn cores() -> usize {
+/// The cores this process may use (at least one), which the thread defaults count in.
+pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

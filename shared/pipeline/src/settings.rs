@@ -75,10 +75,7 @@ impl Default for ModelSettings {
 
 /// One model worker per core, at most eight.
 fn workers_per_model() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8)
+    imgfeat_model::session::cores().clamp(1, 8)
 }
 
 impl ModelSettings {
@@ -137,9 +134,7 @@ impl Default for DecodeSettings {
             // batch. imgfeat-bench, 2 cores, detector on all cores, three pairs in one
             // run: 42.9 / 45.6 / 41.7 img/s with two decode threads against 42.4 / 42.5 /
             // 38.5 with one.
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            threads: imgfeat_model::session::cores(),
             max_queued: 16,
             max_bytes: limits.max_bytes,
             max_pixels: limits.max_pixels,
