@@ -61,6 +61,35 @@ async fn the_api_needs_the_token_and_the_probes_do_not() {
 }
 
 #[tokio::test]
+async fn a_refused_body_closes_the_connection_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings("close", dir.path());
+    settings.http.max_body_bytes = 64;
+    let svc = Service::start(settings).await;
+    svc.ready().await;
+    let closes = |head: &str| head.contains("connection: close");
+
+    // Refused before the body is read: a keep-alive client must not reuse the socket.
+    let (status, head, _) = http_as(svc.addr, None, "POST", "/v1/images", Some(IMAGES)).await;
+    assert_eq!(status, 401);
+    assert!(closes(&head), "{head}");
+    let big = format!(r#"{{"ids":[{}]}}"#, vec!["1"; 40].join(","));
+    let auth = format!("Bearer {TOKEN}");
+    let (status, head, _) = http_as(svc.addr, Some(&auth), "POST", "/v1/images", Some(&big)).await;
+    assert_eq!(status, 413);
+    assert!(closes(&head), "{head}");
+    // Answers that keep the connection: a success, and an error to a bodiless request.
+    let (status, head, _) =
+        http_as(svc.addr, Some(&auth), "POST", "/v1/images", Some(IMAGES)).await;
+    assert_eq!(status, 202);
+    assert!(!closes(&head), "{head}");
+    let (status, head, _) = http_as(svc.addr, Some(&auth), "GET", "/v1/nothing", None).await;
+    assert_eq!(status, 404);
+    assert!(!closes(&head), "{head}");
+    svc.stop().await;
+}
+
+#[tokio::test]
 async fn metrics_are_served_on_their_own_port_only() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Service::start(test_settings("metrics", dir.path())).await;

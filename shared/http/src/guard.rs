@@ -1,5 +1,6 @@
 //! What stands in front of the API routes, outermost first:
 //!
+//! 0. an error answer to a request that sent a body closes the connection;
 //! 1. every error answer as JSON (`{"error": ...}`), whichever layer produced it;
 //! 2. the bearer token ([`crate::auth`]), before anything costs a permit;
 //! 3. the concurrency limit, shedding load: a request beyond
@@ -16,8 +17,9 @@ use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router, middleware};
 use tower::ServiceBuilder;
@@ -34,6 +36,31 @@ pub fn assemble(protected: Router, open: Router, http: &HttpSettings) -> Router 
     protect(protected, http)
         .merge(open)
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn(close_after_refused_body))
+}
+
+/// Adds `Connection: close` to an error answer of a request that sent a body.
+///
+/// Refusals (401, 413, 429, 501, 503 ...) answer before the body is read. hyper then
+/// closes the connection rather than read a body nobody wants, but without saying so,
+/// and a keep-alive client that pooled it sends its next request into a closing socket
+/// and gets a broken answer (seen in our own tests as reqwest's `IncompleteMessage`).
+/// Saying so up front keeps the client from reusing it. Errors are rare, so closing
+/// after one also where the body had been read costs nothing worth telling apart.
+async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let sent_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut res = next.run(req).await;
+    let status = res.status();
+    if sent_body && (status.is_client_error() || status.is_server_error()) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
 }
 
 fn protect(routes: Router, http: &HttpSettings) -> Router {
