@@ -277,6 +277,12 @@ impl Fleet {
                     peak_rss_mib: proc_status_mib(pid, "VmHWM:"),
                 }
             })
+            .chain(bystanders().into_iter().map(|(name, pid)| ServiceUsage {
+                name,
+                pid,
+                cpu_seconds: proc_cpu(pid),
+                peak_rss_mib: proc_status_mib(pid, "VmHWM:"),
+            }))
             .collect()
     }
 
@@ -315,6 +321,30 @@ impl Drop for Fleet {
             }
         }
     }
+}
+
+/// Processes the run leans on without starting them: the broker (RabbitMQ's Erlang VM)
+/// and this driver, which follows the code-stored events and polls the store. Their CPU
+/// comes out of the same two cores as the fleet's, so the report shows it beside them.
+fn bystanders() -> Vec<(String, u32)> {
+    let mut found = vec![("loadtest (this)".to_string(), std::process::id())];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "beam.smp" {
+            found.push((format!("broker (pid {pid})"), pid));
+        }
+    }
+    found
 }
 
 fn proc_cpu(pid: u32) -> Option<f64> {
