@@ -6,9 +6,10 @@ there are no kernel names; the instructions tell the MLAS path apart).
     perf record -e cpu-clock -F 2000 -o ort.data -- PYTHON kernels.py MODEL.onnx
     hot_instructions.py ort.data
 
-Reports the share of ORT's samples within 96 bytes of vpdpbusd/vpdpbusds (AVX512-VNNI or
-AVX-VNNI u8s8 dot products), of vpmaddubsw (the AVX2 u8s8 path that saturates), and the
-most sampled instructions. Needs perf and objdump.
+Reports the share of ORT's samples within 96 bytes of AMX tile instructions (tdpbusd and
+kin, tileloadd: MLAS's AMX QGEMM), of vpdpbusd/vpdpbusds (AVX512-VNNI or AVX-VNNI u8s8 dot
+products), of vpmaddubsw (the AVX2 u8s8 path that saturates), and the most sampled
+instructions. On a CPU with AMX, an AMX share of 0 means MLAS took its VNNI kernels. Needs perf and objdump.
 """
 
 import collections
@@ -40,7 +41,9 @@ def main():
         here = [mn for a, mn in ins if int(a, 16) == addr]
         at_ip[here[0] if here else "?"] += pct
         window = {mn for _, mn in ins}
-        if any(mn.startswith("vpdpbus") for mn in window):
+        if any(mn.startswith(("tdpb", "tileload")) for mn in window):
+            near["tdpbusd/tileloadd (AMX)"] += pct
+        elif any(mn.startswith("vpdpbus") for mn in window):
             near["vpdpbusd/vpdpbusds (VNNI)"] += pct
         elif "vpmaddubsw" in window:
             near["vpmaddubsw (AVX2 u8s8)"] += pct
