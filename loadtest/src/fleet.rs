@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use imgfeat_bench::procfs;
+
 use crate::http;
 
 pub struct FleetConfig {
@@ -327,34 +329,16 @@ impl Drop for Fleet {
 /// and this driver, which follows the code-stored events and polls the store. Their CPU
 /// comes out of the same two cores as the fleet's, so the report shows it beside them.
 fn bystanders() -> Vec<(String, u32)> {
-    let mut found = vec![("loadtest (this)".to_string(), std::process::id())];
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "beam.smp" {
-            found.push((format!("broker (pid {pid})"), pid));
-        }
-    }
-    found
+    let brokers = procfs::processes_named("beam.smp")
+        .into_iter()
+        .map(|pid| (format!("broker (pid {pid})"), pid));
+    std::iter::once(("loadtest (this)".to_string(), std::process::id()))
+        .chain(brokers)
+        .collect()
 }
 
 fn proc_cpu(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest: Vec<&str> = stat
-        .get(stat.rfind(')')? + 2..)?
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    procfs::process_cpu_of(pid).map(|(_, seconds)| seconds)
 }
 
 pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {

@@ -110,26 +110,40 @@ pub fn process_cpu() -> Option<f64> {
 
 /// CPU seconds used so far by each live thread, by thread id, with its name.
 pub fn thread_cpu() -> BTreeMap<u32, (String, f64)> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Some(tid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        if let Some(parsed) = parse_stat(&stat) {
-            out.insert(tid, parsed);
-        }
-    }
-    out
+    numeric_entries("/proc/self/task")
+        .filter_map(|(tid, path)| {
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            Some((tid, parse_stat(&stat)?))
+        })
+        .collect()
+}
+
+/// The command name of process `pid` and the CPU seconds it has used so far, exited
+/// threads included.
+pub fn process_cpu_of(pid: u32) -> Option<(String, f64)> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The processes whose command name (`/proc/<pid>/comm`) is `comm`.
+pub fn processes_named(comm: &str) -> Vec<u32> {
+    numeric_entries("/proc")
+        .filter(|(_, path)| {
+            std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The entries of a /proc folder named by a number (processes, or a task's threads).
+fn numeric_entries(dir: &str) -> impl Iterator<Item = (u32, std::path::PathBuf)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let id = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((id, entry.path()))
+        })
 }
 
 /// (comm, utime + stime in seconds) from a `stat` line; comm may hold spaces and ')'.
@@ -171,6 +185,20 @@ pub fn cpu_by_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_is_found_by_its_name_and_its_cpu_read() {
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let me = std::process::id();
+        assert!(processes_named(comm.trim()).contains(&me));
+        assert!(!processes_named("no-such-command-here").contains(&me));
+        let (name, seconds) = process_cpu_of(me).unwrap();
+        assert_eq!(name, comm.trim());
+        assert!(seconds >= 0.0);
+        assert!(process_cpu_of(u32::MAX).is_none());
+        assert!(!thread_cpu().is_empty());
+    }
 
     #[test]
     fn stat_lines_with_odd_names_parse() {
