@@ -270,21 +270,14 @@ impl Fleet {
     pub fn usage(&self) -> Vec<ServiceUsage> {
         self.services
             .iter()
-            .map(|s| {
-                let pid = s.child.id();
-                ServiceUsage {
-                    name: s.name.to_string(),
-                    pid,
-                    cpu_seconds: proc_cpu(pid),
-                    peak_rss_mib: proc_status_mib(pid, "VmHWM:"),
-                }
-            })
-            .chain(bystanders().into_iter().map(|(name, pid)| ServiceUsage {
+            .map(|s| (s.name.to_string(), s.child.id()))
+            .chain(bystanders())
+            .map(|(name, pid)| ServiceUsage {
                 name,
                 pid,
-                cpu_seconds: proc_cpu(pid),
-                peak_rss_mib: proc_status_mib(pid, "VmHWM:"),
-            }))
+                cpu_seconds: procfs::process_cpu_of(pid).map(|(_, seconds)| seconds),
+                peak_rss_mib: procfs::status_mib_of(pid, "VmHWM:"),
+            })
             .collect()
     }
 
@@ -335,16 +328,6 @@ fn bystanders() -> Vec<(String, u32)> {
     std::iter::once(("loadtest (this)".to_string(), std::process::id()))
         .chain(brokers)
         .collect()
-}
-
-fn proc_cpu(pid: u32) -> Option<f64> {
-    procfs::process_cpu_of(pid).map(|(_, seconds)| seconds)
-}
-
-pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
 #[cfg(test)]

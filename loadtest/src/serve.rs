@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::arrivals::Rng;
-use crate::fleet::{binary, proc_status_mib};
+use crate::fleet::binary;
 use crate::queue_model::{self, BatchCost};
 
 #[derive(Parser, Debug)]
@@ -389,7 +389,10 @@ async fn measure(
             } else {
                 0.0
             },
-            rss_mib: t.child.id().and_then(|pid| proc_status_mib(pid, "VmRSS:")),
+            rss_mib: t
+                .child
+                .id()
+                .and_then(|pid| procfs::status_mib_of(pid, "VmRSS:")),
             ideal_mean_ms: ideal.mean * 1e3,
             ideal_p50_ms: ideal.p50 * 1e3,
             ideal_p99_ms: ideal.p99 * 1e3,

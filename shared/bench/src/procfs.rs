@@ -28,7 +28,16 @@ pub fn loadavg() -> Option<LoadAvg> {
 
 /// A `kB` field of `/proc/self/status`, in MiB.
 fn status_mib(field: &str) -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_field_mib("/proc/self/status", field)
+}
+
+/// A `kB` field (`VmHWM:`, `VmRSS:`, ...) of process `pid`'s status, in MiB.
+pub fn status_mib_of(pid: u32, field: &str) -> Option<f64> {
+    status_field_mib(&format!("/proc/{pid}/status"), field)
+}
+
+fn status_field_mib(path: &str, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
@@ -197,6 +206,8 @@ mod tests {
         assert_eq!(name, comm.trim());
         assert!(seconds >= 0.0);
         assert!(process_cpu_of(u32::MAX).is_none());
+        assert!(status_mib_of(me, "VmHWM:").is_some_and(|m| m > 0.0));
+        assert!(status_mib_of(me, "NoSuchField:").is_none());
         assert!(!thread_cpu().is_empty());
     }
 
