@@ -67,7 +67,7 @@ def index_part(args):
             extra = [(json.dumps(d, default=float), crop_jpeg(im, box)) for d, im, (_, box) in zip(dets, imgs, mains)]
         else:
             extra = [(None, None)] * len(chunk)
-        rows = [(p, label, json.dumps(box), code.tobytes(), *x) for p, (label, box), code, x in zip(chunk, mains, codes, extra)]
+        rows = [(p, label, json.dumps(box), code.tobytes(), *more) for p, (label, box), code, more in zip(chunk, mains, codes, extra)]
         with con:
             con.executemany("INSERT OR REPLACE INTO codes VALUES (?, ?, ?, ?, ?, ?)", rows)
         done += len(chunk)
