@@ -60,6 +60,74 @@ async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
     fleet.stop().await;
 }
 
+/// A detector that extracts too (`extract_here`) hands each detect delivery on to its
+/// own extractor: the message is acked only once the code is stored. Killed while
+/// images are detected but not yet coded, it loses none of them: with the ack at
+/// detection, the broker would have forgotten them and the run would end short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_that_extracts_acks_at_the_code_and_a_kill_loses_nothing() {
+    let _serial = serial().await;
+    let n = KILL9_IMAGES as usize;
+    let fleet = Fleet::start("chain", KILL9_IMAGES).await;
+    fleet
+        .post_ids(&(1..=KILL9_IMAGES).collect::<Vec<_>>())
+        .await;
+
+    // The window between a detection and its code is a batch of the backbone, and a
+    // poll of the store may see it close before the kill lands: kill again until one
+    // kill has left images detected but not coded.
+    let mut after_kill = Snapshot::default();
+    for _ in 0..8 {
+        let mut worker = fleet.spawn_detector_with(&[("IMGFEAT_WORKER__EXTRACT_HERE", "true")]);
+        let before = after_kill.detections;
+        fleet
+            .wait_until(Duration::from_secs(120), |s| {
+                s.detections >= before + 3 && s.detections > s.codes + 1
+            })
+            .await;
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        after_kill = fleet.snapshot().await;
+        if after_kill.detections > after_kill.codes {
+            break;
+        }
+    }
+    assert!(
+        after_kill.detections > after_kill.codes,
+        "no kill landed between detection and code: {after_kill:?}"
+    );
+    assert!(after_kill.codes < n, "killed mid-run: {after_kill:?}");
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut second = fleet.spawn_detector_with(&[
+        ("IMGFEAT_WORKER__EXTRACT_HERE", "true"),
+        ("IMGFEAT_TELEMETRY__LISTEN", listen.as_str()),
+    ]);
+    fleet
+        .wait_until(Duration::from_secs(240), |s| s.codes == n)
+        .await;
+    let done = fleet.snapshot().await;
+    assert_eq!((done.detections, done.codes), (n, n), "{done:?}");
+    // Its own extractor coded the rest, not the fleet's: the count is in its metrics.
+    let (_, m) = get(&format!("http://{listen}/metrics")).await;
+    let extracted = sample(
+        &m,
+        r#"imgfeat_images_total{outcome="ok",reason="none",stage="extract"}"#,
+    );
+    assert!(extracted as usize >= n - after_kill.codes, "{m}");
+    assert_eq!(done.failures, 0, "{done:?}");
+    assert_eq!(fleet.queue_messages("detect.dlq"), 0);
+    // The same codes as through the extract queue and in one process.
+    let embedded = fleet.embedded_codes().await;
+    for (i, code) in embedded.iter().enumerate() {
+        let id = ImageId(i as u64 + 1);
+        assert_eq!(&fleet.code(id).await, code, "image {id}");
+    }
+    second.kill().unwrap();
+    let _ = second.wait();
+    fleet.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_and_images_are_dead_lettered_and_the_workers_keep_going() {
     let _serial = serial().await;
@@ -156,11 +224,10 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     let _serial = serial().await;
     let fleet = Fleet::start("sigterm", 80).await;
     let listen = format!("127.0.0.1:{}", free_port());
-    // A grace period far longer than a batch, so a clean exit has no excuse to drop one.
-    let mut detector = fleet.spawn_detector_with(&[
-        ("IMGFEAT_TELEMETRY__LISTEN", listen.as_str()),
-        ("IMGFEAT_SHUTDOWN_GRACE_MS", "60000"),
-    ]);
+    // The fleet's settings file gives a grace period (5 s) far longer than a batch, so
+    // a clean exit has no excuse to drop one. (Top-level settings such as
+    // shutdown_grace_ms have no IMGFEAT_* variable: variables name `section__key`.)
+    let mut detector = fleet.spawn_detector_with(&[("IMGFEAT_TELEMETRY__LISTEN", listen.as_str())]);
     fleet.post_ids(&(1..=80).collect::<Vec<_>>()).await;
     fleet
         .wait_until(Duration::from_secs(120), |s| s.detections >= 3)

@@ -10,6 +10,7 @@ use imgfeat_amqp::{
     AmqpConfig, AmqpConnection, AmqpConsumer, AmqpPublisher, EventExchange, WorkQueue,
 };
 use imgfeat_core::message::{CodeStored, DetectJob, ExtractJob};
+use imgfeat_pipeline::chain::{Downstream, chain};
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, PipelineSettings, Shutdown, shutdown_pair};
 use serde::Deserialize;
@@ -31,6 +32,19 @@ pub struct WorkerSettings {
     pub telemetry: TelemetrySettings,
     /// After SIGTERM, how long the batch in hand may take to finish before exit.
     pub shutdown_grace_ms: u64,
+    pub worker: StagesHere,
+}
+
+/// Which stages this process runs besides its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StagesHere {
+    /// The detector also runs the extractor, in its own process, and no extract queue
+    /// is used (`IMGFEAT_WORKER__EXTRACT_HERE=true`). It spares the broker one
+    /// persistent, confirmed message per image; each detect message is then acked only
+    /// once its code is stored. Keep the split fleet to scale the two stages apart, or
+    /// when the backbone runs on other hardware. The extractor service ignores it.
+    pub extract_here: bool,
 }
 
 impl Default for WorkerSettings {
@@ -43,6 +57,7 @@ impl Default for WorkerSettings {
             log: LogSettings::default(),
             telemetry: TelemetrySettings::default(),
             shutdown_grace_ms: 30_000,
+            worker: StagesHere::default(),
         }
     }
 }
@@ -174,22 +189,63 @@ pub async fn run_detector(settings: WorkerSettings, events: Events) -> Result<()
 
     let consumer =
         AmqpConsumer::<DetectJob>::new(&conn, &[WorkQueue::Detect, WorkQueue::DetectBackfill]);
-    let publisher = Arc::new(AmqpPublisher::<ExtractJob>::new(&conn, WorkQueue::Extract));
-    let stage = parts::detector_stage(
+    let stop = consumer.stopper();
+    let events = telemetry.events(events);
+    let adapters = |downstream| StageAdapters {
+        source,
+        store: store.results.clone(),
+        downstream,
+    };
+    if !settings.worker.extract_here {
+        let publisher = Arc::new(AmqpPublisher::<ExtractJob>::new(&conn, WorkQueue::Extract));
+        let stage = parts::detector_stage(
+            &settings.pipeline,
+            &parts,
+            pool,
+            adapters(Downstream::Queue(publisher)),
+            events,
+        );
+        serve(conn, stop, settings.shutdown_grace_ms, |shutdown| {
+            Arc::new(stage).run(consumer, shutdown)
+        })
+        .await;
+        return Ok(());
+    }
+
+    let extractor = parts::load_extractor(&settings.pipeline)?;
+    telemetry.loaded("extract", &extractor.version);
+    tracing::info!(model_version = %extractor.version, "extractor ready in the detector's process");
+    // Room for a batch being coded and the next one waiting; the detector waits beyond.
+    let (chain_tx, chain_rx) = chain(settings.pipeline.extractor.batch.max_batch * 2);
+    let detect = parts::detector_stage(
         &settings.pipeline,
         &parts,
-        pool,
-        StageAdapters {
-            source,
-            store: store.results.clone(),
-            publisher,
-        },
-        telemetry.events(events),
+        pool.clone(),
+        adapters(Downstream::Chained(chain_tx)),
+        events.clone(),
     );
-    let stop = consumer.stopper();
-    serve(conn, stop, settings.shutdown_grace_ms, |shutdown| {
-        Arc::new(stage).run(consumer, shutdown)
-    })
+    let extract = parts::extractor_stage(
+        &settings.pipeline,
+        &extractor,
+        pool,
+        store.results.clone(),
+        events,
+    )
+    .announcing(Arc::new(AmqpPublisher::<CodeStored>::fanout(
+        &conn,
+        EventExchange::CodeStored,
+    )));
+    serve(
+        conn,
+        stop,
+        settings.shutdown_grace_ms,
+        |shutdown| async move {
+            // The extractor drains what the detector hands on after shutdown fires; its
+            // chain ends when the detector stage, the sender's owner, is done.
+            let extract = Arc::new(extract).run(chain_rx, Shutdown::never());
+            tokio::join!(Arc::new(detect).run(consumer, shutdown), extract);
+        },
+    )
     .await;
     Ok(())
 }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
+use crate::chain::{ChainSender, Downstream};
 use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
@@ -61,7 +62,7 @@ impl Default for DetectorStageConfig {
 pub struct DetectorStage {
     pub source: Arc<dyn ImageSource>,
     pub store: Arc<dyn ResultStore>,
-    pub publisher: Arc<dyn JobPublisher<ExtractJob>>,
+    pub downstream: Downstream,
     pub model: ModelThread<Detector>,
     pub model_version: ModelVersion,
     /// The version the codes of this pool's detections are stored under.
@@ -377,7 +378,24 @@ impl DetectorStage {
                 crop: None,
             })
             .collect();
-        if let Err(e) = self.publisher.publish(&extract_jobs).await {
+        match &self.downstream {
+            Downstream::Queue(publisher) => {
+                self.publish(publisher.as_ref(), ok, &extract_jobs).await
+            }
+            Downstream::Chained(chain) => self.hand_on(chain, ok, extract_jobs).await,
+        }
+        self.events.phase(Worker::Detector, Phase::Publish, started);
+    }
+
+    /// Publishes the extract jobs, then acks their detect deliveries: the queue holds
+    /// the work from then on.
+    async fn publish(
+        &self,
+        publisher: &dyn JobPublisher<ExtractJob>,
+        ok: Vec<Taken>,
+        extract_jobs: &[ExtractJob],
+    ) {
+        if let Err(e) = publisher.publish(extract_jobs).await {
             let reason = FailureReason::new(
                 FailureKind::Unavailable,
                 format!("publishing extract jobs: {e}"),
@@ -388,8 +406,6 @@ impl DetectorStage {
             }
             return;
         }
-        self.events.phase(Worker::Detector, Phase::Publish, started);
-
         let settler = self.settler();
         for (delivery, job, _permit) in ok {
             settler
@@ -397,7 +413,40 @@ impl DetectorStage {
                 .await;
         }
     }
+
+    /// Hands each extract job to the extractor in this process together with its
+    /// detect delivery, which the extractor settles once the code is stored.
+    async fn hand_on(&self, chain: &ChainSender, ok: Vec<Taken>, extract_jobs: Vec<ExtractJob>) {
+        let settler = self.settler();
+        for ((delivery, job, _permit), extract_job) in ok.into_iter().zip(extract_jobs) {
+            let handed = Delivery {
+                job: extract_job,
+                attempt: delivery.attempt,
+                handle: delivery.handle,
+            };
+            match chain.hand_on(handed).await {
+                Ok(()) => settler.handed_on(job.enqueued_at_ms),
+                Err(back) => {
+                    let delivery = Delivery {
+                        job: job.clone(),
+                        attempt: back.attempt,
+                        handle: back.handle,
+                    };
+                    let reason =
+                        FailureReason::new(FailureKind::Unavailable, "the extractor has stopped");
+                    self.fail(delivery, &job, Stage::Persist, reason).await;
+                }
+            }
+        }
+    }
 }
+
+/// A detect delivery that made it through detection, with its job and in-flight permit.
+type Taken = (
+    Delivery<DetectJob>,
+    DetectJob,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 /// Decodes `bytes` and stretches the whole image to the detector's `input` size: every
 /// detector input goes through this, in the workers and in `imgfeat-serve` alike.

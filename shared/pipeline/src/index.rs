@@ -12,6 +12,7 @@ use imgfeat_core::{ImageId, ModelVersion, now_ms};
 use serde::Serialize;
 use walkdir::WalkDir;
 
+use crate::chain::Downstream;
 use crate::events::{Event, EventSink, Events, Outcome, Worker};
 use crate::local_queue::{in_process_retry, local_queue};
 use crate::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
@@ -282,7 +283,7 @@ impl IndexRun<'_> {
             StageAdapters {
                 source,
                 store: self.store.clone(),
-                publisher: Arc::new(extract_pub),
+                downstream: Downstream::Queue(Arc::new(extract_pub)),
             },
             events.clone(),
         );

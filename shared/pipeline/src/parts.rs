@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use imgfeat_core::ModelVersion;
-use imgfeat_core::message::ExtractJob;
-use imgfeat_core::ports::{ImageSource, JobPublisher, ResultStore};
+use imgfeat_core::ports::{ImageSource, ResultStore};
 use imgfeat_model::{
     CodeFrom, Detector, Extractor, MainObjectRule, Manifest, ManifestKind, OrtRuntime,
 };
 
+use crate::chain::Downstream;
 use crate::cpu_pool::CpuPool;
 use crate::detect_stage::DetectorStage;
 use crate::events::Events;
@@ -140,7 +140,7 @@ pub fn cpu_pool(settings: &PipelineSettings) -> Result<CpuPool, LoadError> {
 pub struct StageAdapters {
     pub source: Arc<dyn ImageSource>,
     pub store: Arc<dyn ResultStore>,
-    pub publisher: Arc<dyn JobPublisher<ExtractJob>>,
+    pub downstream: Downstream,
 }
 
 pub fn detector_stage(
@@ -153,7 +153,7 @@ pub fn detector_stage(
     DetectorStage {
         source: adapters.source,
         store: adapters.store,
-        publisher: adapters.publisher,
+        downstream: adapters.downstream,
         model: parts.model.clone(),
         model_version: parts.version.clone(),
         code_version: parts.code_version.clone(),

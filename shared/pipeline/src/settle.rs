@@ -41,6 +41,12 @@ impl Settler {
         self.done(outcome, enqueued_at_ms);
     }
 
+    /// A delivery gone on to the next stage in this process, which settles it (see
+    /// [`crate::chain`]): done here, not yet acked.
+    pub fn handed_on(&self, enqueued_at_ms: u64) {
+        self.done(Outcome::Ok, enqueued_at_ms);
+    }
+
     fn done(&self, outcome: Outcome, enqueued_at_ms: u64) {
         self.events.emit(Event::InFlight {
             worker: self.worker,

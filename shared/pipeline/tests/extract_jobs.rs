@@ -13,6 +13,7 @@ use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob, decode, encode};
 use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
 use imgfeat_core::{ImageId, ModelVersion};
 use imgfeat_imaging::DecodeLimits;
+use imgfeat_pipeline::chain::Downstream;
 use imgfeat_pipeline::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, PipelineSettings, shutdown_pair};
@@ -59,7 +60,7 @@ async fn detect(settings: &PipelineSettings, photos: HashMap<ImageId, Vec<u8>>) 
         StageAdapters {
             source: Arc::new(Photos(photos.clone())),
             store,
-            publisher: Arc::new(extract_tx),
+            downstream: Downstream::Queue(Arc::new(extract_tx)),
         },
         Events::new(),
     );

@@ -13,6 +13,7 @@ use imgfeat_core::message::{CropJpeg, DetectJob, ExtractJob};
 use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
 use imgfeat_core::{Detection, DetectionRecord, FailureKind, FailureReason, ImageId};
 use imgfeat_imaging::RgbImage;
+use imgfeat_pipeline::chain::Downstream;
 use imgfeat_pipeline::detect_stage::{RecordSpec, build_record};
 use imgfeat_pipeline::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::parts::{self, StageAdapters};
@@ -115,7 +116,7 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
         StageAdapters {
             source: Arc::new(Photos(photos)),
             store: store.clone(),
-            publisher: Arc::new(extract_tx),
+            downstream: Downstream::Queue(Arc::new(extract_tx)),
         },
         Events::new().with(sizes.clone()),
     );
