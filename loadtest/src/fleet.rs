@@ -28,6 +28,8 @@ pub struct FleetConfig {
     /// the services run exactly what the embedded baseline ran, whatever their build's
     /// defaults.
     pub worker_env: Vec<(String, String)>,
+    /// One detector that also extracts, and no extractor service.
+    pub extract_here: bool,
 }
 
 /// The knobs as IMGFEAT_PIPELINE__* variables (environment beats the settings file).
@@ -126,13 +128,19 @@ impl Fleet {
         );
         let mut services = Vec::new();
 
-        for (name, bin) in [
-            ("imgfeat-detector", &detector_bin),
-            ("imgfeat-extractor", &extractor_bin),
-        ] {
+        let mut workers = vec![("imgfeat-detector", &detector_bin)];
+        if !cfg.extract_here {
+            workers.push(("imgfeat-extractor", &extractor_bin));
+        }
+        for (name, bin) in workers {
             let health = format!("127.0.0.1:{}", free_port()?);
+            let here = if cfg.extract_here {
+                "[worker]\nextract_here = true\n"
+            } else {
+                ""
+            };
             let mut toml = format!(
-                "{amqp}[store]\npath = {:?}\n[source]\nkind = \"folder\"\ntemplate = {:?}\n[telemetry]\nlisten = {health:?}\n",
+                "{amqp}{here}[store]\npath = {:?}\n[source]\nkind = \"folder\"\ntemplate = {:?}\n[telemetry]\nlisten = {health:?}\n",
                 cfg.store.display().to_string(),
                 cfg.source_template
             );

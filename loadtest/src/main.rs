@@ -73,6 +73,10 @@ struct Args {
     /// Skip the embedded baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Run one detector that extracts too (`extract_here`) instead of a detector and an
+    /// extractor joined by the extract queue.
+    #[arg(long)]
+    extract_here: bool,
     /// Keep the work dir (configs, logs, store) and print its path.
     #[arg(long)]
     keep: bool,
@@ -244,6 +248,7 @@ async fn run_fleet(
         source_template: format!("{}/{{id}}.jpg", images.display()),
         worker_extra: pipeline_text,
         worker_env: fleet::knob_env(knobs),
+        extract_here: args.extract_here,
     };
     eprintln!("starting the fleet (queue prefix {prefix}) ...");
     let mut fleet = Fleet::start(&cfg)?;
