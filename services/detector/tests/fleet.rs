@@ -50,11 +50,7 @@ async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
     assert_eq!(a, b);
     // And they are the embedded pipeline's codes, bit for bit: across the broker the
     // extractor gets the same crop pixels as in one process.
-    let embedded = fleet.embedded_codes().await;
-    for (i, code) in embedded.iter().enumerate() {
-        let id = ImageId(i as u64 + 1);
-        assert_eq!(&fleet.code(id).await, code, "image {id}");
-    }
+    fleet.assert_embedded_codes().await;
     second.kill().unwrap();
     let _ = second.wait();
     fleet.stop().await;
@@ -118,11 +114,7 @@ async fn a_detector_that_extracts_acks_at_the_code_and_a_kill_loses_nothing() {
     assert_eq!(done.failures, 0, "{done:?}");
     assert_eq!(fleet.queue_messages("detect.dlq"), 0);
     // The same codes as through the extract queue and in one process.
-    let embedded = fleet.embedded_codes().await;
-    for (i, code) in embedded.iter().enumerate() {
-        let id = ImageId(i as u64 + 1);
-        assert_eq!(&fleet.code(id).await, code, "image {id}");
-    }
+    fleet.assert_embedded_codes().await;
     second.kill().unwrap();
     let _ = second.wait();
     fleet.stop().await;

@@ -380,11 +380,11 @@ impl DetectorStage {
             .collect();
         match &self.downstream {
             Downstream::Queue(publisher) => {
-                self.publish(publisher.as_ref(), ok, &extract_jobs).await
+                self.publish(publisher.as_ref(), ok, &extract_jobs, started)
+                    .await
             }
-            Downstream::Chained(chain) => self.hand_on(chain, ok, extract_jobs).await,
+            Downstream::Chained(chain) => self.hand_on(chain, ok, extract_jobs, started).await,
         }
-        self.events.phase(Worker::Detector, Phase::Publish, started);
     }
 
     /// Publishes the extract jobs, then acks their detect deliveries: the queue holds
@@ -394,6 +394,7 @@ impl DetectorStage {
         publisher: &dyn JobPublisher<ExtractJob>,
         ok: Vec<Taken>,
         extract_jobs: &[ExtractJob],
+        started: Instant,
     ) {
         if let Err(e) = publisher.publish(extract_jobs).await {
             let reason = FailureReason::new(
@@ -406,6 +407,7 @@ impl DetectorStage {
             }
             return;
         }
+        self.events.phase(Worker::Detector, Phase::Publish, started);
         let settler = self.settler();
         for (delivery, job, _permit) in ok {
             settler
@@ -416,7 +418,13 @@ impl DetectorStage {
 
     /// Hands each extract job to the extractor in this process together with its
     /// detect delivery, which the extractor settles once the code is stored.
-    async fn hand_on(&self, chain: &ChainSender, ok: Vec<Taken>, extract_jobs: Vec<ExtractJob>) {
+    async fn hand_on(
+        &self,
+        chain: &ChainSender,
+        ok: Vec<Taken>,
+        extract_jobs: Vec<ExtractJob>,
+        started: Instant,
+    ) {
         let settler = self.settler();
         for ((delivery, job, _permit), extract_job) in ok.into_iter().zip(extract_jobs) {
             let handed = Delivery {
@@ -438,6 +446,7 @@ impl DetectorStage {
                 }
             }
         }
+        self.events.phase(Worker::Detector, Phase::Publish, started);
     }
 }
 

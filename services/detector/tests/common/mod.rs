@@ -315,6 +315,15 @@ level = "warn"
 
     /// Codes of photos 1..=13 from the embedded pipeline (`imgfeat index`'s library),
     /// into a store of its own: the same files as fleet images 1..=13.
+    /// Images 1..=13 carry the embedded pipeline's codes, bit for bit.
+    pub async fn assert_embedded_codes(&self) {
+        let embedded = self.embedded_codes().await;
+        for (i, code) in embedded.iter().enumerate() {
+            let id = ImageId(i as u64 + 1);
+            assert_eq!(&self.code(id).await, code, "image {id}");
+        }
+    }
+
     pub async fn embedded_codes(&self) -> Vec<BinaryCode> {
         let dir = self.dir.path().join("embedded");
         std::fs::create_dir_all(&dir).unwrap();
