@@ -132,13 +132,13 @@ impl Fleet {
         if !cfg.extract_here {
             workers.push(("imgfeat-extractor", &extractor_bin));
         }
+        let here = if cfg.extract_here {
+            "[worker]\nextract_here = true\n"
+        } else {
+            ""
+        };
         for (name, bin) in workers {
             let health = format!("127.0.0.1:{}", free_port()?);
-            let here = if cfg.extract_here {
-                "[worker]\nextract_here = true\n"
-            } else {
-                ""
-            };
             let mut toml = format!(
                 "{amqp}{here}[store]\npath = {:?}\n[source]\nkind = \"folder\"\ntemplate = {:?}\n[telemetry]\nlisten = {health:?}\n",
                 cfg.store.display().to_string(),

@@ -37,13 +37,7 @@ async fn posted_ids_are_coded_and_a_killed_detector_loses_nothing() {
     fleet
         .wait_until(Duration::from_secs(240), |s| s.codes == n)
         .await;
-    let done = fleet.snapshot().await;
-    assert_eq!(done.images, n, "{done:?}");
-    assert_eq!(done.detections, n, "one detection row per image: {done:?}");
-    assert_eq!(done.codes, n, "one code row per image: {done:?}");
-    assert_eq!(done.failures, 0, "{done:?}");
-    assert_eq!(fleet.queue_messages("detect.dlq"), 0);
-    assert_eq!(fleet.queue_messages("extract.dlq"), 0);
+    fleet.assert_coded_once_each(n).await;
     // Codes of copies of one photo are equal: IDs i and i+13 are the same file.
     let a = fleet.code(ImageId(1)).await;
     let b = fleet.code(ImageId(14)).await;
@@ -102,8 +96,7 @@ async fn a_detector_that_extracts_acks_at_the_code_and_a_kill_loses_nothing() {
     fleet
         .wait_until(Duration::from_secs(240), |s| s.codes == n)
         .await;
-    let done = fleet.snapshot().await;
-    assert_eq!((done.detections, done.codes), (n, n), "{done:?}");
+    fleet.assert_coded_once_each(n).await;
     // Its own extractor coded the rest, not the fleet's: the count is in its metrics.
     let (_, m) = get(&format!("http://{listen}/metrics")).await;
     let extracted = sample(
@@ -111,8 +104,6 @@ async fn a_detector_that_extracts_acks_at_the_code_and_a_kill_loses_nothing() {
         r#"imgfeat_images_total{outcome="ok",reason="none",stage="extract"}"#,
     );
     assert!(extracted as usize >= n - after_kill.codes, "{m}");
-    assert_eq!(done.failures, 0, "{done:?}");
-    assert_eq!(fleet.queue_messages("detect.dlq"), 0);
     // The same codes as through the extract queue and in one process.
     fleet.assert_embedded_codes().await;
     second.kill().unwrap();

@@ -315,6 +315,19 @@ level = "warn"
 
     /// Codes of photos 1..=13 from the embedded pipeline (`imgfeat index`'s library),
     /// into a store of its own: the same files as fleet images 1..=13.
+    /// Every one of the `n` images has one detection row and one code row, nothing
+    /// failed and nothing was dead-lettered; the snapshot that shows it.
+    pub async fn assert_coded_once_each(&self, n: usize) -> Snapshot {
+        let done = self.snapshot().await;
+        assert_eq!(done.images, n, "{done:?}");
+        assert_eq!(done.detections, n, "one detection row per image: {done:?}");
+        assert_eq!(done.codes, n, "one code row per image: {done:?}");
+        assert_eq!(done.failures, 0, "{done:?}");
+        assert_eq!(self.queue_messages("detect.dlq"), 0);
+        assert_eq!(self.queue_messages("extract.dlq"), 0);
+        done
+    }
+
     /// Images 1..=13 carry the embedded pipeline's codes, bit for bit.
     pub async fn assert_embedded_codes(&self) {
         let embedded = self.embedded_codes().await;
