@@ -1,36 +1,38 @@
 //! Queue messages. The wire form is JSON with an explicit schema version `v`, so a
 //! worker can dead-letter a message it does not understand instead of guessing.
 //!
-//! Schema, version 2:
-//! - detect job:  `{"v":2,"image_id":123,"enqueued_at_ms":1700000000000}`
+//! Schema, version 3:
+//! - detect job:  `{"v":3,"image_id":123,"enqueued_at_ms":1700000000000}`
 //!   (`detector` optional: the detector version the producer requires; `code_version`
 //!   optional: the code version the producer wants, `detector+backbone+head`)
-//! - extract job: `{"v":2,"image_id":123,"detector_version":"ssd@1","enqueued_at_ms":...,
-//!   "crop_jpeg":"<base64 of a JPEG of the backbone's input size>"}`
-//!   (`crop_jpeg` optional: without it the extractor decodes the stored JPEG crop)
+//! - extract job: `{"v":3,"image_id":123,"detector_version":"ssd@2","enqueued_at_ms":...,
+//!   "crop":{"width":224,"height":224,"png":"<base64 of a PNG of the backbone's input>"}}`:
+//!   the exact pixels the extractor embeds, lossless (see [`CropPixels`]).
 //!
-//! Version 1 is still read. Its detect job had one `model` field that named a detector
-//! version (the folder watcher) or a code version (older API and backfill producers);
-//! it is read into whichever of the two fields its shape says (see [`DetectJob`]). Its
-//! extract job carried the raw pixels, `"crop":{"width":224,"height":224,"rgb":"<base64
-//! of width*height*3 bytes>"}`: 200 KB a job, read as before, no longer written.
+//! Versions 1 and 2 are still read. Version 1's detect job had one `model` field that
+//! named a detector version (the folder watcher) or a code version (older API and
+//! backfill producers); it is read into whichever of the two fields its shape says (see
+//! [`DetectJob`]). Version 1's extract job carried the crop raw (`"crop":{..."rgb":...}`);
+//! version 2's a JPEG (`"crop_jpeg":"<base64>"`), which only detector versions before
+//! the lossless job sent, so their codes stay under those versions' names.
 //!
 //! Events (code stored, duplicate found) share the envelope: see [`CodeStored`] and
 //! [`DuplicateFound`].
+//!
+//! One version for every message: a release that raises it is rolled out readers
+//! first (extractors and search shards, which read every older version), then writers.
 
+mod crop;
 mod events;
 
-use std::sync::Arc;
-
+pub use crop::{CropJpeg, CropPixels};
 pub use events::{CodeStored, DuplicateFound, Neighbour};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use crate::{ImageId, ModelVersion};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest schema version this build still reads.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -120,122 +122,13 @@ pub struct ExtractJob {
     pub detector_version: ModelVersion,
     pub enqueued_at_ms: u64,
     /// The main object stretched to the feature network's input from the ORIGINAL
-    /// image, as the Python reference computes it, JPEG-encoded to keep the job small.
-    /// The JPEG crop in the store is at the original's scale, for people and
-    /// re-extraction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crop_jpeg: Option<CropJpeg>,
-    /// The same pixels raw, as version 1 jobs carry them.
+    /// image, as the Python reference computes it: the exact pixels the extractor
+    /// embeds. (The JPEG crop in the store is at the original's scale, for people.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropPixels>,
-}
-
-/// JPEG bytes; base64 inside JSON.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CropJpeg(Arc<Vec<u8>>);
-
-impl CropJpeg {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Arc::new(bytes))
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// Size only, like [`CropPixels`].
-impl std::fmt::Debug for CropJpeg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CropJpeg({} bytes)", self.0.len())
-    }
-}
-
-impl TryFrom<String> for CropJpeg {
-    type Error = MessageError;
-
-    fn try_from(wire: String) -> Result<Self, Self::Error> {
-        let bytes = BASE64
-            .decode(wire.as_bytes())
-            .map_err(|e| MessageError::Malformed(format!("crop JPEG: {e}")))?;
-        Ok(CropJpeg::new(bytes))
-    }
-}
-
-impl From<CropJpeg> for String {
-    fn from(crop: CropJpeg) -> Self {
-        BASE64.encode(crop.0.as_slice())
-    }
-}
-
-/// RGB8 pixels, row by row, `width * height * 3` bytes; base64 inside JSON.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "CropPixelsWire", into = "CropPixelsWire")]
-pub struct CropPixels {
-    width: u32,
-    height: u32,
-    rgb: Arc<Vec<u8>>,
-}
-
-impl CropPixels {
-    pub fn new(width: u32, height: u32, rgb: Vec<u8>) -> Result<Self, MessageError> {
-        let expected = width as u64 * height as u64 * 3;
-        if width == 0 || height == 0 || rgb.len() as u64 != expected {
-            return Err(MessageError::Malformed(format!(
-                "crop of {width}x{height} needs {expected} bytes, got {}",
-                rgb.len()
-            )));
-        }
-        Ok(Self {
-            width,
-            height,
-            rgb: Arc::new(rgb),
-        })
-    }
-
-    pub fn size(&self) -> (u32, u32) {
-        (self.width, self.height)
-    }
-
-    pub fn rgb(&self) -> &[u8] {
-        &self.rgb
-    }
-}
-
-/// Size only: a job in a log line or a failed assertion must not print 150 KB.
-impl std::fmt::Debug for CropPixels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CropPixels({}x{} RGB8)", self.width, self.height)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct CropPixelsWire {
-    width: u32,
-    height: u32,
-    rgb: String,
-}
-
-impl TryFrom<CropPixelsWire> for CropPixels {
-    type Error = MessageError;
-
-    fn try_from(wire: CropPixelsWire) -> Result<Self, Self::Error> {
-        let rgb = BASE64
-            .decode(wire.rgb.as_bytes())
-            .map_err(|e| MessageError::Malformed(format!("crop pixels: {e}")))?;
-        CropPixels::new(wire.width, wire.height, rgb)
-    }
-}
-
-impl From<CropPixels> for CropPixelsWire {
-    fn from(crop: CropPixels) -> Self {
-        CropPixelsWire {
-            width: crop.width,
-            height: crop.height,
-            rgb: BASE64.encode(crop.rgb.as_slice()),
-        }
-    }
+    /// The same region as a JPEG, as version 2 jobs carried it; never written now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_jpeg: Option<CropJpeg>,
 }
 
 #[derive(Serialize)]
@@ -274,6 +167,7 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, MessageEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn detect_jobs_round_trip_with_version() {
@@ -281,7 +175,7 @@ mod tests {
         let bytes = encode(&job);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":2,"image_id":7,"enqueued_at_ms":5}"#
+            r#"{"v":3,"image_id":7,"enqueued_at_ms":5}"#
         );
         assert_eq!(decode::<DetectJob>(&bytes).unwrap(), job);
 
@@ -293,7 +187,7 @@ mod tests {
         let bytes = encode(&pinned);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":2,"image_id":7,"enqueued_at_ms":5,"detector":"ssd@1","code_version":"ssd@1+bb@2+head@3"}"#
+            r#"{"v":3,"image_id":7,"enqueued_at_ms":5,"detector":"ssd@1","code_version":"ssd@1+bb@2+head@3"}"#
         );
         assert_eq!(decode::<DetectJob>(&bytes).unwrap(), pinned);
     }
@@ -321,8 +215,8 @@ mod tests {
     #[test]
     fn unknown_versions_and_garbage_are_refused() {
         assert_eq!(
-            decode::<DetectJob>(br#"{"v":3,"image_id":7,"enqueued_at_ms":5}"#),
-            Err(MessageError::UnknownVersion(3))
+            decode::<DetectJob>(br#"{"v":4,"image_id":7,"enqueued_at_ms":5}"#),
+            Err(MessageError::UnknownVersion(4))
         );
         assert_eq!(
             decode::<DetectJob>(br#"{"v":0,"image_id":7,"enqueued_at_ms":5}"#),
@@ -345,21 +239,14 @@ mod tests {
     }
 
     #[test]
-    fn extract_jobs_carry_the_crop_as_a_jpeg() {
-        let job = ExtractJob {
-            image_id: ImageId(1),
-            detector_version: ModelVersion::new("ssd@1").unwrap(),
-            enqueued_at_ms: 0,
-            crop_jpeg: Some(CropJpeg::new(vec![0xff, 0xd8, 0xff])),
-            crop: None,
-        };
-        let bytes = encode(&job);
+    fn version_two_extract_jobs_with_a_jpeg_are_still_read() {
+        let wire = br#"{"v":2,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":0,"crop_jpeg":"/9j/"}"#;
+        let back: ExtractJob = decode(wire).unwrap();
+        assert_eq!(back.crop, None);
         assert_eq!(
-            std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":2,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":0,"crop_jpeg":"/9j/"}"#
+            back.crop_jpeg.as_ref().unwrap().bytes(),
+            &[0xff, 0xd8, 0xff]
         );
-        let back: ExtractJob = decode(&bytes).unwrap();
-        assert_eq!(back, job);
         assert_eq!(
             format!("{:?}", back.crop_jpeg.unwrap()),
             "CropJpeg(3 bytes)"
@@ -373,6 +260,29 @@ mod tests {
     }
 
     #[test]
+    fn extract_jobs_carry_the_exact_pixels_as_a_png() {
+        let rgb: Vec<u8> = (0..5 * 4 * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let job = ExtractJob {
+            image_id: ImageId(1),
+            detector_version: ModelVersion::new("ssd@2").unwrap(),
+            enqueued_at_ms: 0,
+            crop: Some(CropPixels::new(5, 4, rgb.clone()).unwrap()),
+            crop_jpeg: None,
+        };
+        let bytes = encode(&job);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"v":3,"image_id":1,"detector_version":"ssd@2","enqueued_at_ms":0,"crop":{"width":5,"height":4,"png":""#
+            ),
+            "{text}"
+        );
+        let back: ExtractJob = decode(&bytes).unwrap();
+        assert_eq!(back, job);
+        assert_eq!(back.crop.unwrap().rgb(), rgb.as_slice());
+    }
+
+    #[test]
     fn version_one_extract_jobs_carry_raw_crop_pixels_and_refuse_wrong_sizes() {
         let rgb: Vec<u8> = (0..2 * 3 * 3).map(|i| i as u8 * 13).collect();
         let job = ExtractJob {
@@ -382,16 +292,14 @@ mod tests {
             crop_jpeg: None,
             crop: Some(CropPixels::new(2, 3, rgb.clone()).unwrap()),
         };
-        let bytes = encode(&job);
-        let back: ExtractJob = decode(&bytes).unwrap();
+        let v1 = format!(
+            r#"{{"v":1,"image_id":1,"detector_version":"ssd@1","enqueued_at_ms":0,"crop":{{"width":2,"height":3,"rgb":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(&rgb)
+        );
+        let back = decode::<ExtractJob>(v1.as_bytes()).unwrap();
         assert_eq!(back, job);
         assert_eq!(back.crop.as_ref().unwrap().rgb(), rgb.as_slice());
         assert_eq!(back.crop.unwrap().size(), (2, 3));
-
-        let v1 = String::from_utf8(bytes)
-            .unwrap()
-            .replace(r#""v":2"#, r#""v":1"#);
-        assert_eq!(decode::<ExtractJob>(v1.as_bytes()).unwrap(), job);
 
         // Older producers send no crop; the field is optional.
         let bare: ExtractJob =

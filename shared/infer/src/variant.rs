@@ -1,13 +1,13 @@
 //! One model version served: its detector and extractor, each on its own thread and
 //! session behind its own batcher. An image goes through exactly the functions the
 //! workers use (`detector_input`, `Detector::detect`, `build_record`,
-//! `crop_jpeg_tensor`, `Extractor::codes`), so its code and boxes are those `imgfeat
+//! `pixels_tensor`, `Extractor::codes`), so its code and boxes are those `imgfeat
 //! index` stores for the same bytes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgfeat_core::message::CropJpeg;
+use imgfeat_core::message::CropPixels;
 use imgfeat_core::{
     BinaryCode, Detection, DetectionRecord, FailureKind, FailureReason, ImageId, ModelVersion,
 };
@@ -16,7 +16,7 @@ use imgfeat_model::{Detector, Extractor};
 use imgfeat_pipeline::PipelineSettings;
 use imgfeat_pipeline::cpu_pool::CpuPool;
 use imgfeat_pipeline::detect_stage::{RecordSpec, build_record, detector_input};
-use imgfeat_pipeline::extract_stage::crop_jpeg_tensor;
+use imgfeat_pipeline::extract_stage::pixels_tensor;
 use imgfeat_pipeline::model_thread::ModelThread;
 use imgfeat_pipeline::parts::{self, LoadError};
 use tokio::time::Instant;
@@ -161,7 +161,6 @@ impl Variant {
             version: detector.version.clone(),
             rule: detector.rule,
             jpeg_quality: settings.detector.crop_jpeg_quality,
-            extract_jpeg_quality: settings.detector.extract_jpeg_quality,
             crop_size: detector.crop_size,
         };
         Ok(Self {
@@ -217,16 +216,18 @@ impl Variant {
         let built: Result<(DetectionRecord, Vec<f32>), FailureReason> = self
             .pool
             .run(move || {
-                let (record, handed_on): (DetectionRecord, CropJpeg) =
+                let (record, handed_on): (DetectionRecord, CropPixels) =
                     build_record(ImageId(0), &image, done.output, &spec)?;
-                let tensor =
-                    crop_jpeg_tensor(handed_on.bytes(), &limits, crop_size)?.map_err(|sent| {
-                        FailureReason::new(
-                            FailureKind::Internal,
-                            format!("the crop is {sent:?}, the extractor takes {crop_size:?}"),
-                        )
-                    })?;
-                Ok((record, tensor))
+                if handed_on.size() != crop_size {
+                    return Err(FailureReason::new(
+                        FailureKind::Internal,
+                        format!(
+                            "the crop is {:?}, the extractor takes {crop_size:?}",
+                            handed_on.size()
+                        ),
+                    ));
+                }
+                Ok((record, pixels_tensor(handed_on.rgb())?))
             })
             .await
             .map_err(|e| InferError::Internal(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! How to carry the extractor's input (the main object stretched to 224x224 from the
 //! original image) in an extract job: size of the job and Hamming distance of the
-//! resulting code against today's raw pixels, per candidate encoding.
+//! resulting code against the exact pixels', per candidate encoding. The job carries
+//! the fast PNG (`crop`, lossless); the JPEGs are what schema 2 sent.
 //!
 //! `cargo run -p imgfeat-pipeline --example crop_wire -- DIR_OR_FILE... [--limit N]`
 //! (each DIR's files sorted by name, the first N taken).
@@ -138,12 +139,11 @@ async fn main() -> Result<(), Error> {
         version: detector.version.clone(),
         rule: detector.rule,
         jpeg_quality: settings.detector.crop_jpeg_quality,
-        extract_jpeg_quality: settings.detector.extract_jpeg_quality,
         crop_size: detector.crop_size,
     };
     let mut candidates: Vec<Candidate> = [
-        ("raw (v1)", raw as fn(&RgbImage) -> _),
-        ("png", png),
+        ("png fast (v3, crop)", raw as fn(&RgbImage) -> _),
+        ("png default", png),
         ("webp-lossless", webp_lossless),
         ("jpeg q90 4:2:0", jpeg90),
         ("jpeg q95 4:2:0 (v2)", jpeg95),
@@ -190,7 +190,7 @@ async fn main() -> Result<(), Error> {
             .unwrap_or_default();
         let (record, _) =
             build_record(ImageId(n as u64), &image, dets, &spec).map_err(|e| e.to_string())?;
-        // Today's (version 1) pixels: the main object stretched from the original.
+        // The exact pixels: the main object stretched from the original.
         let (cw, ch) = spec.crop_size;
         let rgb = imgfeat_imaging::resize_rgb(&image, record.main.crop, cw, ch)?;
         let pixels = RgbImage::from_raw(cw, ch, rgb).ok_or("crop size")?;
@@ -198,7 +198,9 @@ async fn main() -> Result<(), Error> {
         let reference = code_of(&extractor, pixels.as_raw()).await?;
         inference += started.elapsed();
         for c in &mut candidates {
-            let raw = c.name.starts_with("raw");
+            // The job's own `crop` field (a fast PNG on the wire, see CropPixels);
+            // the other candidates travel as opaque bytes in `crop_jpeg`.
+            let raw = c.name.ends_with("(v3, crop)");
             // Pixels to wire bytes, and back, envelope included.
             let started = Instant::now();
             let wire = (c.encode)(&pixels)?;
@@ -236,7 +238,7 @@ async fn main() -> Result<(), Error> {
 
     println!(
         "{images} images; JSON job bytes (min / median / max), Hamming distance of the code to \
-         the v1 code (count at 0/1/2/3+ bits of {}), time per image to make the job from the \
+         the exact pixels' code (count at 0/1/2/3+ bits of {}), time per image to make the job from the \
          pixels and to get the pixels back from it; the extractor's inference at batch 1 took \
          {:.2} ms per image",
         extractor.bits,

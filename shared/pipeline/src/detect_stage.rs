@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use imgfeat_core::message::{CropJpeg, DetectJob, ExtractJob};
+use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob};
 use imgfeat_core::ports::{
     Delivery, ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError,
 };
@@ -36,12 +36,8 @@ use imgfeat_core::shutdown::Shutdown;
 pub struct DetectorStageConfig {
     pub batch: BatchPolicy,
     pub main_object: MainObjectRule,
-    /// JPEG quality of stored crops.
+    /// JPEG quality of stored crops (for people; codes never come from them).
     pub crop_jpeg_quality: u8,
-    /// JPEG quality of the extractor's input in extract jobs. 95 keeps the largest job
-    /// of the sample photos under 64 KB; see `examples/crop_wire.rs` for sizes and code
-    /// differences per quality.
-    pub extract_jpeg_quality: u8,
     /// Deliveries being fetched, decoded, batched or persisted at once. Bounds memory:
     /// each holds a decoded image.
     pub max_in_flight: usize,
@@ -53,7 +49,6 @@ impl Default for DetectorStageConfig {
             batch: BatchPolicy::default(),
             main_object: MainObjectRule::default(),
             crop_jpeg_quality: 90,
-            extract_jpeg_quality: 95,
             max_in_flight: 32,
         }
     }
@@ -85,7 +80,7 @@ pub type RecordBuilder = fn(
     &RgbImage,
     Vec<Detection>,
     &RecordSpec,
-) -> Result<(DetectionRecord, CropJpeg), FailureReason>;
+) -> Result<(DetectionRecord, CropPixels), FailureReason>;
 
 /// What building a record needs besides the image and its detections.
 #[derive(Debug, Clone)]
@@ -94,8 +89,6 @@ pub struct RecordSpec {
     pub rule: MainObjectRule,
     /// JPEG quality of the stored crop.
     pub jpeg_quality: u8,
-    /// JPEG quality of the extractor's input handed on in the extract job.
-    pub extract_jpeg_quality: u8,
     /// The extractor's input size.
     pub crop_size: (u32, u32),
 }
@@ -306,7 +299,6 @@ impl DetectorStage {
             version: self.model_version.clone(),
             rule: self.config.main_object,
             jpeg_quality: self.config.crop_jpeg_quality,
-            extract_jpeg_quality: self.config.extract_jpeg_quality,
             crop_size: self.crop_size,
         };
         let build = self.build_record;
@@ -339,7 +331,7 @@ impl DetectorStage {
         // included) are moved to the store and the extract jobs, never copied.
         let mut ok = Vec::new();
         let mut records: Vec<DetectionRecord> = Vec::new();
-        let mut crops: Vec<CropJpeg> = Vec::new();
+        let mut crops: Vec<CropPixels> = Vec::new();
         for ((delivery, job, permit), record) in meta.into_iter().zip(built) {
             match record {
                 Ok((record, crop)) => {
@@ -374,8 +366,8 @@ impl DetectorStage {
                 image_id: job.image_id,
                 detector_version: self.model_version.clone(),
                 enqueued_at_ms: job.enqueued_at_ms,
-                crop_jpeg: Some(crop),
-                crop: None,
+                crop: Some(crop),
+                crop_jpeg: None,
             })
             .collect();
         match &self.downstream {
@@ -473,29 +465,26 @@ pub fn detector_input(
 
 /// Chooses the main object, crops the ORIGINAL image to it and encodes the crop for
 /// the store; and stretches the same region of the original to the extractor's input
-/// (`crop_size`), which is what the code is computed from, JPEG-encoded for the job.
+/// (`crop_size`), which is what the code is computed from, handed on as it is.
 ///
 /// The code comes from the original pixels, not from the stored JPEG, because that is
 /// what the Python reference embeds (`resize(img[y1:y2, x1:x2])`), and because it
-/// spares the extractor a store read per image. The job's JPEG is made here in one
-/// process and across the broker alike, so both give the same codes.
+/// spares the extractor a store read per image. The pixels travel losslessly (a PNG
+/// on the broker), so one process and the fleet give the reference's codes alike.
 pub fn build_record(
     image_id: ImageId,
     image: &RgbImage,
     detections: Vec<Detection>,
     spec: &RecordSpec,
-) -> Result<(DetectionRecord, CropJpeg), FailureReason> {
+) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = (image.width(), image.height());
     let main = choose_main_object(&detections, width, height, &spec.rule);
     let crop_jpeg = imgfeat_imaging::encode_jpeg_region(image, main.crop, spec.jpeg_quality)
         .map_err(|e| e.reason())?;
     let (cw, ch) = spec.crop_size;
     let pixels = imgfeat_imaging::resize_rgb(image, main.crop, cw, ch).map_err(|e| e.reason())?;
-    let pixels = RgbImage::from_raw(cw, ch, pixels).ok_or_else(|| {
-        FailureReason::new(FailureKind::Internal, "resized crop of the wrong length")
-    })?;
-    let handed_on =
-        imgfeat_imaging::encode_jpeg(&pixels, spec.extract_jpeg_quality).map_err(|e| e.reason())?;
+    let handed_on = CropPixels::new(cw, ch, pixels)
+        .map_err(|e| FailureReason::new(FailureKind::Internal, format!("resized crop: {e}")))?;
     let record = DetectionRecord {
         image_id,
         model_version: spec.version.clone(),
@@ -505,7 +494,7 @@ pub fn build_record(
         main,
         crop_jpeg,
     };
-    Ok((record, CropJpeg::new(handed_on)))
+    Ok((record, handed_on))
 }
 
 pub(crate) fn source_reason(e: &SourceError) -> FailureReason {

@@ -1,11 +1,12 @@
 //! The extractor worker: crop -> batch -> backbone + hash head -> persist -> ack.
 //!
-//! The crop normally arrives inside the job, already stretched to the backbone's input
-//! from the original image and JPEG-encoded (see `detect_stage::build_record`), in one
-//! process and across the broker alike, so both give the same codes; version 1 jobs
-//! carry the same pixels raw. A job without a crop (an older detector) or of another
-//! size (a detector configured for another backbone) falls back to decoding the stored
-//! JPEG crop, whose code can differ by a few bits.
+//! The crop arrives inside the job, already stretched to the backbone's input from the
+//! original image, losslessly (see `detect_stage::build_record`), in one process and
+//! across the broker alike, so both give the reference's codes. Version 2 jobs carried
+//! a JPEG of it instead: their detector versions' codes were made from it, so it is still
+//! read for them. A job without a crop (an older detector) or of another size (a detector
+//! configured for another backbone) falls back to decoding the stored JPEG crop, whose
+//! code can differ by a few bits.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -251,8 +252,8 @@ impl ExtractorStage {
         }
     }
 
-    /// The input tensor from the crop the job carries: a JPEG (schema 2) or raw pixels
-    /// (schema 1). `None` when it carries none of this backbone's input size, and the
+    /// The input tensor from the crop the job carries: its pixels (schemas 3 and 1) or a
+    /// JPEG (schema 2). `None` when it carries none of this backbone's input size, and the
     /// stored crop must do.
     async fn tensor_from_job(&self, job: &ExtractJob) -> Result<Option<Vec<f32>>, FailureReason> {
         let (w, h) = self.input_size;
@@ -266,6 +267,11 @@ impl ExtractorStage {
             );
             Ok(None)
         };
+        match &job.crop {
+            Some(crop) if crop.size() == (w, h) => return pixels_tensor(crop.rgb()).map(Some),
+            Some(crop) => return wrong_size(crop.size()),
+            None => {}
+        }
         if let Some(jpeg) = job.crop_jpeg.clone() {
             let limits = self.limits;
             return self
@@ -279,11 +285,7 @@ impl ExtractorStage {
                 .await
                 .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
         }
-        match &job.crop {
-            Some(crop) if crop.size() == (w, h) => tensor_of(crop.rgb()).map(Some),
-            Some(crop) => wrong_size(crop.size()),
-            None => Ok(None),
-        }
+        Ok(None)
     }
 
     async fn process(&self, items: Vec<Prepared>, busy: Busy) {
@@ -351,9 +353,8 @@ impl ExtractorStage {
     }
 }
 
-/// The backbone's input tensor from a crop JPEG already stretched to its `input` size
-/// (see `detect_stage::build_record`), in the workers and in `imgfeat-serve` alike;
-/// `Err(size)` when the crop is another size.
+/// The backbone's input tensor from a schema-2 job's crop JPEG, already stretched to its
+/// `input` size; `Err(size)` when the crop is another size.
 pub fn crop_jpeg_tensor(
     jpeg: &[u8],
     limits: &DecodeLimits,
@@ -363,10 +364,12 @@ pub fn crop_jpeg_tensor(
     if image.dimensions() != input {
         return Ok(Err(image.dimensions()));
     }
-    tensor_of(image.as_raw()).map(Ok)
+    pixels_tensor(image.as_raw()).map(Ok)
 }
 
-fn tensor_of(rgb: &[u8]) -> Result<Vec<f32>, FailureReason> {
+/// The backbone's input tensor from the pixels an extract job carries, in the workers
+/// and in `imgfeat-serve` alike.
+pub fn pixels_tensor(rgb: &[u8]) -> Result<Vec<f32>, FailureReason> {
     let mut tensor = vec![0f32; rgb.len()];
     imgfeat_imaging::rgb_to_tensor(rgb, &mut tensor).map_err(|e| e.reason())?;
     Ok(tensor)

@@ -196,13 +196,8 @@ impl PipelineSettings {
                 problems.push(format!("pipeline.{key}.max_wait_ms must be at most 60000"));
             }
         }
-        for (key, quality) in [
-            ("crop_jpeg_quality", self.detector.crop_jpeg_quality),
-            ("extract_jpeg_quality", self.detector.extract_jpeg_quality),
-        ] {
-            if !(1..=100).contains(&quality) {
-                problems.push(format!("pipeline.detector.{key} must be 1..=100"));
-            }
+        if !(1..=100).contains(&self.detector.crop_jpeg_quality) {
+            problems.push("pipeline.detector.crop_jpeg_quality must be 1..=100".to_string());
         }
         if self.detector.max_in_flight == 0 || self.extractor.max_in_flight == 0 {
             problems.push("pipeline.*.max_in_flight must be at least 1".into());
@@ -266,11 +261,9 @@ mod tests {
         let mut s = PipelineSettings::default();
         s.detector.batch.max_batch = 0;
         s.detector.crop_jpeg_quality = 0;
-        s.detector.extract_jpeg_quality = 101;
         let err = s.validate().unwrap_err();
         assert!(err.contains("pipeline.detector.batch.max_batch"), "{err}");
         assert!(err.contains("crop_jpeg_quality"), "{err}");
-        assert!(err.contains("extract_jpeg_quality"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imgfeat_core::message::{CropJpeg, DetectJob, ExtractJob};
+use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob};
 use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
 use imgfeat_core::{Detection, DetectionRecord, FailureKind, FailureReason, ImageId};
 use imgfeat_imaging::RgbImage;
@@ -60,7 +60,7 @@ fn poisoned(
     image: &RgbImage,
     detections: Vec<Detection>,
     spec: &RecordSpec,
-) -> Result<(DetectionRecord, CropJpeg), FailureReason> {
+) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     assert_ne!(id, POISON, "image {id} trips a bug");
     build_record(id, image, detections, spec)
 }

@@ -1,7 +1,7 @@
 //! Embeddings to learn from: each photo's main-object crop and the crops of `views`
 //! seeded transformed copies of it (imgfeat-eval's transforms), made as the pipeline
 //! makes them: decode, detect on the whole image, choose the main object, stretch its
-//! region to the backbone's input, JPEG it as the detector hands it on, embed.
+//! region to the backbone's input (the pixels the detector hands on), embed.
 
 use std::path::PathBuf;
 
@@ -20,8 +20,6 @@ pub struct EmbedSpec {
     pub views: usize,
     pub seed: u64,
     pub rule: MainObjectRule,
-    /// The quality of the JPEG the detector hands the extractor (pipeline setting).
-    pub extract_jpeg_quality: u8,
     pub limits: DecodeLimits,
 }
 
@@ -157,13 +155,8 @@ fn main_object_crops(
         .zip(detections)
         .map(|((_, _, img), dets)| {
             let main = choose_main_object(&dets, img.width(), img.height(), &spec.rule);
-            let pixels = imgfeat_imaging::resize_rgb(img, main.crop, cw, ch)?;
-            let stretched = RgbImage::from_raw(cw, ch, pixels)
-                .ok_or_else(|| TrainError::Invalid("resized crop of the wrong length".into()))?;
-            let handed_on = imgfeat_imaging::encode_jpeg(&stretched, spec.extract_jpeg_quality)?;
-            let decoded = imgfeat_imaging::decode_rgb(&handed_on, &spec.limits)?;
             let mut t = vec![0f32; crop_len];
-            imgfeat_imaging::rgb_to_tensor(decoded.as_raw(), &mut t)?;
+            imgfeat_imaging::resize_to_tensor(img, main.crop, cw, ch, &mut t)?;
             Ok(t)
         })
         .collect();

@@ -71,7 +71,6 @@ pub async fn train(
         views: args.views,
         seed: args.seed,
         rule: imgfeat_pipeline::parts::main_object_rule(&pipeline)?,
-        extract_jpeg_quality: pipeline.detector.extract_jpeg_quality,
         limits: pipeline.decode.limits(),
     };
     let (bits, method, seed, quiet) = (args.bits, args.method, args.seed, args.quiet || json);
@@ -177,7 +176,6 @@ fn embeddings_for(
         detector_version.clone(),
         backbone_version.clone(),
         format!("{:?}", spec.rule),
-        spec.extract_jpeg_quality.to_string(),
     ];
     let cached =
         cache_dir.map(|d| cache::path_for(d, &key.iter().map(String::as_str).collect::<Vec<_>>()));

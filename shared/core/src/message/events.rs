@@ -1,9 +1,9 @@
 //! Events: facts announced on fanout exchanges, for whoever follows them (the search
 //! shards), as opposed to jobs, which one worker takes. Same envelope and schema version
 //! as the jobs (`encode`/`decode`), schema 2:
-//! - code stored: `{"v":2,"image_id":7,"code_version":"ssd@1+bb@2+head@3","bits":64,
+//! - code stored: `{"v":3,"image_id":7,"code_version":"ssd@1+bb@2+head@3","bits":64,
 //!   "code":"<hex, as imgfeat show prints it>","stored_at_ms":1700000000000}`
-//! - duplicate found: `{"v":2,"image_id":7,"code_version":"...","neighbours":
+//! - duplicate found: `{"v":3,"image_id":7,"code_version":"...","neighbours":
 //!   [{"image_id":3,"distance":4}],"shard":0}`: the neighbours ONE shard holds; every
 //!   shard sees every code, so the union over shards is the complete answer.
 
@@ -113,7 +113,7 @@ mod tests {
         let bytes = encode(&event);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":2,"image_id":18446744073709551615,"code_version":"ssd@1+bb@2+head@3","bits":64,"code":"deadbeef000102ff","stored_at_ms":5}"#
+            r#"{"v":3,"image_id":18446744073709551615,"code_version":"ssd@1+bb@2+head@3","bits":64,"code":"deadbeef000102ff","stored_at_ms":5}"#
         );
         assert_eq!(decode::<CodeStored>(&bytes).unwrap(), event);
     }
@@ -136,9 +136,9 @@ mod tests {
         }
         assert_eq!(
             decode::<CodeStored>(
-                br#"{"v":3,"image_id":1,"code_version":"a@1","bits":16,"code":"dead","stored_at_ms":1}"#
+                br#"{"v":4,"image_id":1,"code_version":"a@1","bits":16,"code":"dead","stored_at_ms":1}"#
             ),
-            Err(MessageError::UnknownVersion(3))
+            Err(MessageError::UnknownVersion(4))
         );
     }
 
@@ -156,7 +156,7 @@ mod tests {
         let bytes = encode(&event);
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"v":2,"image_id":9223372036854775808,"code_version":"ssd@1+bb@2+head@3","neighbours":[{"image_id":3,"distance":4}],"shard":1}"#
+            r#"{"v":3,"image_id":9223372036854775808,"code_version":"ssd@1+bb@2+head@3","neighbours":[{"image_id":3,"distance":4}],"shard":1}"#
         );
         assert_eq!(decode::<DuplicateFound>(&bytes).unwrap(), event);
     }
