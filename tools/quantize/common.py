@@ -4,7 +4,8 @@ stretch-resize to NHWC float32 0..255; normalisation is inside the graphs).
 
 Mirrors shared/model/src/postprocess.rs and shared/imaging: best non-background class
 per anchor, score > threshold, class-agnostic NMS, main object = highest
-score * sqrt(area fraction) above 0.4, whole image when none or thinner than 8 px.
+score * sqrt(area fraction) above 0.4, its box floored at x1,y1 and ceiled at x2,y2,
+whole image when none or thinner than 8 px.
 """
 
 import hashlib
@@ -135,7 +136,8 @@ def main_object(dets, width, height, floor=0.4, min_side=8):
         x1, y1, x2, y2 = (min(max(v, 0.0), lim) for v, lim in zip(d[2], (width, height, width, height)))
         v = d[1] * np.sqrt(min(max((x2 - x1) * (y2 - y1) / area, 0.0), 1.0))
         if v > best_v:
-            best, best_v = (d[0], (int(x1), int(y1), int(x2), int(y2))), v
+            # The reference's main_box: near edges floored, far edges ceiled.
+            best, best_v = (d[0], (int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)))), v
     if best is None:
         return whole
     _, (x1, y1, x2, y2) = best

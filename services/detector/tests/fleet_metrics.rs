@@ -58,7 +58,7 @@ async fn metrics_count_the_run_and_readiness_follows_the_broker() {
     assert_eq!(sample(&m, r#"imgfeat_in_flight{stage="detect"}"#), 0.0);
     assert!(
         m.contains(
-            r#"imgfeat_model_info{name="ssd_mobilenetv2_oidv4_24cls",stage="detect",version="1"} 1"#
+            r#"imgfeat_model_info{name="ssd_mobilenetv2_oidv4_24cls",stage="detect",version="2"} 1"#
         ),
         "{m}"
     );

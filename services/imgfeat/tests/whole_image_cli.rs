@@ -38,7 +38,7 @@ fn a_whole_image_version_codes_whole_images_beside_the_main_object_version() {
             whole["code_version"]
                 .as_str()
                 .unwrap()
-                .starts_with("ssd_mobilenetv2_oidv4_24cls_whole_image@1+"),
+                .starts_with("ssd_mobilenetv2_oidv4_24cls_whole_image@2+"),
             "{}",
             whole["code_version"]
         );

@@ -12,7 +12,7 @@ use imgfeat_serve::metrics::ServeMetrics;
 
 use common::*;
 
-const DETECT: &str = "model=\"ssd_mobilenetv2_oidv4_24cls@1\",stage=\"detect\"";
+const DETECT: &str = "model=\"ssd_mobilenetv2_oidv4_24cls@2\",stage=\"detect\"";
 
 fn reason(a: &Answer) -> &str {
     a.body["reason"].as_str().unwrap_or_default()
@@ -215,7 +215,7 @@ async fn a_late_image_is_dropped_before_the_model_runs() {
     assert_eq!(
         metric(
             &text,
-            "imgfeat_serve_batch_dropped_total{model=\"ssd_mobilenetv2_oidv4_24cls@1\",reason=\"deadline\",stage=\"detect\"}"
+            "imgfeat_serve_batch_dropped_total{model=\"ssd_mobilenetv2_oidv4_24cls@2\",reason=\"deadline\",stage=\"detect\"}"
         ),
         1.0,
         "{text}"

@@ -93,11 +93,11 @@ async fn codes_and_boxes_equal_those_the_index_stores() {
     let text = server.metrics().await;
     let batches = metric(
         &text,
-        "imgfeat_serve_batch_size_count{model=\"ssd_mobilenetv2_oidv4_24cls@1\",stage=\"detect\"}",
+        "imgfeat_serve_batch_size_count{model=\"ssd_mobilenetv2_oidv4_24cls@2\",stage=\"detect\"}",
     );
     let images = metric(
         &text,
-        "imgfeat_serve_batch_size_sum{model=\"ssd_mobilenetv2_oidv4_24cls@1\",stage=\"detect\"}",
+        "imgfeat_serve_batch_size_sum{model=\"ssd_mobilenetv2_oidv4_24cls@2\",stage=\"detect\"}",
     );
     assert_eq!(images, 26.0, "{text}");
     assert!(
@@ -153,7 +153,7 @@ async fn two_detectors_side_by_side_each_answers_its_own_version() {
     assert_eq!(
         metric(
             &text,
-            "imgfeat_serve_inferred_images_total{model=\"nanodet_m_416_coco@1\",stage=\"detect\"}"
+            "imgfeat_serve_inferred_images_total{model=\"nanodet_m_416_coco@2\",stage=\"detect\"}"
         ),
         2.0
     );

@@ -163,8 +163,14 @@ pub fn choose_main_object(
         return whole;
     };
     let c = det.bbox.clamped(width, height);
-    // Truncation toward zero, as the reference does with `astype(int)`.
-    let (x1, y1, x2, y2) = (c.x1 as u32, c.y1 as u32, c.x2 as u32, c.y2 as u32);
+    // The reference's `main_box`: the near edges floored, the far edges ceiled, so the
+    // crop covers every pixel the box touches. Clamping first keeps both within the
+    // image.
+    let (x1, y1) = (c.x1.floor() as u32, c.y1.floor() as u32);
+    let (x2, y2) = (
+        (c.x2.ceil() as u32).min(width),
+        (c.y2.ceil() as u32).min(height),
+    );
     if x2.saturating_sub(x1) < rule.min_side_px || y2.saturating_sub(y1) < rule.min_side_px {
         return whole;
     }
@@ -298,7 +304,7 @@ mod tests {
             choose_main_object(&[det(0., 0., 100., 100., 0.4)], 640, 480, &rule).crop,
             whole
         );
-        let thin = choose_main_object(&[det(10., 10., 17.9, 300., 0.9)], 640, 480, &rule);
+        let thin = choose_main_object(&[det(10., 10., 16.9, 300., 0.9)], 640, 480, &rule);
         assert_eq!((thin.crop, thin.detection), (whole, None));
     }
 
@@ -316,9 +322,9 @@ mod tests {
     }
 
     #[test]
-    fn main_object_box_is_clamped_and_truncated() {
+    fn main_object_box_is_clamped_floored_at_its_start_and_ceiled_at_its_end() {
         let m = choose_main_object(
-            &[det(-5.5, 10.7, 700.2, 99.9, 0.8)],
+            &[det(-5.5, 10.7, 700.2, 99.1, 0.8)],
             640,
             100,
             &MainObjectRule::default(),
@@ -329,8 +335,32 @@ mod tests {
                 x: 0,
                 y: 10,
                 width: 640,
-                height: 89
+                height: 90
             }
         );
+        // The reference's darknet_dog.jpg box, 133.6..567.2 x 123.9..475.3: x 133..568.
+        let m = choose_main_object(
+            &[det(133.6, 123.9, 567.2, 475.3, 0.7)],
+            768,
+            576,
+            &MainObjectRule::default(),
+        );
+        assert_eq!(
+            m.crop,
+            CropRect {
+                x: 133,
+                y: 123,
+                width: 435,
+                height: 353
+            }
+        );
+        // An edge exactly on a pixel boundary stays there.
+        let m = choose_main_object(
+            &[det(10.0, 20.0, 300.0, 200.0, 0.9)],
+            640,
+            480,
+            &MainObjectRule::default(),
+        );
+        assert_eq!((m.crop.width, m.crop.height), (290, 180));
     }
 }
