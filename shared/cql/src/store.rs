@@ -45,6 +45,53 @@ impl std::fmt::Debug for CqlStore {
 }
 
 impl CqlStore {
+    /// One server page of the code scan at `pos`: this version's codes on it, and where
+    /// the scan goes on (`None`: the ring is done).
+    async fn code_server_page(
+        &self,
+        version: &ModelVersion,
+        pos: &scan::Position,
+        limit: usize,
+    ) -> Result<(Vec<CodeRecord>, Option<scan::Position>), StoreError> {
+        let mut st = self.st.scan_code_range.clone();
+        st.set_page_size(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let bounds = scan::token_range(pos.range, scan::RANGES);
+        let paging = if pos.paging.is_empty() {
+            PagingState::start()
+        } else {
+            PagingState::new_from_raw_bytes(pos.paging.as_slice())
+        };
+        let what = "scan codes";
+        let (res, next) = with_retries(&self.cfg.retries, true, what, classify, || {
+            self.session
+                .execute_single_page(&st, bounds, paging.clone())
+        })
+        .await
+        .map_err(|e| store_error(what, &e))?;
+        let rows = res.into_rows_result().map_err(|e| invalid(what, e))?;
+        let mut codes = Vec::new();
+        for row in rows
+            .rows::<(i64, String, i32, Vec<u8>)>()
+            .map_err(|e| invalid(what, e))?
+        {
+            let (id, v, bits, code) = row.map_err(|e| invalid(what, e))?;
+            if v == version.as_str() {
+                codes.push(rows::code_from_row(id_from_cql(id), (v, bits, code))?);
+            }
+        }
+        let next = match next.into_paging_control_flow() {
+            ControlFlow::Continue(p) => Some(scan::Position {
+                range: pos.range,
+                paging: p.as_bytes_slice().map(|b| b.to_vec()).unwrap_or_default(),
+            }),
+            ControlFlow::Break(()) if pos.range + 1 < scan::RANGES => Some(scan::Position {
+                range: pos.range + 1,
+                paging: Vec::new(),
+            }),
+            ControlFlow::Break(()) => None,
+        };
+        Ok((codes, next))
+    }
     /// Connects, creates or migrates the schema (or, with `auto_migrate = false`, checks
     /// that it is current), and prepares every statement once.
     pub async fn connect(cfg: &CqlConfig) -> Result<CqlStore, StoreError> {
@@ -347,48 +394,23 @@ impl ResultStore for CqlStore {
         after: Option<&ScanCursor>,
         limit: usize,
     ) -> Result<CodePage, StoreError> {
-        let pos = scan::Position::from_cursor(after)?;
-        let mut st = self.st.scan_code_range.clone();
-        st.set_page_size(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
-        let bounds = scan::token_range(pos.range, scan::RANGES);
-        let paging = if pos.paging.is_empty() {
-            PagingState::start()
-        } else {
-            PagingState::new_from_raw_bytes(pos.paging.as_slice())
-        };
-        let what = "scan codes";
-        let (res, next) = with_retries(&self.cfg.retries, true, what, classify, || {
-            self.session
-                .execute_single_page(&st, bounds, paging.clone())
-        })
-        .await
-        .map_err(|e| store_error(what, &e))?;
-        let rows = res.into_rows_result().map_err(|e| invalid(what, e))?;
-        let mut codes = Vec::new();
-        for row in rows
-            .rows::<(i64, String, i32, Vec<u8>)>()
-            .map_err(|e| invalid(what, e))?
-        {
-            let (id, v, bits, code) = row.map_err(|e| invalid(what, e))?;
-            if v == version.as_str() {
-                codes.push(rows::code_from_row(id_from_cql(id), (v, bits, code))?);
+        let mut pos = scan::Position::from_cursor(after)?;
+        // Codes are partitioned by image, so a version's codes sit among every other
+        // version's and the scan reads them all. A server page can hold none of this
+        // version's; the scan goes on to the next page rather than hand back an empty
+        // one, so that an empty page always means the end (the port's contract).
+        loop {
+            let (codes, next) = self.code_server_page(version, &pos, limit).await?;
+            match next {
+                Some(next) if codes.is_empty() => pos = next,
+                next => {
+                    return Ok(CodePage {
+                        codes,
+                        next: next.map(|p| p.to_cursor()),
+                    });
+                }
             }
         }
-        let next = match next.into_paging_control_flow() {
-            ControlFlow::Continue(p) => Some(scan::Position {
-                range: pos.range,
-                paging: p.as_bytes_slice().map(|b| b.to_vec()).unwrap_or_default(),
-            }),
-            ControlFlow::Break(()) if pos.range + 1 < scan::RANGES => Some(scan::Position {
-                range: pos.range + 1,
-                paging: Vec::new(),
-            }),
-            ControlFlow::Break(()) => None,
-        };
-        Ok(CodePage {
-            codes,
-            next: next.map(|p| p.to_cursor()),
-        })
     }
 }
 

@@ -4,6 +4,7 @@
 //! stderr outside the test harness's capture, so a skip is never mistaken for a pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +15,7 @@ use imgfeat_core::{
     BinaryCode, CodeRecord, CropRect, DetectionRecord, FailureKind, FailureReason, FailureRecord,
     ImageId, MainObject, ModelVersion, Stage,
 };
-use imgfeat_cql::{CqlConfig, CqlStore};
+use imgfeat_cql::{CqlConfig, CqlStore, schema};
 use imgfeat_store::SqliteStore;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -115,14 +116,115 @@ async fn cql_migrations_are_idempotent_and_guarded() {
         assert!(err.to_string().contains("imgfeat store migrate"), "{err}");
 
         let first = CqlStore::migrate(&cfg).await.unwrap();
-        assert_eq!(first.applied, vec![1, 2]);
+        let all: Vec<i32> = schema::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(first.applied, all);
+        assert_eq!(first.current, schema::latest_version());
         let second = CqlStore::migrate(&cfg).await.unwrap();
         assert!(second.applied.is_empty());
         assert_eq!(second.current, first.current);
-
         CqlStore::connect(&manual).await.unwrap();
+
+        // Each migration is recorded, and the server holds what the statements, run in
+        // order, leave: exactly these tables, with these added columns.
+        let session = raw_session(&cfg.nodes[0]).await.unwrap();
+        let ks = cfg.keyspace.as_str();
+        let recorded: Vec<(i32, String)> = session
+            .query_unpaged(
+                format!("SELECT version, description FROM {ks}.schema_migrations"),
+                (),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .rows::<(i32, String)>()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut recorded = recorded;
+        recorded.sort();
+        let expected: Vec<(i32, String)> = schema::MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect();
+        assert_eq!(recorded, expected);
+
+        let (tables, columns) = expected_schema(ks);
+        let on_server: BTreeSet<String> = session
+            .query_unpaged(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+                (ks,),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .rows::<(String,)>()
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .filter(|t| t != "schema_migrations")
+            .collect();
+        assert_eq!(on_server, tables);
+        for (table, column) in columns {
+            let found = session
+                .query_unpaged(
+                    "SELECT column_name FROM system_schema.columns \
+                     WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+                    (ks, table.as_str(), column.as_str()),
+                )
+                .await
+                .unwrap()
+                .into_rows_result()
+                .unwrap()
+                .rows_num();
+            assert_eq!(found, 1, "column {table}.{column}");
+        }
     })
     .await;
+}
+
+/// The tables (and columns added by `ALTER TABLE ... ADD`) that running every migration
+/// in order leaves in `ks`. A statement of another shape fails here, so a new kind of
+/// migration cannot pass without this test learning what it should find.
+fn expected_schema(ks: &str) -> (BTreeSet<String>, Vec<(String, String)>) {
+    let mut tables = BTreeSet::new();
+    let mut columns = Vec::new();
+    let name_after = |text: &str, prefix: &str| -> String {
+        text[prefix.len()..]
+            .split([' ', '('])
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    for m in schema::MIGRATIONS {
+        for statement in m.statements {
+            let text = schema::render(statement, ks);
+            let create = format!("CREATE TABLE IF NOT EXISTS {ks}.");
+            let drop = format!("DROP TABLE IF EXISTS {ks}.");
+            let alter = format!("ALTER TABLE {ks}.");
+            if text.starts_with(&create) {
+                tables.insert(name_after(&text, &create));
+            } else if text.starts_with(&drop) {
+                tables.remove(&name_after(&text, &drop));
+            } else if text.starts_with(&alter) && text.contains(" ADD ") {
+                let table = name_after(&text, &alter);
+                let column = text
+                    .split(" ADD ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap();
+                columns.push((table, column.to_string()));
+            } else {
+                panic!(
+                    "migration {}: teach this test what `{text}` leaves on the server",
+                    m.version
+                );
+            }
+        }
+    }
+    (tables, columns)
 }
 
 fn sample(n: u64) -> (Vec<DetectionRecord>, Vec<CodeRecord>, Vec<FailureRecord>) {

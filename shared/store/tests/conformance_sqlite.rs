@@ -676,7 +676,13 @@ async fn the_suite_catches_broken_stores() {
     let err = conformance::code_pages_cover_the_version_once(&store(Fault::ScanDropsThePageEnd))
         .await
         .unwrap_err();
-    assert!(err.0.contains("codes of 40"), "{err}");
+    // Pages of 1 lose their only code, so an empty page says there is more: the first
+    // rule the scan breaks (with larger pages it would be the count).
+    assert!(
+        err.0
+            .contains("an empty page of a code scan says there is more"),
+        "{err}"
+    );
     let err = conformance::code_pages_cover_the_version_once(&store(Fault::ScanRepeatsItsCursor))
         .await
         .unwrap_err();

@@ -1,5 +1,6 @@
-//! A fleet on the real broker for tests: its own vhost, images on disk, a SQLite store
-//! file, ingest and extractor in this process, detectors as child processes.
+//! A fleet on the real broker for tests: its own vhost, images on disk, a store (a
+//! SQLite file, or a fresh keyspace on the CQL node `IMGFEAT_TEST_CQL` names), ingest
+//! and extractor in this process, detectors as child processes.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,8 +10,10 @@ use std::time::{Duration, Instant};
 use imgfeat_amqp::lapin::BasicProperties;
 use imgfeat_amqp::lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue};
+use imgfeat_app::settings::StoreSettings;
+use imgfeat_app::stores::{OpenStore, open_store};
 use imgfeat_app::worker::WorkerSettings;
-use imgfeat_core::ports::{ExportStore, ResultStore};
+use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
 use imgfeat_store::SqliteStore;
 
@@ -75,10 +78,49 @@ pub struct Snapshot {
     pub failure_kinds: Vec<(u64, String)>,
 }
 
+/// The broker's retry schedule of a test fleet.
+#[derive(Debug, Clone, Copy)]
+pub struct Retries {
+    pub delays_ms: &'static [u64],
+    pub max_attempts: u32,
+}
+
+/// Poison and missing images reach the dead-letter queue within a second.
+pub const QUICK_RETRIES: Retries = Retries {
+    delays_ms: &[200, 400],
+    max_attempts: 3,
+};
+
+/// Where a fleet keeps its results.
+#[derive(Debug, Clone)]
+pub enum FleetStore {
+    Sqlite,
+    /// A keyspace of its own on this node, dropped when the fleet stops.
+    Cql {
+        node: String,
+    },
+}
+
+/// The CQL node the CQL fleet tests run against, or `None` after saying they are
+/// skipped (on stderr, past the harness's capture, so a skip never reads as a pass).
+pub fn cql_node(test: &str) -> Option<String> {
+    match std::env::var("IMGFEAT_TEST_CQL") {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: {test} — set IMGFEAT_TEST_CQL=host:port to run against Cassandra/ScyllaDB"
+            );
+            None
+        }
+    }
+}
+
 pub struct Fleet {
     pub vhost: String,
     pub dir: tempfile::TempDir,
-    pub store_path: PathBuf,
+    pub store: StoreSettings,
     pub config_path: PathBuf,
     pub http: String,
     pub code_version: ModelVersion,
@@ -92,6 +134,12 @@ pub struct Fleet {
 impl Fleet {
     /// Images 1..=n on disk (copies of the 13 photos, image i is photo (i-1) % 13).
     pub async fn start(name: &str, n: u64) -> Fleet {
+        Self::start_on(name, n, FleetStore::Sqlite, QUICK_RETRIES).await
+    }
+
+    /// [`Fleet::start`] with its results in `store`, and the broker's retry schedule
+    /// (`amqp.retry_delays_ms`, `amqp.max_attempts`).
+    pub async fn start_on(name: &str, n: u64, store: FleetStore, retries: Retries) -> Fleet {
         let vhost = format!("imgfeat-test-{name}-{}", std::process::id());
         let _ = Command::new("rabbitmqctl")
             .args(["delete_vhost", &vhost])
@@ -106,6 +154,14 @@ impl Fleet {
             std::fs::copy(src, dir.path().join(format!("images/{id}.img"))).unwrap();
         }
         let store_path = dir.path().join("store.sqlite3");
+        let store_section = match &store {
+            FleetStore::Sqlite => format!("path = \"{}\"", store_path.display()),
+            FleetStore::Cql { node } => format!(
+                "kind = \"cql\"\n[store.cql]\nnodes = [\"{node}\"]\nkeyspace = \"{}\"\n\
+                 request_timeout_ms = 20000",
+                vhost.replace('-', "_")
+            ),
+        };
         let url = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
         let config_path = dir.path().join("worker.toml");
         std::fs::write(
@@ -118,10 +174,10 @@ prefix = "{PREFIX}"
 # Small prefetch (2 x max_batch) bounds what a worker holds in flight, so the
 # mid-run tests know how far a run can go between "seen" and "stopped".
 prefetch = 16
-retry_delays_ms = [200, 400]
-max_attempts = 3
+retry_delays_ms = {delays:?}
+max_attempts = {attempts}
 [store]
-path = "{store}"
+{store_section}
 [source]
 kind = "folder"
 template = "{images}/{{id}}.img"
@@ -134,21 +190,22 @@ intra_threads = 1
 [log]
 level = "warn"
 "#,
-                store = store_path.display(),
                 images = dir.path().join("images").display(),
+                delays = retries.delays_ms,
+                attempts = retries.max_attempts,
             ),
         )
         .unwrap();
         let settings = WorkerSettings::load(Some(&config_path)).unwrap();
         let (_, code_version) = settings.pipeline.versions().unwrap();
         // Open (and migrate) the store once before several processes race to.
-        drop(SqliteStore::open(&store_path).unwrap());
+        drop(open_store(&settings.store).await.unwrap());
 
         let mut ingest = imgfeat_ingest::Settings {
             amqp: settings.amqp.clone(),
             ..Default::default()
         };
-        ingest.store.path = store_path.clone();
+        ingest.store = settings.store.clone();
         ingest.backfill.rate_per_sec = 0;
         ingest.backfill.chunk_size = 1000;
         ingest.limits.max_backfill_range = 1_000_000;
@@ -178,7 +235,7 @@ level = "warn"
         Fleet {
             vhost,
             dir,
-            store_path,
+            store: settings.store.clone(),
             config_path,
             http,
             code_version,
@@ -270,8 +327,13 @@ level = "warn"
         }
     }
 
+    /// The fleet's store, opened anew (its own connections, as another process's).
+    pub async fn open_store(&self) -> OpenStore {
+        open_store(&self.store).await.unwrap()
+    }
+
     pub async fn snapshot(&self) -> Snapshot {
-        let store = SqliteStore::open(&self.store_path).unwrap();
+        let store = self.open_store().await.export;
         let mut snap = Snapshot::default();
         let mut cursor = None;
         loop {
@@ -304,8 +366,9 @@ level = "warn"
     }
 
     pub async fn code(&self, id: ImageId) -> BinaryCode {
-        let store = SqliteStore::open(&self.store_path).unwrap();
-        store
+        self.open_store()
+            .await
+            .results
             .code(id, &self.code_version)
             .await
             .unwrap()
@@ -492,6 +555,9 @@ level = "warn"
             .args(["delete_vhost", &self.vhost])
             .output();
         self.deleted = true;
+        if self.store.kind == imgfeat_app::settings::StoreKind::Cql {
+            drop_keyspace(&self.store.cql.nodes[0], &self.store.cql.keyspace).await;
+        }
     }
 }
 
@@ -506,6 +572,18 @@ impl Drop for Fleet {
                 .output();
         }
     }
+}
+
+pub async fn drop_keyspace(node: &str, keyspace: &str) {
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(node)
+        .build()
+        .await
+        .unwrap();
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await
+        .unwrap();
 }
 
 /// Ingest answers 503 until its broker connection is up, as it should.
@@ -573,5 +651,83 @@ pub async fn wait_status(url: &str, want: u16, timeout: Duration) -> String {
         }
         assert!(Instant::now() < deadline, "{url} stayed {status}: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A TCP proxy to `target` on a port of its own, whose connections can all be cut and
+/// new ones refused for a while: a store that goes away mid-run, whatever the server.
+pub struct CuttableProxy {
+    pub addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    pub async fn start(target: &str) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, mut up_rx) = tokio::sync::watch::channel(true);
+        let target = target.to_string();
+        let task = tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                if !*up_rx.borrow_and_update() {
+                    // Down: nothing listens, so connecting is refused.
+                    listener = None;
+                    if up_rx.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let l = match &listener {
+                    Some(l) => l,
+                    None => {
+                        listener = Some(tokio::net::TcpListener::bind(addr).await.unwrap());
+                        continue;
+                    }
+                };
+                tokio::select! {
+                    accepted = l.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        let target = target.clone();
+                        let mut down = up_rx.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = down.wait_for(|up| !*up) => {}
+                            }
+                        });
+                    }
+                    changed = up_rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        CuttableProxy { addr, up, task }
+    }
+
+    /// Cuts every connection and refuses new ones for `how_long`; returns once the
+    /// proxy accepts connections again.
+    pub async fn outage(&self, how_long: Duration) {
+        self.up.send_replace(false);
+        tokio::time::sleep(how_long).await;
+        self.up.send_replace(true);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+            assert!(Instant::now() < deadline, "the proxy did not come back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

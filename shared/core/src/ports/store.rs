@@ -61,9 +61,10 @@ pub trait ResultStore: Send + Sync {
 
     /// One page of the codes stored under `version`, in the store's own scan order,
     /// starting where `after` (a cursor from the previous page) stopped; `None` starts
-    /// from the beginning. At most `limit` codes come back; a page may be short, even
-    /// empty, while `next` still says there is more. This is how a search index loads a
-    /// version without any store holding all of it in memory at once.
+    /// from the beginning. At most `limit` codes come back; a page may be short while
+    /// `next` still says there is more, but an empty page is always the last (`next` is
+    /// `None`), so a version with no codes ends at its first page. This is how a search
+    /// index loads a version without any store holding all of it in memory at once.
     async fn code_page(
         &self,
         version: &ModelVersion,

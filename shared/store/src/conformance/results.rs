@@ -384,6 +384,10 @@ pub async fn all_code_pages<S: ResultStore + ?Sized>(
             "a page of {} codes was asked for {limit}",
             page.codes.len()
         );
+        ensure!(
+            !page.codes.is_empty() || page.next.is_none(),
+            "an empty page of a code scan says there is more"
+        );
         out.extend(page.codes);
         match page.next {
             Some(next) if Some(&next) == cursor.as_ref() => {
