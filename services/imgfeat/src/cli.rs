@@ -64,7 +64,7 @@ pub enum Command {
     /// grouped transitively), with the image to keep in each: the largest.
     Dedup {
         /// Hamming radius of a duplicate; default `search.dedup_radius`, else 1/8 of the
-        /// code length (measured with `imgfeat eval`: README, Quality).
+        /// code length (measured with `imgfeat eval`: docs/quality.md).
         #[arg(long)]
         radius: Option<u32>,
         /// One CSV row per member (group, image_id, representative, group_size).

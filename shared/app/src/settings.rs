@@ -39,7 +39,7 @@ impl SearchSettings {
     /// takes 28 bits) with under 0.1 % of distinct pairs (37 % fall within 28), so dedup
     /// errs on the side of never merging distinct photos. 128 and 256 bits scale the
     /// same 1/8 without a measurement of their own (no such head is shipped yet). The
-    /// README's Quality section has the tables.
+    /// tables are in docs/quality.md.
     pub fn dedup_radius_for(&self, bits: u32) -> u32 {
         self.dedup_radius.unwrap_or(bits / 8)
     }
