@@ -11,9 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CuttableProxy, Fleet, FleetStore, QUICK_RETRIES, Retries, cql_node, serial};
+use common::{CuttableProxy, Fleet, FleetStore, QUICK_RETRIES, Retries, serial};
 use imgfeat_http::Listeners;
-use imgfeat_testkit::{Running, local_http, wait_ready};
+use imgfeat_testkit::{Running, cql, local_http, wait_ready};
 
 const SEARCH_TOKEN: &str = "fleet-cql-search-token-0123456789";
 
@@ -42,7 +42,7 @@ async fn start_search(fleet: &Fleet) -> Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_on_cql_stores_the_embedded_codes_and_a_search_shard_loads_them() {
-    let Some(node) = cql_node("the fleet on CQL") else {
+    let Some(node) = cql::node("the fleet on CQL") else {
         return;
     };
     let _serial = serial().await;
@@ -83,7 +83,7 @@ async fn the_fleet_on_cql_stores_the_embedded_codes_and_a_search_shard_loads_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_store_outage_mid_run_loses_nothing() {
-    let Some(node) = cql_node("a CQL store outage") else {
+    let Some(node) = cql::node("a CQL store outage") else {
         return;
     };
     let _serial = serial().await;

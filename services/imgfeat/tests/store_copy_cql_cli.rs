@@ -5,7 +5,8 @@
 //! exactly what left. Prints rows/s each way (not asserted: speed lives in benchmarks).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,21 +17,9 @@ use imgfeat_core::{
     ImageId, MainObject, ModelVersion, Stage,
 };
 use imgfeat_store::SqliteStore;
+use imgfeat_testkit::cql;
 
 const IMAGES: u64 = 50_000;
-
-fn node() -> Option<String> {
-    match std::env::var("IMGFEAT_TEST_CQL") {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: store copy through CQL — set IMGFEAT_TEST_CQL=host:port to run"
-            );
-            None
-        }
-    }
-}
 
 async fn fill(store: &SqliteStore) {
     let (det, ext) = (
@@ -127,21 +116,9 @@ fn checkpoint_images(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-async fn drop_keyspace(node: &str, keyspace: &str) {
-    let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_node(node)
-        .build()
-        .await
-        .unwrap();
-    session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_to_cql_killed_mid_way_resumes_and_the_round_trip_is_exact() {
-    let Some(node) = node() else {
+    let Some(node) = cql::node("imgfeat store copy through CQL") else {
         return;
     };
     let keyspace = format!("imgfeat_t_copycli_{}", std::process::id());
@@ -193,54 +170,39 @@ async fn a_copy_to_cql_killed_mid_way_resumes_and_the_round_trip_is_exact() {
         rows as f64 / secs_there,
         rows as f64 / secs_back
     );
-    drop_keyspace(&node, &keyspace).await;
+    cql::drop_keyspace(&node, &keyspace).await;
 }
 
+/// `imgfeat` on the SQLite file `store`, or with `keyspace` on the CQL node; its JSON.
 fn imgfeat_on(keyspace: Option<&str>, store: &Path, args: &[&str]) -> serde_json::Value {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgfeat"));
-    if let Some(ks) = keyspace {
-        cmd.env("IMGFEAT_STORE__KIND", "cql")
-            .env(
-                "IMGFEAT_STORE__CQL__NODES",
-                std::env::var("IMGFEAT_TEST_CQL").unwrap(),
-            )
-            .env("IMGFEAT_STORE__CQL__KEYSPACE", ks)
-            .env("IMGFEAT_STORE__CQL__REQUEST_TIMEOUT_MS", "20000");
-    }
-    let out = cmd
-        .arg("--store")
-        .arg(store)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "imgfeat {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let node = std::env::var(cql::VAR).unwrap_or_default();
+    let env: Vec<(&str, &str)> = match keyspace {
+        Some(ks) => vec![
+            ("IMGFEAT_STORE__KIND", "cql"),
+            ("IMGFEAT_STORE__CQL__NODES", node.as_str()),
+            ("IMGFEAT_STORE__CQL__KEYSPACE", ks),
+            ("IMGFEAT_STORE__CQL__REQUEST_TIMEOUT_MS", "20000"),
+        ],
+        None => Vec::new(),
+    };
+    let (code, json, stderr) = common::imgfeat_with(store, &env, args);
+    assert_eq!(code, 0, "imgfeat {args:?}: {stderr}");
+    json
 }
 
 /// `imgfeat dedup` on a CQL store finds the groups it finds on the SQLite store the
 /// codes came from: the 13 photos and a copy of each, indexed by the real pipeline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedup_on_cql_groups_what_dedup_on_sqlite_groups() {
-    let Some(node) = node() else {
+    let Some(node) = cql::node("imgfeat dedup on CQL") else {
         return;
     };
     let keyspace = format!("imgfeat_t_dedupcli_{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
-    let mut names: Vec<_> = std::fs::read_dir(&fixtures)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
     // Image i and image 100 + i are the same bytes: one group each.
-    for (i, p) in names.iter().enumerate() {
+    for (i, p) in common::photo_paths().iter().enumerate() {
         let ext = p.extension().unwrap().to_str().unwrap();
         std::fs::copy(p, photos.join(format!("{}.{ext}", i + 1))).unwrap();
         std::fs::copy(p, photos.join(format!("{}.{ext}", i + 101))).unwrap();
@@ -260,5 +222,5 @@ async fn dedup_on_cql_groups_what_dedup_on_sqlite_groups() {
     assert_eq!(on_cql["codes"], 26, "{on_cql}");
     assert!(on_cql["groups"].as_u64().unwrap() >= 13, "{on_cql}");
     assert_eq!(on_cql["duplicate_groups"], on_sqlite["duplicate_groups"]);
-    drop_keyspace(&node, &keyspace).await;
+    cql::drop_keyspace(&node, &keyspace).await;
 }

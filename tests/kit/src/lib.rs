@@ -3,9 +3,10 @@
 //! it ([`wait_ready`], [`eventually`]), its answers ([`Answer`]) and metrics
 //! ([`metric`]), the 13 fixture photos ([`photos`]) indexed into a real SQLite store by
 //! the real pipeline ([`index_photos`]), and answers checked against an OpenAPI file
-//! ([`openapi`]). A dev-dependency only.
+//! ([`openapi`]), and the CQL node of the CQL tests ([`cql`]). A dev-dependency only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cql;
 pub mod openapi;
 
 use std::future::Future;

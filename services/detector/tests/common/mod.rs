@@ -101,22 +101,6 @@ pub enum FleetStore {
     },
 }
 
-/// The CQL node the CQL fleet tests run against, or `None` after saying they are
-/// skipped (on stderr, past the harness's capture, so a skip never reads as a pass).
-pub fn cql_node(test: &str) -> Option<String> {
-    match std::env::var("IMGFEAT_TEST_CQL") {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: {test} — set IMGFEAT_TEST_CQL=host:port to run against Cassandra/ScyllaDB"
-            );
-            None
-        }
-    }
-}
-
 pub struct Fleet {
     pub vhost: String,
     pub dir: tempfile::TempDir,
@@ -556,7 +540,8 @@ level = "warn"
             .output();
         self.deleted = true;
         if self.store.kind == imgfeat_app::settings::StoreKind::Cql {
-            drop_keyspace(&self.store.cql.nodes[0], &self.store.cql.keyspace).await;
+            imgfeat_testkit::cql::drop_keyspace(&self.store.cql.nodes[0], &self.store.cql.keyspace)
+                .await;
         }
     }
 }
@@ -572,18 +557,6 @@ impl Drop for Fleet {
                 .output();
         }
     }
-}
-
-pub async fn drop_keyspace(node: &str, keyspace: &str) {
-    let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_node(node)
-        .build()
-        .await
-        .unwrap();
-    session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .unwrap();
 }
 
 /// Ingest answers 503 until its broker connection is up, as it should.
