@@ -40,7 +40,10 @@ use crate::report::{FleetResult, Report, finish, print};
 use crate::stored_events::StoredEvents;
 
 #[derive(Parser, Debug)]
-#[command(about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index")]
+#[command(
+    version,
+    about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index"
+)]
 struct Args {
     /// Image IDs pushed through the fleet (corpus photos, named {id}.jpg).
     #[arg(long, default_value_t = 1000)]

@@ -8,7 +8,10 @@ use clap::Parser;
 use imgfeat_app::worker::{WorkerSettings, run_detector};
 
 #[derive(Parser)]
-#[command(about = "imgfeat detector: detect jobs -> detections and crops -> extract jobs")]
+#[command(
+    version,
+    about = "imgfeat detector: detect jobs -> detections and crops -> extract jobs"
+)]
 struct Args {
     /// TOML settings file; IMGFEAT_* environment variables override it.
     #[arg(long, env = "IMGFEAT_CONFIG")]

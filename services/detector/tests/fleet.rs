@@ -173,7 +173,19 @@ async fn poison_messages_and_images_are_dead_lettered_and_the_workers_keep_going
     );
     detector.kill().unwrap();
     let _ = detector.wait();
+    // The detector's stderr went to a file: its warnings are there, without colour codes.
+    let logs = fleet.logs();
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in a log file:\n{logs}"
+    );
     fleet.stop().await;
+}
+
+#[test]
+fn the_binary_answers_its_version() {
+    imgfeat_testkit::version_of(env!("CARGO_BIN_EXE_imgfeat-detector"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use clap::Parser;
 use imgfeat_app::worker::{WorkerSettings, run_extractor};
 
 #[derive(Parser)]
-#[command(about = "imgfeat extractor: extract jobs -> codes")]
+#[command(version, about = "imgfeat extractor: extract jobs -> codes")]
 struct Args {
     /// TOML settings file; IMGFEAT_* environment variables override it.
     #[arg(long, env = "IMGFEAT_CONFIG")]

@@ -7,7 +7,10 @@ use clap::Parser;
 use imgfeat_ingest::{Listeners, Settings, shutdown_pair};
 
 #[derive(Parser)]
-#[command(about = "imgfeat ingest: HTTP API, upload events and a watched folder -> detect jobs")]
+#[command(
+    version,
+    about = "imgfeat ingest: HTTP API, upload events and a watched folder -> detect jobs"
+)]
 struct Args {
     /// TOML configuration file (then IMGFEAT_* environment variables override it).
     #[arg(long)]
@@ -24,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, never into a log file or collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let mut settings = Settings::load(args.config.as_deref()).context("invalid configuration")?;

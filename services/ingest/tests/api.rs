@@ -317,3 +317,8 @@ async fn a_missing_broker_answers_503_not_a_hang() {
     assert!(body["error"].as_str().unwrap().contains("broker"));
     svc.stop().await;
 }
+
+#[test]
+fn the_binary_answers_its_version() {
+    imgfeat_testkit::version_of(env!("CARGO_BIN_EXE_imgfeat-ingest"));
+}

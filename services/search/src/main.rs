@@ -7,7 +7,10 @@ use clap::Parser;
 use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
 
 #[derive(Parser)]
-#[command(about = "imgfeat search: one shard of a code version in memory, similar-image queries")]
+#[command(
+    version,
+    about = "imgfeat search: one shard of a code version in memory, similar-image queries"
+)]
 struct Args {
     /// TOML configuration file (then IMGFEAT_* environment variables override it).
     #[arg(long, env = "IMGFEAT_CONFIG")]

@@ -184,3 +184,8 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
     a.stop.trigger();
     a.task.await.unwrap().unwrap();
 }
+
+#[test]
+fn the_binary_answers_its_version() {
+    imgfeat_testkit::version_of(env!("CARGO_BIN_EXE_imgfeat-search"));
+}

@@ -7,7 +7,10 @@ use clap::Parser;
 use imgfeat_serve::{Listeners, Settings, shutdown_pair};
 
 #[derive(Parser)]
-#[command(about = "imgfeat serve: an image in, its main object and code out, synchronously")]
+#[command(
+    version,
+    about = "imgfeat serve: an image in, its main object and code out, synchronously"
+)]
 struct Args {
     /// TOML configuration file (then IMGFEAT_* environment variables override it).
     #[arg(long, env = "IMGFEAT_CONFIG")]

@@ -273,3 +273,8 @@ async fn while_the_models_load_requests_get_503() {
     task.abort();
     common::openapi::check_all(&[("/v1/infer", a)]);
 }
+
+#[test]
+fn the_binary_answers_its_version() {
+    imgfeat_testkit::version_of(env!("CARGO_BIN_EXE_imgfeat-serve"));
+}

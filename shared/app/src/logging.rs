@@ -28,7 +28,9 @@ pub fn init(settings: &LogSettings) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, never into a log file or collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if settings.json {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -210,3 +210,16 @@ pub async fn index_photos(path: &Path, photos: &[PathBuf]) -> Indexed {
         images,
     }
 }
+
+/// What `bin --version` prints; fails unless it exits 0 and names this workspace's
+/// version.
+pub fn version_of(bin: &str) -> String {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{bin} --version: {text}");
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{bin}: {text}");
+    text
+}
