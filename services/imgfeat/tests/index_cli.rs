@@ -159,3 +159,18 @@ fn hostile_files_are_recorded_failures_and_the_run_finishes() {
         4
     );
 }
+
+#[test]
+fn read_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("missing/x.sqlite3");
+    for args in [&["show", "1"][..], &["similar", "1"], &["dedup"]] {
+        let (code, _, stderr) = imgfeat(&store, args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("no store at"), "{args:?}: {stderr}");
+        assert!(
+            !dir.path().join("missing").exists(),
+            "{args:?} created a folder"
+        );
+    }
+}

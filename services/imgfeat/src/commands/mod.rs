@@ -18,6 +18,31 @@ use imgfeat_app::AppSettings;
 
 use crate::cli::{Cli, Command, HeadCommand, MethodArg, PartArg};
 
+/// Commands that only read the store: on the embedded store they must not create a
+/// folder and an empty store where a mistyped path points.
+fn reads_only(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Show { .. }
+            | Command::Dedup { .. }
+            | Command::Similar {
+                store_it: false,
+                ..
+            }
+    )
+}
+
+fn must_exist(store: &imgfeat_app::settings::StoreSettings) -> anyhow::Result<()> {
+    if store.kind == imgfeat_app::settings::StoreKind::Embedded && !store.path.is_file() {
+        anyhow::bail!(
+            "no store at {}: nothing was indexed there (run `imgfeat index DIR` first, or name \
+             the store with --store)",
+            store.path.display()
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings =
         AppSettings::load(cli.global.config.as_deref()).context("loading settings")?;
@@ -26,6 +51,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     imgfeat_app::logging::init(&settings.log);
     let json = cli.global.json;
+    if reads_only(&cli.command) {
+        must_exist(&settings.store)?;
+    }
     match cli.command {
         Command::Index {
             dir,
