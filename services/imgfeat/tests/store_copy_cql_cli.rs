@@ -11,12 +11,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use imgfeat_core::ports::{ExportStore, ImageResults, ResultStore};
+use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{
     BinaryCode, CodeRecord, CropRect, DetectionRecord, FailureKind, FailureReason, FailureRecord,
     ImageId, MainObject, ModelVersion, Stage,
 };
 use imgfeat_store::SqliteStore;
+use imgfeat_store::conformance::all_exports;
 use imgfeat_testkit::cql;
 
 const IMAGES: u64 = 50_000;
@@ -68,21 +69,6 @@ async fn fill(store: &SqliteStore) {
         store.put_codes(&c).await.unwrap();
         store.put_failures(&f).await.unwrap();
     }
-}
-
-async fn export_all(store: &dyn ExportStore) -> Vec<ImageResults> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = store.export_page(cursor.as_ref(), 1_000).await.unwrap();
-        out.extend(page);
-        match next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    out.sort_by_key(|r| r.image_id);
-    out
 }
 
 fn copy_command(keyspace: &str, from: &str, to: &str, checkpoint: &Path) -> Command {
@@ -160,7 +146,10 @@ async fn a_copy_to_cql_killed_mid_way_resumes_and_the_round_trip_is_exact() {
     assert_eq!(returned["images"], IMAGES, "{returned}");
 
     let copy = SqliteStore::open(&b).unwrap();
-    let (want, got) = (export_all(&source).await, export_all(&copy).await);
+    let (want, got) = (
+        all_exports(&source).await.unwrap(),
+        all_exports(&copy).await.unwrap(),
+    );
     assert_eq!(got.len(), IMAGES as usize);
     assert!(got == want, "the round trip changed the results");
     let rows = 2 * IMAGES;

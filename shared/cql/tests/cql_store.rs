@@ -10,13 +10,14 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use imgfeat_core::ports::{ExportStore, ResultStore};
+use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{
     BinaryCode, CodeRecord, CropRect, DetectionRecord, FailureKind, FailureReason, FailureRecord,
     ImageId, MainObject, ModelVersion, Stage,
 };
 use imgfeat_cql::{CqlConfig, CqlStore, schema};
 use imgfeat_store::SqliteStore;
+use imgfeat_store::conformance::all_exports;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -267,21 +268,6 @@ fn sample(n: u64) -> (Vec<DetectionRecord>, Vec<CodeRecord>, Vec<FailureRecord>)
     out
 }
 
-async fn export_all(store: &dyn ExportStore) -> Vec<imgfeat_core::ports::ImageResults> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = store.export_page(cursor.as_ref(), 16).await.unwrap();
-        out.extend(page);
-        match next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    out.sort_by_key(|r| r.image_id);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cql_copy_from_sqlite_and_back() {
     let Some(node) = target("cql store copy") else {
@@ -306,7 +292,10 @@ async fn cql_copy_from_sqlite_and_back() {
             .await
             .unwrap();
         assert_eq!(back.images, 60);
-        assert_eq!(export_all(&back_store).await, export_all(&sqlite).await);
+        assert_eq!(
+            all_exports(&back_store).await.unwrap(),
+            all_exports(&sqlite).await.unwrap()
+        );
     })
     .await;
 }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use imgfeat_core::ports::{
-    BackfillJob, BackfillState, BackfillStore, ExportCursor, ExportStore, ImageResults, ResultStore,
+    BackfillJob, BackfillState, BackfillStore, ExportCursor, ExportStore, ImageResults,
+    ResultStore, StoreError,
 };
 use imgfeat_core::{ImageId, Stage};
 
@@ -188,4 +189,23 @@ fn normalise(mut r: ImageResults) -> ImageResults {
     r.failures
         .sort_by(|a, b| (&a.model_version, a.stage).cmp(&(&b.model_version, b.stage)));
     r
+}
+
+/// Every image's results, read page by page and sorted by image ID: what a copy or a
+/// round trip must leave unchanged.
+pub async fn all_exports<S: ExportStore + ?Sized>(
+    store: &S,
+) -> Result<Vec<ImageResults>, StoreError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<ExportCursor> = None;
+    loop {
+        let (page, next) = store.export_page(cursor.as_ref(), 1_000).await?;
+        out.extend(page);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.sort_by_key(|r| r.image_id);
+    Ok(out)
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use imgfeat_core::ports::{BackfillStore, DuplicateStore, ExportStore, ResultStore, StoreError};
 
 pub use duplicates::near_duplicates_round_trip;
-pub use jobs::{backfill_jobs_round_trip, export_covers_every_image_once};
+pub use jobs::{all_exports, backfill_jobs_round_trip, export_covers_every_image_once};
 pub use results::{
     all_code_pages, code_pages_cover_the_version_once, code_round_trip,
     coded_returns_exactly_the_subset, codes_clear_failures_of_their_version_only,
