@@ -7,8 +7,14 @@
 #    the rules of the issue (probes, resources, non-root, read-only root, PDBs, a
 #    NetworkPolicy per workload, ingest's API token from the Secret, ...).
 #  - docker/: docker-compose.yml parses; images are pinned or built here; ports, the
-#    Prometheus scrape targets and the Grafana provisioning agree; the Dockerfile's
-#    build commands are the ones CI runs.
+#    Prometheus scrape targets, its rule file and the Grafana provisioning agree; the
+#    Dockerfile's build commands are the ones CI runs.
+#  - the alerting and recording rules (docker/prometheus/rules.yml): every alert has a
+#    severity, a summary, a description and a runbook_url to a section of
+#    docs/runbook.md, and is fired and shown quiet by docker/prometheus/rules_test.yml;
+#    `promtool check rules`, `promtool test rules` and `promtool check config
+#    docker/prometheus.yml` pass (promtool from Debian 12's prometheus package, pinned,
+#    unpacked into .local/prometheus-deb).
 #  - every container's settings (config file + environment, compose and k8s) load with
 #    the services' own settings types: `cargo test -p imgfeat-fleet-tests --test
 #    deploy_settings` with the extracted settings.
@@ -80,6 +86,39 @@ r = subprocess.run([os.path.join(venv_bin, "kubernetes-validate"), "--strict", "
                    capture_output=True, text=True)
 if r.returncode != 0 or "ERROR" in r.stdout + r.stderr or "WARN" in r.stdout + r.stderr:
     fail("kubernetes-validate:\n" + r.stdout + r.stderr)
+
+# ---------------------------------------------------------------- Prometheus rules
+RUNBOOK_BASE = "https://github.com/imgfeat/imgfeat/blob/main/docs/runbook.md"
+plain_rules = yaml.safe_load(open(os.path.join(root, "docker/prometheus/rules.yml")))
+rule_tests = yaml.safe_load(open(os.path.join(root, "docker/prometheus/rules_test.yml")))
+
+def github_anchor(heading):
+    # GitHub's heading ids: lower case, punctuation dropped (but - and _), spaces -> -.
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+runbook_text = re.sub(r"^```.*?^```", "", open(os.path.join(root, "docs/runbook.md")).read(), flags=re.M | re.S)  # not a code block's comments
+runbook_anchors = {github_anchor(h) for h in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", runbook_text, re.M)}
+fired, quiet = set(), set()
+for t in rule_tests.get("tests", []):
+    for a in t.get("alert_rule_test", []):
+        (fired if a.get("exp_alerts") else quiet).add(a["alertname"])
+alert_names = []
+for g in plain_rules["groups"]:
+    for r in g.get("rules", []):
+        if "alert" not in r: continue
+        name = r["alert"]
+        alert_names.append(name)
+        if r.get("labels", {}).get("severity") not in ("critical", "warning"): fail(f"rules.yml {name}: labels.severity must be critical or warning")
+        ann = r.get("annotations", {})
+        for key in ("summary", "description", "runbook_url"):
+            if not ann.get(key): fail(f"rules.yml {name}: no annotations.{key}")
+        base, _, anchor = ann.get("runbook_url", "").partition("#")
+        if base != RUNBOOK_BASE: fail(f"rules.yml {name}: runbook_url must be {RUNBOOK_BASE}#<section>")
+        elif anchor not in runbook_anchors: fail(f"rules.yml {name}: docs/runbook.md has no section #{anchor}")
+        if name not in fired: fail(f"rules_test.yml: no test fires {name}")
+        if name not in quiet: fail(f"rules_test.yml: no test shows {name} quiet (exp_alerts: [])")
+if len(alert_names) != len(set(alert_names)): fail("rules.yml: duplicate alert names")
+for name in sorted((fired | quiet) - set(alert_names)): fail(f"rules_test.yml tests {name}, which rules.yml does not define")
 
 # ---------------------------------------------------------------- k8s rules
 TOPOLOGY_QUEUES = {"detect", "detect.backfill", "extract", "uploads"}
@@ -198,6 +237,9 @@ for p in ("rabbitmq_management", "rabbitmq_prometheus"):
 prom = yaml.safe_load(open(os.path.join(root, "docker/prometheus.yml")))
 targets = {j["job_name"]: t for j in prom["scrape_configs"] for sc in j["static_configs"] for t in sc["targets"]}
 if targets.get("rabbitmq") != "rabbitmq:15692": fail("prometheus must scrape rabbitmq:15692")
+detailed = [j for j in prom["scrape_configs"] if j.get("metrics_path") == "/metrics/detailed"]
+if not detailed or not {"queue_coarse_metrics", "queue_consumer_count"} <= set(detailed[0].get("params", {}).get("family", [])):
+    fail("prometheus must scrape rabbitmq's /metrics/detailed with families queue_coarse_metrics and queue_consumer_count (the rules use them)")
 import tomllib
 def host_path(spec):
     src, dst = spec.split(":")[:2]
@@ -229,6 +271,19 @@ for name, binary in OURS.items():
     if targets.get(name) != f"{name}:{port}": fail(f"prometheus scrapes {name} at {targets.get(name)}, it listens on {port}")
     published = [str(p).split(":")[-1] for p in s.get("ports", [])]
     if port not in published: fail(f"compose {name}: port {port} is not published")
+# The rule file: prometheus.yml names it relative to itself, in the repository and in
+# the container alike.
+prom_svc = services.get("prometheus", {})
+prom_cfg = next((a.split("=", 1)[1] for a in prom_svc.get("command", []) if a.startswith("--config.file=")), "/etc/prometheus/prometheus.yml")
+prom_mounts = {dst: src for src, dst in (host_path(v) for v in prom_svc.get("volumes", []))}
+if prom_mounts.get(prom_cfg) != os.path.join(root, "docker/prometheus.yml"): fail(f"compose prometheus: {prom_cfg} must be docker/prometheus.yml")
+rule_files = prom.get("rule_files", [])
+if os.path.join(root, "docker/prometheus/rules.yml") not in [os.path.normpath(os.path.join(root, "docker", rf)) for rf in rule_files]:
+    fail("docker/prometheus.yml must load docker/prometheus/rules.yml (rule_files)")
+for rf in rule_files:
+    inside = os.path.normpath(os.path.join(os.path.dirname(prom_cfg), rf))
+    if prom_mounts.get(inside) != os.path.normpath(os.path.join(root, "docker", rf)):
+        fail(f"compose prometheus: rule file {rf} is {inside} in the container, which must mount docker/{rf}")
 gp = services.get("grafana", {}).get("volumes", [])
 dash_mount = [v for v in gp if v.startswith("./grafana/dashboards:")]
 provider = yaml.safe_load(open(os.path.join(root, "docker/grafana/provisioning/dashboards/imgfeat.yml")))
@@ -270,5 +325,50 @@ if problems:
     sys.exit(1)
 print(f"k8s: {sum(len(d) for d in docs_by_render.values())} manifests valid; compose, prometheus, grafana and Dockerfile consistent; {len(settings)} containers' settings extracted")
 PY
+
+# ---------------------------------------------------------------- promtool
+# promtool from Debian 12's prometheus package, pinned and unpacked into .local: no root
+# needed once the package lists are there, and no Prometheus server started (the
+# package's postinst would start one on :9090). IMGFEAT_PROMETHEUS_DEB picks another
+# version (`apt-cache policy prometheus` lists them).
+PROMETHEUS_DEB=${IMGFEAT_PROMETHEUS_DEB:-2.42.0+ds-5+deb12u1}
+promdir=$root/.local/prometheus-deb
+promtool=$promdir/usr/bin/promtool
+if [ ! -x "$promtool" ] || [ "$(cat "$promdir/.pin" 2>/dev/null)" != "$PROMETHEUS_DEB" ]; then
+  if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+    echo "unpacking promtool of prometheus=$PROMETHEUS_DEB into $promdir"
+    rm -rf "$promdir"
+    mkdir -p "$promdir/deb"
+    if ! (cd "$promdir/deb" && apt-get download "prometheus=$PROMETHEUS_DEB"); then
+      # The package lists may be stale or absent on a fresh machine: refresh once.
+      sudo=()
+      if [ "$(id -u)" != 0 ]; then
+        if ! command -v sudo >/dev/null; then
+          echo "error: cannot download prometheus=$PROMETHEUS_DEB and cannot refresh the package lists (not root, no sudo): run apt-get update as root first" >&2
+          exit 1
+        fi
+        sudo=(sudo)
+      fi
+      "${sudo[@]}" apt-get update
+      if ! (cd "$promdir/deb" && apt-get download "prometheus=$PROMETHEUS_DEB"); then
+        echo "error: prometheus=$PROMETHEUS_DEB is not in the package archive; set IMGFEAT_PROMETHEUS_DEB to a version apt-cache policy prometheus lists" >&2
+        exit 1
+      fi
+    fi
+    dpkg-deb -x "$promdir"/deb/prometheus_*.deb "$promdir"
+    rm -rf "$promdir/deb"
+    echo "$PROMETHEUS_DEB" > "$promdir/.pin"
+  elif command -v promtool >/dev/null; then
+    promtool=$(command -v promtool)
+    echo "note: no apt-get here: using $promtool ($("$promtool" --version 2>&1 | head -1)), not prometheus=$PROMETHEUS_DEB"
+  else
+    echo "error: promtool is missing and cannot be installed here (no apt-get/dpkg-deb): install Debian's prometheus package ($PROMETHEUS_DEB) or put promtool on PATH" >&2
+    exit 1
+  fi
+fi
+"$promtool" check rules docker/prometheus/rules.yml
+"$promtool" test rules docker/prometheus/rules_test.yml
+# Offline: it reads the config and the rule files, resolves no scrape target.
+"$promtool" check config docker/prometheus.yml
 
 IMGFEAT_DEPLOY_SETTINGS="$out/settings.json" cargo test --locked --quiet -p imgfeat-fleet-tests --test deploy_settings -- --nocapture
