@@ -119,6 +119,8 @@ for g in plain_rules["groups"]:
         if name not in quiet: fail(f"rules_test.yml: no test shows {name} quiet (exp_alerts: [])")
 if len(alert_names) != len(set(alert_names)): fail("rules.yml: duplicate alert names")
 for name in sorted((fired | quiet) - set(alert_names)): fail(f"rules_test.yml tests {name}, which rules.yml does not define")
+if rule_tests.get("group_eval_order") != [g["name"] for g in plain_rules["groups"]]:
+    fail("rules_test.yml: group_eval_order must list rules.yml's groups in their order (recording groups first); promtool evaluates unlisted groups in a random order")
 
 # ---------------------------------------------------------------- k8s rules
 TOPOLOGY_QUEUES = {"detect", "detect.backfill", "extract", "uploads"}
