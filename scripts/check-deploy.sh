@@ -323,10 +323,10 @@ for name, binary in OURS.items():
     if cfg and not cfg_file: fail(f"compose {name}: {cfg} is not mounted from the repository")
     env = {k: str(v) for k, v in (s.get("environment") or {}).items()}
     settings.append({"origin": f"compose {name}", "binary": binary, "config_file": os.path.relpath(cfg_file, root) if cfg_file else None, "env": env})
-    # The port /metrics is served on, from the env or the config file (ingest serves
-    # them apart from its API, on http.metrics_listen).
+    # The port /metrics is served on, from the env or the config file (every service
+    # serves them on telemetry.listen, apart from its API).
     conf = tomllib.load(open(cfg_file, "rb")) if cfg_file else {}
-    section, key = ("http", "metrics_listen") if name in ("ingest", "search", "serve") else ("telemetry", "listen")
+    section, key = ("telemetry", "listen")
     listen = env.get(f"IMGFEAT_{section.upper()}__{key.upper()}") or conf.get(section, {}).get(key)
     if not listen: fail(f"compose {name}: no {section}.{key}"); continue
     port = listen.rsplit(":", 1)[1]
@@ -353,7 +353,32 @@ if not dash_mount or provider["providers"][0]["options"]["path"] != dash_mount[0
     fail("grafana: the dashboard provider path is not where docker/grafana/dashboards is mounted")
 ds = yaml.safe_load(open(os.path.join(root, "docker/grafana/provisioning/datasources/prometheus.yml")))
 if ds["datasources"][0]["uid"] != "prometheus" or ds["datasources"][0]["url"] != "http://prometheus:9090":
-    fail("grafana: datasource must be uid prometheus at http://prometheus:9090 (the dashboard uses that uid)")
+    fail("grafana: datasource must be uid prometheus at http://prometheus:9090 (the dashboard's default)")
+# The dashboard picks its Prometheus through the variable `datasource` (default: the
+# provisioned one), and reads recorded series only where rules.yml records them.
+dashboard = json.load(open(os.path.join(root, "docker/grafana/dashboards/imgfeat.json")))
+dsvar = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
+if not dsvar or dsvar[0].get("type") != "datasource" or dsvar[0].get("query") != "prometheus" or dsvar[0].get("current", {}).get("value") != ds["datasources"][0]["uid"]:
+    fail("grafana: the dashboard needs a variable `datasource` of type datasource (prometheus), defaulting to the provisioned uid")
+def datasources(o):
+    if isinstance(o, dict):
+        if isinstance(o.get("datasource"), dict): yield o["datasource"]
+        for v in o.values(): yield from datasources(v)
+    elif isinstance(o, list):
+        for v in o: yield from datasources(v)
+for d in datasources(dashboard):
+    if d.get("uid") != "${datasource}": fail(f"grafana: a panel, target or variable uses datasource {d}, not ${{datasource}}")
+recorded = {r["record"] for g in plain_rules["groups"] for r in g.get("rules", []) if "record" in r}
+def exprs(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "expr" and isinstance(v, str): yield v
+            else: yield from exprs(v)
+    elif isinstance(o, list):
+        for v in o: yield from exprs(v)
+for e in exprs(dashboard):
+    for name in re.findall(r"(?<![\w$])[a-zA-Z_]\w*:[\w:]+", re.sub(r'"[^"]*"', '""', e)):
+        if name not in recorded: fail(f"grafana: the dashboard reads {name}, which docker/prometheus/rules.yml does not record")
 
 # The Dockerfile builds with the commands CI runs (scripts/test.sh), every binary, and
 # puts the runtime library and models where the binaries look.

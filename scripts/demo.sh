@@ -8,7 +8,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 dir=${1:-fixtures/photos}
-store=${IMGFEAT_DEMO_STORE:-imgfeat-data/demo.sqlite3}
+# The CLI's default store, so that the commands printed at the end (and any `imgfeat`
+# command run from this folder) read what the demo indexed.
+store=${IMGFEAT_DEMO_STORE:-imgfeat-data/imgfeat.sqlite3}
 
 command -v cargo >/dev/null || { echo "error: cargo (Rust >= 1.92) is needed: https://rustup.rs" >&2; exit 1; }
 scripts/setup-onnxruntime.sh
@@ -21,3 +23,14 @@ bin=${CARGO_TARGET_DIR:-target}/debug/imgfeat
 first=$(ls "$dir" | head -n 1)
 "$bin" --store "$store" show "$dir/$first"
 "$bin" --store "$store" similar "$dir/$first" --k 5
+
+opt=""
+[ "$store" = imgfeat-data/imgfeat.sqlite3 ] || opt=" --store $store"
+cat <<EOF
+
+The binary is $bin; the results are in $store. Next:
+  $bin$opt show $dir/$first
+  $bin$opt similar $dir/$first --k 5
+  $bin$opt dedup
+  $bin config defaults            # every setting, with its default
+EOF

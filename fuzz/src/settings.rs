@@ -1,5 +1,5 @@
 use imgfeat_app::AppSettings;
-use imgfeat_app::settings::settings_from_toml;
+use imgfeat_app::layers::settings_from_toml;
 
 /// Any settings file is read or refused with an error, for the CLI and workers'
 /// settings and the ingest service's; validation never panics either.

@@ -179,7 +179,7 @@ impl Fleet {
                 .unwrap_or_default()
         );
         let toml = format!(
-            "{amqp}[http]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\ntoken = {ingest_token:?}\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
+            "{amqp}[http]\nlisten = \"127.0.0.1:0\"\ntoken = {ingest_token:?}\n[telemetry]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
             cfg.work_dir.join("ingest.sqlite3").display().to_string()
         );
         let file = cfg.work_dir.join("imgfeat-ingest.toml");
@@ -347,7 +347,7 @@ mod tests {
 
     use super::knob_env;
 
-    #[derive(serde::Deserialize, Default)]
+    #[derive(serde::Deserialize, serde::Serialize, Default)]
     #[serde(default)]
     struct Root {
         pipeline: PipelineSettings,

@@ -42,8 +42,29 @@ use crate::stored_events::StoredEvents;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index"
+    about = "imgfeat load driver: the fleet through RabbitMQ vs the embedded index",
+    args_conflicts_with_subcommands = true
 )]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    fleet: Args,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Mode {
+    /// Drive imgfeat-serve over HTTP instead: open-loop arrivals at fractions of its
+    /// measured capacity, against a queueing model of an ideal server
+    /// (`imgfeat-loadtest serve --help` lists its options).
+    #[command(disable_help_flag = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Image IDs pushed through the fleet (corpus photos, named {id}.jpg).
     #[arg(long, default_value_t = 1000)]
@@ -89,7 +110,7 @@ struct Args {
 }
 
 fn pipeline_settings(file: Option<&PathBuf>) -> anyhow::Result<(PipelineSettings, Option<String>)> {
-    #[derive(serde::Deserialize, Default)]
+    #[derive(serde::Deserialize, serde::Serialize, Default)]
     #[serde(default)]
     struct Root {
         pipeline: PipelineSettings,
@@ -115,10 +136,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if std::env::args().nth(1).as_deref() == Some("serve") {
-        return serve::main(std::env::args().skip(1)).await;
-    }
-    let args = Args::parse();
+    let args = match Cli::parse() {
+        Cli {
+            mode: Some(Mode::Serve { args }),
+            ..
+        } => return serve::main(std::iter::once("serve".to_owned()).chain(args)).await,
+        Cli { fleet, .. } => fleet,
+    };
     if args.images == 0 {
         bail!("--images must be at least 1");
     }

@@ -204,7 +204,7 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Target> {
     let token = format!("{token:0<24}");
     let mut child = Command::new(binary(&bin_dir, "imgfeat-serve")?)
         .env("IMGFEAT_HTTP__LISTEN", "127.0.0.1:0")
-        .env("IMGFEAT_HTTP__METRICS_LISTEN", "127.0.0.1:0")
+        .env("IMGFEAT_TELEMETRY__LISTEN", "127.0.0.1:0")
         .env("IMGFEAT_HTTP__TOKEN", &token)
         .env("IMGFEAT_HTTP__MAX_BODY_BYTES", (16 << 20).to_string())
         .env("IMGFEAT_HTTP__MAX_CONCURRENT_REQUESTS", "4096")

@@ -26,13 +26,14 @@ const OUTAGE_RETRIES: Retries = Retries {
 async fn start_search(fleet: &Fleet) -> Running {
     let mut s = imgfeat_search_service::Settings {
         http: local_http(SEARCH_TOKEN),
+        telemetry: imgfeat_testkit::local_telemetry(),
         ..Default::default()
     };
     s.store = fleet.store.clone();
     s.search.follow = false;
     s.search.infer_max_queued = 0;
     s.validate().unwrap();
-    let listeners = Listeners::bind(&s.http).await.unwrap();
+    let listeners = Listeners::bind(&s.http, &s.telemetry).await.unwrap();
     let running = Running::spawn(listeners, |l, shutdown| {
         imgfeat_search_service::run(s, l, shutdown)
     });

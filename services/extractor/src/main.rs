@@ -18,7 +18,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = WorkerSettings::load(args.config.as_deref()).context("invalid settings")?;
+    let settings =
+        WorkerSettings::load_over(WorkerSettings::extractor_defaults(), args.config.as_deref())
+            .context("invalid settings")?;
     imgfeat_app::logging::init(&settings.log);
     run_extractor(settings, imgfeat_pipeline::Events::new()).await?;
     Ok(())

@@ -140,6 +140,31 @@ pub enum Command {
     /// Inspect and re-drive the dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The settings of every imgfeat binary.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting of a binary with its default, as commented TOML: a settings
+    /// file to start from. docs/configuration.md says what each one does.
+    Defaults {
+        #[arg(long, value_enum, default_value_t = ServiceArg::Imgfeat)]
+        service: ServiceArg,
+    },
+}
+
+/// A binary whose settings `config defaults` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceArg {
+    /// This command line tool.
+    Imgfeat,
+    Ingest,
+    Detector,
+    Extractor,
+    Serve,
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

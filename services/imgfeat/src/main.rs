@@ -24,7 +24,11 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.chain().any(|c| c.is::<commands::NotFound>()) {
+                std::process::ExitCode::from(commands::EXIT_NOT_FOUND)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

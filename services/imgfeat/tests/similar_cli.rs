@@ -148,4 +148,18 @@ fn new_files_find_their_originals_and_dedup_groups_what_is_within_the_radius() {
         let together = group_of(&apart, *orig).is_some_and(|g| members(&g).contains(copy));
         assert!(!together, "grouped below their distance {d}: {apart}");
     }
+
+    // A radius past half the 64-bit code is refused; what is not stored exits 3.
+    for args in [
+        &["dedup", "--radius", "99"][..],
+        &["similar", "1000", "--radius", "33"],
+    ] {
+        let (code, _, stderr) = imgfeat(&store, args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("radius of"), "{args:?}: {stderr}");
+    }
+    for args in [&["show", "424242"][..], &["similar", "424242"]] {
+        let (code, _, stderr) = imgfeat(&store, args);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+    }
 }

@@ -1,7 +1,8 @@
-//! The HTTP API. Every refusal is a JSON `{"error": "..."}` with a status that says
-//! whose fault it is: 400 the request, 401/403 the credentials ([`crate::auth`]), 404 an
-//! unknown job, 413 a body too large, 429 too much at once (requests or backfills), 503
-//! the broker or store (or a request past its time).
+//! The HTTP API. Every refusal is the shared JSON `{"error": "...", "reason": "..."}`
+//! ([`imgfeat_http::ApiError`]) with a status that says whose fault it is: 400 the
+//! request, 401/403 the credentials, 404 an unknown job, 413 a body too large, 429 too
+//! much at once (requests or backfills, with `Retry-After`), 503 the broker or store (or
+//! a request past its time).
 
 use std::sync::Arc;
 
@@ -46,53 +47,52 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub use imgfeat_http::ApiError;
 
-impl ApiError {
-    pub fn new(status: StatusCode, m: impl Into<String>) -> Self {
-        Self(status, m.into())
-    }
-    fn bad_request(m: impl Into<String>) -> Self {
-        Self(StatusCode::BAD_REQUEST, m.into())
-    }
-    fn unavailable(m: impl Into<String>) -> Self {
-        Self(StatusCode::SERVICE_UNAVAILABLE, m.into())
-    }
+/// How long a client should wait before asking again after a 429 or a 503.
+const RETRY_AFTER_S: u64 = 1;
+
+fn bad_request(m: impl Into<String>) -> ApiError {
+    ApiError::with_reason(StatusCode::BAD_REQUEST, "bad_request", m)
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
+fn unavailable(m: impl Into<String>) -> ApiError {
+    ApiError::with_reason(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+        .retry_after(RETRY_AFTER_S)
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    unavailable(e.to_string())
+}
+
+fn no_such_job(job: &str) -> ApiError {
+    ApiError::with_reason(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no backfill job {job:?}"),
+    )
 }
 
 impl From<RequestError> for ApiError {
     fn from(e: RequestError) -> Self {
-        ApiError::bad_request(e.0)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::unavailable(e.to_string())
+        bad_request(e.0)
     }
 }
 
 async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let req = parse_images_request(&body, s.limits.max_ids_per_request)?;
     if !s.conn.is_connected() {
-        return Err(ApiError::unavailable("broker not connected; retry later"));
+        return Err(unavailable("broker not connected; retry later"));
     }
     let mut ids = req.image_ids();
     let mut skipped = 0;
     if req.skip_done.unwrap_or(s.skip_done_default) {
         let (Some(results), Some(model)) = (&s.results, &req.model) else {
-            return Err(ApiError::bad_request(
-                "skip_done needs a model (and a result store)",
-            ));
+            return Err(bad_request("skip_done needs a model (and a result store)"));
         };
-        (ids, skipped) = crate::without_coded(results.as_ref(), ids, model).await?;
+        (ids, skipped) = crate::without_coded(results.as_ref(), ids, model)
+            .await
+            .map_err(store_error)?;
     }
     let enqueued_at_ms = now_ms();
     let jobs: Vec<DetectJob> = ids
@@ -102,7 +102,7 @@ async fn post_images(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Resp
     s.live
         .publish(&jobs)
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        .map_err(|e| unavailable(e.to_string()))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "published": jobs.len(), "skipped": skipped })),
@@ -116,22 +116,25 @@ async fn post_backfill(State(s): State<Arc<AppState>>, body: Bytes) -> Result<Re
     let running = s
         .backfills
         .list()
-        .await?
+        .await
+        .map_err(store_error)?
         .iter()
         .filter(|j| j.state == BackfillState::Running)
         .count();
     let max = s.limits.max_running_backfills;
     if running >= max {
-        return Err(ApiError(
+        return Err(ApiError::with_reason(
             StatusCode::TOO_MANY_REQUESTS,
+            "too_many_backfills",
             format!(
                 "{running} backfills running, the limit is {max} (limits.max_running_backfills); wait for one to end or cancel one"
             ),
-        ));
+        )
+        .retry_after(RETRY_AFTER_S));
     }
     let job = s.backfills.start(req).await.map_err(|e| match e {
-        BackfillError::Invalid(m) => ApiError::bad_request(m),
-        BackfillError::Store(e) => e.into(),
+        BackfillError::Invalid(m) => bad_request(m),
+        BackfillError::Store(e) => store_error(e),
     })?;
     Ok((
         StatusCode::ACCEPTED,
@@ -144,28 +147,22 @@ async fn get_backfill(
     State(s): State<Arc<AppState>>,
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
-    match s.backfills.status(&job).await? {
+    match s.backfills.status(&job).await.map_err(store_error)? {
         Some(status) => Ok(Json(status).into_response()),
-        None => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no backfill job {job:?}"),
-        )),
+        None => Err(no_such_job(&job)),
     }
 }
 
 async fn list_backfills(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    Ok(Json(s.backfills.list().await?).into_response())
+    Ok(Json(s.backfills.list().await.map_err(store_error)?).into_response())
 }
 
 async fn cancel_backfill(
     State(s): State<Arc<AppState>>,
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
-    match s.backfills.cancel(&job).await? {
+    match s.backfills.cancel(&job).await.map_err(store_error)? {
         Some(j) => Ok((StatusCode::ACCEPTED, Json(j)).into_response()),
-        None => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no backfill job {job:?}"),
-        )),
+        None => Err(no_such_job(&job)),
     }
 }

@@ -5,11 +5,14 @@
 //! repeats at most the one chunk in flight; the detector's idempotent writes absorb it.
 //! Every job still `running` in the store is resumed at start-up.
 //!
+//! Publishing waits while the backfill queue is full ([`crate::backpressure`]), and each
+//! message carries its job's ID, so the detectors skip what a cancelled job left queued.
+//!
 //! A job asked to skip done IDs carries `-skip` in its ID: `BackfillJob` has no field
 //! for it, and the ID is what survives a restart with the job.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,7 @@ use imgfeat_core::{ImageId, ModelVersion, now_ms};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::backpressure::QueueGate;
 use crate::settings::BackfillSettings;
 use imgfeat_core::shutdown::Shutdown;
 
@@ -53,8 +57,17 @@ pub struct BackfillStatus {
     pub total: u64,
     pub done: u64,
     pub skip_done: bool,
-    /// IDs per second observed since this process (re)started the job.
+    /// IDs per second published since this process (re)started the job.
     pub rate_per_sec: Option<f64>,
+    /// `publishing`, or `waiting` while the backfill queue is above `backfill.high_water`;
+    /// unset when the job is not running here.
+    pub activity: Option<&'static str>,
+    /// Messages in the backfill queue at the last reading.
+    pub queue_depth: Option<u64>,
+    /// Messages per second the workers took off the backfill queue over the last minute.
+    pub consumed_per_sec: Option<f64>,
+    /// Seconds until the workers have taken this job's remaining IDs, at the measured
+    /// consumption rate (what is queued ahead included); unset until a rate is measured.
     pub eta_seconds: Option<f64>,
 }
 
@@ -63,12 +76,15 @@ struct Run {
     finished: watch::Sender<bool>,
     /// (when this process started the job, IDs covered since)
     progress: Mutex<(Instant, u64)>,
+    /// Parked at the queue gate.
+    waiting: AtomicBool,
 }
 
 pub struct Backfills {
     store: Arc<dyn BackfillStore>,
     results: Option<Arc<dyn ResultStore>>,
     publisher: Arc<dyn JobPublisher<DetectJob>>,
+    gate: Option<Arc<QueueGate>>,
     settings: BackfillSettings,
     max_range: u64,
     shutdown: Shutdown,
@@ -85,10 +101,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Backfills {
+    /// `gate`: the backfill queue's high/low-water gate; `None` publishes unchecked.
     pub fn new(
         store: Arc<dyn BackfillStore>,
         results: Option<Arc<dyn ResultStore>>,
         publisher: Arc<dyn JobPublisher<DetectJob>>,
+        gate: Option<Arc<QueueGate>>,
         settings: BackfillSettings,
         max_range: u64,
         shutdown: Shutdown,
@@ -97,6 +115,7 @@ impl Backfills {
             store,
             results,
             publisher,
+            gate,
             settings,
             max_range,
             shutdown,
@@ -168,6 +187,7 @@ impl Backfills {
             cancel: watch::Sender::new(false),
             finished: watch::Sender::new(false),
             progress: Mutex::new((Instant::now(), 0)),
+            waiting: AtomicBool::new(false),
         });
         lock(&self.running).insert(job.id.clone(), run.clone());
         let this = self.clone();
@@ -188,17 +208,29 @@ impl Backfills {
         };
         let (total, done) = (job.total(), job.done_count());
         let mut rate = None;
+        let mut activity = None;
         if let Some(run) = lock(&self.running).get(id) {
             let (since, covered) = *lock(&run.progress);
             let secs = since.elapsed().as_secs_f64();
             if covered > 0 && secs > 0.0 {
                 rate = Some(covered as f64 / secs);
             }
+            activity = Some(if run.waiting.load(Ordering::Relaxed) {
+                "waiting"
+            } else {
+                "publishing"
+            });
         }
+        let view = self.gate.as_ref().map(|g| g.view()).unwrap_or_default();
         let eta = match job.state {
             BackfillState::Done => Some(0.0),
             BackfillState::Cancelled => None,
-            BackfillState::Running => rate.map(|r| (total - done) as f64 / r),
+            BackfillState::Running => match (view.consumed_per_sec, view.depth) {
+                (Some(c), Some(depth)) if c > 0.0 => Some(((total - done) + depth) as f64 / c),
+                // No gate (no broker to ask): publishing is all there is to wait for.
+                _ if self.gate.is_none() => rate.map(|r| (total - done) as f64 / r),
+                _ => None,
+            },
         };
         Ok(Some(BackfillStatus {
             skip_done: is_skip(&job.id),
@@ -206,6 +238,9 @@ impl Backfills {
             total,
             done,
             rate_per_sec: rate,
+            activity,
+            queue_depth: view.depth,
+            consumed_per_sec: view.consumed_per_sec,
             eta_seconds: eta,
         }))
     }
@@ -307,6 +342,23 @@ impl Backfills {
                 tracing::info!(job = %job.id, published = job.published, skipped = job.skipped, "backfill done");
                 return;
             }
+            if let Some(gate) = &self.gate {
+                let mut cancel = run.cancel.subscribe();
+                let stop = async {
+                    tokio::select! {
+                        _ = cancel.wait_for(|c| *c) => {}
+                        _ = self.shutdown.wait() => {}
+                    }
+                };
+                let on_wait = |w: bool| {
+                    if run.waiting.swap(w, Ordering::Relaxed) != w && w {
+                        tracing::info!(job = %job.id, "backfill queue above high water: waiting");
+                    }
+                };
+                if !gate.wait_open(stop, on_wait).await {
+                    continue;
+                }
+            }
             let start = job.next;
             let end = start.saturating_add(chunk - 1).min(job.to);
             let ids: Vec<ImageId> = (start..=end).map(ImageId).collect();
@@ -321,7 +373,7 @@ impl Backfills {
             let enqueued_at_ms = now_ms();
             let messages: Vec<DetectJob> = ids
                 .iter()
-                .map(|&image_id| DetectJob::new(image_id, enqueued_at_ms))
+                .map(|&image_id| DetectJob::new(image_id, enqueued_at_ms).in_backfill(&job.id))
                 .collect();
             let mut cancel = run.cancel.subscribe();
             let published = tokio::select! {
@@ -336,7 +388,12 @@ impl Backfills {
                     self.pause(run, backoff.next_delay()).await;
                     continue;
                 }
-                Some(Ok(())) => backoff.reset(),
+                Some(Ok(())) => {
+                    backoff.reset();
+                    if let Some(gate) = &self.gate {
+                        gate.published(messages.len() as u64);
+                    }
+                }
             }
             job.next = end + 1;
             job.published += messages.len() as u64;

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod backfill;
+pub mod backpressure;
 pub mod requests;
 pub mod settings;
 pub mod uploads;
@@ -54,7 +55,7 @@ pub enum IngestError {
 }
 
 /// The two ports: the API (`http.listen`) and metrics with probes
-/// (`http.metrics_listen`), bound before [`run`] so that callers can learn the
+/// (`telemetry.listen`), bound before [`run`] so that callers can learn the
 /// addresses of port-0 settings.
 pub use imgfeat_http::Listeners;
 
@@ -92,10 +93,15 @@ pub async fn run(
     let results: Arc<dyn ResultStore> = store.results;
     let backfill_store: Arc<dyn BackfillStore> = store.backfills;
 
+    let gate = Arc::new(backpressure::QueueGate::new(
+        settings.backfill.high_water,
+        settings.backfill.low_water,
+    ));
     let backfills = backfill::Backfills::new(
         backfill_store,
         Some(results.clone()),
         backfill_publisher,
+        Some(gate.clone()),
         settings.backfill.clone(),
         settings.limits.max_backfill_range,
         shutdown.clone(),
@@ -106,6 +112,16 @@ pub async fn run(
     }
 
     let mut tasks = Vec::new();
+    {
+        let depth = backpressure::AmqpQueueDepth {
+            conn: conn.clone(),
+            queue: conn.topology().queue(WorkQueue::DetectBackfill),
+        };
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            gate.poll(&depth, Duration::from_secs(1), shutdown).await
+        }));
+    }
     if settings.uploads.enabled {
         tasks.push(tokio::spawn(uploads::forward_uploads(
             conn.clone(),
@@ -156,10 +172,15 @@ pub async fn run(
         telemetry.clone(),
         shutdown.clone(),
     )));
-    let app = imgfeat_http::assemble(
-        api::router(state),
-        imgfeat_telemetry::health_router(readiness.clone()),
-        &settings.http,
+    let http_metrics = imgfeat_http::HttpMetrics::register(telemetry.registry(), "imgfeat_ingest")
+        .map_err(|e| IngestError::Http(std::io::Error::other(e)))?;
+    let app = http_metrics.around(
+        imgfeat_http::assemble(
+            api::router(state),
+            imgfeat_telemetry::health_router(readiness.clone()),
+            &settings.http,
+        )
+        .layer(axum::middleware::map_response(imgfeat_http::with_reasons)),
     );
     let server = serve(listeners.api, app, shutdown.clone());
     let metrics = serve(
@@ -218,7 +239,19 @@ async fn report_backfills(
         }
         if let Ok(jobs) = backfills.list().await {
             for job in jobs {
-                telemetry.set_backfill(&job.id, job.done_count(), job.total());
+                // Only running jobs have series: a finished or cancelled one is no
+                // backlog, and its ID must not pile up in the time series.
+                if job.state != imgfeat_core::ports::BackfillState::Running {
+                    telemetry.remove_backfill(&job.id);
+                    continue;
+                }
+                let waiting = backfills
+                    .status(&job.id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.activity == Some("waiting"));
+                telemetry.set_backfill(&job.id, job.done_count(), job.total(), waiting);
             }
         }
     }

@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = args.watch {
         settings.watch.dir = Some(dir);
     }
-    let listeners = Listeners::bind(&settings.http).await?;
+    let listeners = Listeners::bind(&settings.http, &settings.telemetry).await?;
     // On stdout, for scripts and tests that start us on port 0.
     listeners.announce()?;
 

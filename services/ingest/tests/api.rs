@@ -117,10 +117,15 @@ async fn a_backfill_publishes_every_id_once_and_reports_done() {
     let mut ids: Vec<u64> = jobs.iter().map(|j| j.image_id.0).collect();
     ids.sort();
     assert_eq!(ids, (1..=1050).collect::<Vec<_>>());
-    // The request's model only decides what counts as done; jobs carry none.
+    // The request's model only decides what counts as done; jobs carry none. They
+    // carry their backfill job, so detectors can skip a cancelled one's.
     assert!(
         jobs.iter()
             .all(|j| j.detector.is_none() && j.code_version.is_none())
+    );
+    assert!(
+        jobs.iter()
+            .all(|j| j.backfill.as_deref() == Some(job.as_str()))
     );
     assert!(
         drain(&amqp, WorkQueue::Detect).await.is_empty(),
@@ -151,7 +156,7 @@ async fn delete_cancels_a_running_backfill() {
         .await;
     let running = job_state(&svc, &job).await;
     assert!(running["rate_per_sec"].as_f64().unwrap() > 0.0);
-    assert!(running["eta_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(running["activity"], "publishing", "{running}");
 
     let (status, body) = http(svc.addr, "DELETE", &format!("/v1/backfill/{job}"), None).await;
     assert_eq!(status, 202, "{body}");

@@ -211,7 +211,9 @@ async fn the_service_refuses_to_start_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings("notoken", dir.path());
     settings.http.token = None;
-    let listeners = Listeners::bind(&settings.http).await.unwrap();
+    let listeners = Listeners::bind(&settings.http, &settings.telemetry)
+        .await
+        .unwrap();
     let (_trigger, shutdown) = shutdown_pair();
     let err = tokio::time::timeout(WAIT, imgfeat_ingest::run(settings, listeners, shutdown))
         .await

@@ -20,7 +20,7 @@ async fn start(prefix: &str, store: &std::path::Path) -> (Child, SocketAddr) {
         .env("IMGFEAT_AMQP__PREFIX", prefix)
         .env("IMGFEAT_STORE__PATH", store)
         .env("IMGFEAT_HTTP__LISTEN", "127.0.0.1:0")
-        .env("IMGFEAT_HTTP__METRICS_LISTEN", "127.0.0.1:0")
+        .env("IMGFEAT_TELEMETRY__LISTEN", "127.0.0.1:0")
         .env("IMGFEAT_HTTP__TOKEN", TOKEN)
         .env("IMGFEAT_BACKFILL__CHUNK_SIZE", CHUNK.to_string())
         .env("IMGFEAT_BACKFILL__RATE_PER_SEC", "2000")

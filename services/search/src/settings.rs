@@ -6,19 +6,21 @@ use imgfeat_amqp::AmqpConfig;
 use imgfeat_app::logging::LogSettings;
 use imgfeat_app::settings::StoreSettings;
 use imgfeat_app::{SearchSettings, SettingsError, load_settings};
-pub use imgfeat_http::HttpSettings;
+pub use imgfeat_http::{HttpSettings, TelemetrySettings};
 use imgfeat_infer::EngineSettings;
 use imgfeat_pipeline::PipelineSettings;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::shard::ShardSpec;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The API's address, token and limits (`[http]`, as ingest's); the other shards
     /// are called with the same token.
     pub http: HttpSettings,
+    /// `/metrics` and the probes.
+    pub telemetry: TelemetrySettings,
     /// Where the codes are (the same `[store]` as every binary).
     pub store: StoreSettings,
     /// Names the code version served (from the manifests, as the workers compute it),
@@ -32,7 +34,7 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceSettings {
     /// This replica's share of the version.
@@ -60,6 +62,24 @@ pub struct ServiceSettings {
     /// How long an image of `POST /v1/similar` may take from admission to its code;
     /// past it, 504. 0: no deadline (`http.request_timeout_ms` still bounds it).
     pub infer_deadline_ms: u64,
+}
+
+/// compose's ports for search, so that it runs beside the other services on one host.
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings {
+                listen: "0.0.0.0:8081".into(),
+                ..HttpSettings::default()
+            },
+            telemetry: TelemetrySettings::at("0.0.0.0:9467"),
+            store: StoreSettings::default(),
+            pipeline: PipelineSettings::default(),
+            search: ServiceSettings::default(),
+            amqp: AmqpConfig::default(),
+            log: LogSettings::default(),
+        }
+    }
 }
 
 impl Default for ServiceSettings {
@@ -119,7 +139,9 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
-        self.http.validate().map_err(SettingsError::Invalid)?;
+        self.http
+            .validate(&self.telemetry)
+            .map_err(SettingsError::Invalid)?;
         self.pipeline.validate().map_err(SettingsError::Invalid)?;
         if self.search.follow {
             self.amqp

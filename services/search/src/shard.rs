@@ -1,9 +1,9 @@
 //! Which replica holds which image: `shard = i of S`, by a hash of the image ID so that
 //! IDs handed out in runs (ranges, timestamps) still spread evenly over the shards.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardSpec {
     /// This replica's shard, `0..count`.

@@ -46,7 +46,9 @@ async fn post(client: &reqwest::Client, api: &str, query: &str, ct: &str, body: 
         .send()
         .await
         .unwrap();
-    answer(res).await
+    let a = answer(res).await;
+    common::check_openapi("POST", &format!("{api}/v1/similar{query}"), &a);
+    a
 }
 
 /// A body over the limit is refused from its `Content-Length`, before it is read, and
@@ -84,7 +86,9 @@ async fn post_headers_only(api: &str, ct: &str, len: usize) -> Answer {
 }
 
 async fn get(client: &reqwest::Client, url: String) -> Answer {
-    answer(client.get(url).bearer_auth(TOKEN).send().await.unwrap()).await
+    let a = answer(client.get(&url).bearer_auth(TOKEN).send().await.unwrap()).await;
+    common::check_openapi("GET", &url, &a);
+    a
 }
 
 /// Serves `app` on a free port of 127.0.0.1 until the test ends; its base URL.

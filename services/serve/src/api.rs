@@ -125,7 +125,7 @@ async fn answer(s: &ApiState, p: InferParams, req: Request) -> Result<InferAnswe
     };
     let images = read_images(
         req,
-        s.serve.max_images_per_request,
+        s.serve.images_per_request(),
         "serve.max_images_per_request",
     )
     .await?;

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref()).context("invalid configuration")?;
     imgfeat_app::logging::init(&settings.log);
-    let listeners = Listeners::bind(&settings.http).await?;
+    let listeners = Listeners::bind(&settings.http, &settings.telemetry).await?;
     // On stdout, for scripts and tests that start us on port 0.
     listeners.announce()?;
     let (trigger, shutdown) = shutdown_pair();

@@ -5,16 +5,18 @@ use std::path::Path;
 
 use imgfeat_app::logging::LogSettings;
 use imgfeat_app::{SettingsError, load_settings};
-pub use imgfeat_http::HttpSettings;
 use imgfeat_http::Token;
+pub use imgfeat_http::{HttpSettings, TelemetrySettings};
 use imgfeat_infer::EngineSettings;
 use imgfeat_pipeline::PipelineSettings;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub http: HttpSettings,
+    /// `/metrics` and the probes.
+    pub telemetry: TelemetrySettings,
     /// Models, decoding and the two batch policies (`pipeline.detector.batch`,
     /// `pipeline.extractor.batch`): the same as the workers', so the codes are the same.
     pub pipeline: PipelineSettings,
@@ -22,7 +24,7 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeSettings {
     /// Images admitted at once, queued or in flight, across every model version; the
@@ -33,8 +35,9 @@ pub struct ServeSettings {
     /// dropped before inference and the request gets 504. 0: no deadline. A request may
     /// ask for a shorter one (`?deadline_ms=`).
     pub deadline_ms: u64,
-    /// Images in one multipart request.
-    pub max_images_per_request: usize,
+    /// Images in one multipart request; unset: 16, or `max_queued` if that is smaller
+    /// (a request larger than what may be admitted at once could never be served).
+    pub max_images_per_request: Option<usize>,
     /// Detector manifests served side by side, each with its own sessions and batchers;
     /// the first is the default. Empty: `pipeline.models.detector` alone.
     pub detectors: Vec<String>,
@@ -57,7 +60,7 @@ impl Default for ServeSettings {
         Self {
             max_queued: 32,
             deadline_ms: 10_000,
-            max_images_per_request: 16,
+            max_images_per_request: None,
             detectors: Vec::new(),
             retry_after_s: 1,
             drain_timeout_ms: 30_000,
@@ -65,6 +68,30 @@ impl Default for ServeSettings {
             search_timeout_ms: 1_000,
             search_token: None,
         }
+    }
+}
+
+/// compose's ports for serve, so that it runs beside the other services on one host.
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings {
+                listen: "0.0.0.0:8082".into(),
+                ..HttpSettings::default()
+            },
+            telemetry: TelemetrySettings::at("0.0.0.0:9468"),
+            pipeline: PipelineSettings::default(),
+            serve: ServeSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl ServeSettings {
+    /// The effective `max_images_per_request`.
+    pub fn images_per_request(&self) -> usize {
+        self.max_images_per_request
+            .unwrap_or_else(|| self.max_queued.min(16))
     }
 }
 
@@ -87,14 +114,16 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
-        self.http.validate().map_err(SettingsError::Invalid)?;
+        self.http
+            .validate(&self.telemetry)
+            .map_err(SettingsError::Invalid)?;
         self.pipeline.validate().map_err(SettingsError::Invalid)?;
         let s = &self.serve;
         let invalid = |m: &str| Err(SettingsError::Invalid(m.into()));
         if s.max_queued == 0 || s.max_queued > 100_000 {
             return invalid("serve.max_queued must be 1..=100000");
         }
-        if s.max_images_per_request == 0 || s.max_images_per_request > s.max_queued {
+        if s.images_per_request() == 0 || s.images_per_request() > s.max_queued {
             return invalid("serve.max_images_per_request must be 1..=serve.max_queued");
         }
         if s.drain_timeout_ms == 0 {
@@ -139,6 +168,13 @@ mod tests {
         with_token().validate().unwrap();
         let mut s = with_token();
         s.serve.max_queued = 4;
+        s.validate().unwrap();
+        assert_eq!(
+            s.serve.images_per_request(),
+            4,
+            "follows a smaller max_queued"
+        );
+        s.serve.max_images_per_request = Some(5);
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("max_images_per_request"), "{err}");
         let mut s = with_token();

@@ -158,7 +158,7 @@ async fn every_error_has_its_status_and_reason_and_none_is_a_500() {
 async fn admission_refuses_exactly_the_excess_at_once() {
     let server = start(settings(|s| {
         s.serve.max_queued = 13;
-        s.serve.max_images_per_request = 13;
+        s.serve.max_images_per_request = Some(13);
     }))
     .await;
     let photos = photos();

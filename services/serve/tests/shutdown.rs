@@ -16,7 +16,7 @@ use common::*;
 async fn sigterm_finishes_the_admitted_refuses_the_new_and_exits() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_imgfeat-serve"))
         .env("IMGFEAT_HTTP__LISTEN", "127.0.0.1:0")
-        .env("IMGFEAT_HTTP__METRICS_LISTEN", "127.0.0.1:0")
+        .env("IMGFEAT_TELEMETRY__LISTEN", "127.0.0.1:0")
         .env("IMGFEAT_HTTP__TOKEN", TOKEN)
         .env("IMGFEAT_HTTP__MAX_BODY_BYTES", (16 << 20).to_string())
         .env("IMGFEAT_SERVE__DEADLINE_MS", "0")

@@ -1,9 +1,9 @@
 //! Logging set-up: human-readable by default, JSON lines on request, filtered by
 //! `RUST_LOG` or the configured level.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// `tracing` filter directive, e.g. `info` or `imgfeat_pipeline=debug,info`.

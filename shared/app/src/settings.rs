@@ -4,12 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::layers::load_settings;
+
 use imgfeat_pipeline::PipelineSettings;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::logging::LogSettings;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppSettings {
     pub store: StoreSettings,
@@ -22,7 +24,7 @@ pub struct AppSettings {
 }
 
 /// How near two codes must be to count as copies of one photo.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchSettings {
     /// Hamming radius of a near-duplicate; unset means the default for the code length
@@ -45,7 +47,7 @@ impl SearchSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     /// One SQLite file (one machine; several processes may share it).
@@ -55,7 +57,7 @@ pub enum StoreKind {
     Cql,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     pub kind: StoreKind,
@@ -82,66 +84,10 @@ pub enum SettingsError {
     MissingFile(PathBuf),
     #[error("invalid settings: {0}")]
     Invalid(String),
-}
-
-/// Loads settings from defaults, then `file` (if given), then the environment.
-pub fn load_settings<T>(file: Option<&Path>) -> Result<T, SettingsError>
-where
-    T: for<'de> Deserialize<'de>,
-{
-    let mut builder = config::Config::builder();
-    if let Some(file) = file {
-        if !file.is_file() {
-            return Err(SettingsError::MissingFile(file.to_path_buf()));
-        }
-        builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
-    }
-    builder = builder.add_source(environment_layer(std::env::vars()));
-    Ok(builder.build()?.try_deserialize()?)
-}
-
-/// Settings from TOML text alone (defaults, then `text`; no environment), for checks and
-/// fuzzing of what a settings file may hold.
-pub fn settings_from_toml<T>(text: &str) -> Result<T, SettingsError>
-where
-    T: for<'de> Deserialize<'de>,
-{
-    let source = config::File::from_str(text, config::FileFormat::Toml);
-    Ok(config::Config::builder()
-        .add_source(source)
-        .build()?
-        .try_deserialize()?)
-}
-
-/// Settings from `IMGFEAT_*` variables alone (defaults, then `vars`), for checks of the
-/// variables one tool hands to the processes it starts.
-pub fn settings_from_vars<T>(
-    vars: impl Iterator<Item = (String, String)>,
-) -> Result<T, SettingsError>
-where
-    T: for<'de> Deserialize<'de>,
-{
-    Ok(config::Config::builder()
-        .add_source(environment_layer(vars))
-        .build()?
-        .try_deserialize()?)
-}
-
-/// The `IMGFEAT_SECTION__KEY` variables as a config source. Every setting lives in a
-/// section, so variables without `__` (IMGFEAT_ORT_LIB, IMGFEAT_TEST_CQL, IMGFEAT_CONFIG)
-/// belong to other tools and are left out rather than refused as unknown settings.
-pub fn environment_layer(vars: impl Iterator<Item = (String, String)>) -> config::Environment {
-    let settings_vars = vars
-        .filter(|(k, _)| k.starts_with("IMGFEAT_") && k.contains("__"))
-        .collect();
-    config::Environment::with_prefix("IMGFEAT")
-        .prefix_separator("_")
-        .separator("__")
-        .list_separator(",")
-        .with_list_parse_key("amqp.retry_delays_ms")
-        .with_list_parse_key("store.cql.nodes")
-        .try_parsing(true)
-        .source(Some(settings_vars))
+    #[error(
+        "{variable} sets {key}, which is not a setting here (`imgfeat config defaults --service NAME` lists them)"
+    )]
+    UnknownVariable { variable: String, key: String },
 }
 
 impl AppSettings {
@@ -181,25 +127,16 @@ mod tests {
 
         // Setting process environment variables is unsafe under edition 2024 and racy
         // across parallel tests, so the environment layer is fed its variables directly.
-        let env = config::Environment::with_prefix("IMGFEAT")
-            .prefix_separator("_")
-            .separator("__")
-            .try_parsing(true)
-            .source(Some(
-                [(
-                    "IMGFEAT_PIPELINE__DETECTOR__BATCH__MAX_BATCH".to_string(),
-                    "16".to_string(),
-                )]
-                .into_iter()
-                .collect(),
-            ));
-        let layered: AppSettings = config::Config::builder()
-            .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml))
-            .add_source(env)
-            .build()
-            .unwrap()
-            .try_deserialize()
-            .unwrap();
+        let layered: AppSettings = crate::settings_from(
+            AppSettings::default(),
+            Some(&file),
+            [(
+                "IMGFEAT_PIPELINE__DETECTOR__BATCH__MAX_BATCH".to_string(),
+                "16".to_string(),
+            )]
+            .into_iter(),
+        )
+        .unwrap();
         assert_eq!(
             layered.pipeline.detector.batch.max_batch, 16,
             "environment wins"

@@ -6,7 +6,7 @@ use imgfeat_core::ports::{
     BackfillStore, DuplicateStore, ExportStore, ImageSource, ResultStore, StoreError,
 };
 use imgfeat_store::SqliteStore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::settings::{StoreKind, StoreSettings};
 use imgfeat_sources::{
@@ -55,7 +55,7 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
 }
 
 /// Where workers read images from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSettings {
     /// A path template with `{id}`, e.g. `/data/images/{id}.jpg`.

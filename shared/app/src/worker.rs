@@ -10,17 +10,21 @@ use imgfeat_amqp::{
     AmqpConfig, AmqpConnection, AmqpConsumer, AmqpPublisher, EventExchange, WorkQueue,
 };
 use imgfeat_core::message::{CodeStored, DetectJob, ExtractJob};
+use imgfeat_pipeline::cancelled::CancelledBackfills;
 use imgfeat_pipeline::chain::{Downstream, chain};
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, PipelineSettings, Shutdown, shutdown_pair};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::logging::LogSettings;
-use crate::settings::{SettingsError, StoreSettings, load_settings};
+pub use imgfeat_http::TelemetrySettings;
+
+use crate::layers::settings_from;
+use crate::settings::{SettingsError, StoreSettings};
 use crate::stores::{SourceSettings, open_source, open_store};
 use crate::worker_telemetry::WorkerTelemetry;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
     pub amqp: AmqpConfig,
@@ -36,7 +40,7 @@ pub struct WorkerSettings {
 }
 
 /// Which stages this process runs besides its own.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StagesHere {
     /// The detector also runs the extractor, in its own process, and no extract queue
@@ -62,18 +66,33 @@ impl Default for WorkerSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetrySettings {
-    /// Address of `/metrics`, `/healthz` and `/readyz`; unset: not served.
-    pub listen: Option<String>,
-}
-
 impl WorkerSettings {
+    /// The detector service's defaults: its metrics on compose's port for it.
+    pub fn detector_defaults() -> Self {
+        Self {
+            telemetry: TelemetrySettings::at("0.0.0.0:9465"),
+            ..Self::default()
+        }
+    }
+
+    /// The extractor service's defaults.
+    pub fn extractor_defaults() -> Self {
+        Self {
+            telemetry: TelemetrySettings::at("0.0.0.0:9466"),
+            ..Self::default()
+        }
+    }
+
+    /// Settings over the library's defaults (no metrics endpoint), for in-process use.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_over(Self::default(), file)
+    }
+
+    /// `base` (a service's defaults), then `file`, then the environment.
+    pub fn load_over(base: Self, file: Option<&Path>) -> Result<Self, SettingsError> {
         // No retry settings to copy into the stages: they ask each delivery whether it
         // is the last, and `[amqp]` holds the one policy.
-        let s: Self = load_settings(file)?;
+        let s: Self = settings_from(base, file, std::env::vars())?;
         s.validate()?;
         Ok(s)
     }
@@ -198,13 +217,14 @@ pub async fn run_detector(settings: WorkerSettings, events: Events) -> Result<()
     };
     if !settings.worker.extract_here {
         let publisher = Arc::new(AmqpPublisher::<ExtractJob>::new(&conn, WorkQueue::Extract));
-        let stage = parts::detector_stage(
+        let mut stage = parts::detector_stage(
             &settings.pipeline,
             &parts,
             pool,
             adapters(Downstream::Queue(publisher)),
             events,
         );
+        stage.cancelled = Some(cancelled_backfills(&store));
         serve(conn, stop, settings.shutdown_grace_ms, |shutdown| {
             Arc::new(stage).run(consumer, shutdown)
         })
@@ -217,13 +237,14 @@ pub async fn run_detector(settings: WorkerSettings, events: Events) -> Result<()
     tracing::info!(model_version = %extractor.version, "extractor ready in the detector's process");
     // Room for a batch being coded and the next one waiting; the detector waits beyond.
     let (chain_tx, chain_rx) = chain(settings.pipeline.extractor.batch.max_batch * 2);
-    let detect = parts::detector_stage(
+    let mut detect = parts::detector_stage(
         &settings.pipeline,
         &parts,
         pool.clone(),
         adapters(Downstream::Chained(chain_tx)),
         events.clone(),
     );
+    detect.cancelled = Some(cancelled_backfills(&store));
     let extract = parts::extractor_stage(
         &settings.pipeline,
         &extractor,
@@ -248,6 +269,13 @@ pub async fn run_detector(settings: WorkerSettings, events: Events) -> Result<()
     )
     .await;
     Ok(())
+}
+
+/// A cancelled job is seen within this long by every detector.
+const CANCEL_TTL: Duration = Duration::from_secs(5);
+
+fn cancelled_backfills(store: &crate::stores::OpenStore) -> Arc<CancelledBackfills> {
+    Arc::new(CancelledBackfills::new(store.backfills.clone(), CANCEL_TTL))
 }
 
 pub async fn run_extractor(settings: WorkerSettings, events: Events) -> Result<(), WorkerError> {

@@ -50,7 +50,7 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// Options with the pipeline settings loaded like the services load theirs.
     pub fn options(&self) -> Result<BenchOptions, BenchError> {
-        #[derive(serde::Deserialize, Default)]
+        #[derive(serde::Deserialize, serde::Serialize, Default)]
         #[serde(default)]
         struct Root {
             pipeline: PipelineSettings,

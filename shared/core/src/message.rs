@@ -61,6 +61,10 @@ pub struct DetectJob {
     /// its skip_done counted as done; a pool making another dead-letters the job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_version: Option<ModelVersion>,
+    /// The backfill job that published it: detectors skip the messages of a cancelled
+    /// job. Readers that predate the field ignore it (and do the work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
 }
 
 impl DetectJob {
@@ -72,7 +76,14 @@ impl DetectJob {
             enqueued_at_ms,
             detector: None,
             code_version: None,
+            backfill: None,
         }
+    }
+
+    /// The job as published by backfill job `job`.
+    pub fn in_backfill(mut self, job: &str) -> Self {
+        self.backfill = Some(job.to_owned());
+        self
     }
 
     /// The job pinned to `version`: a code version (`detector+backbone+head`, chained
@@ -99,6 +110,8 @@ struct DetectJobWire {
     code_version: Option<ModelVersion>,
     #[serde(default)]
     model: Option<ModelVersion>,
+    #[serde(default)]
+    backfill: Option<String>,
 }
 
 impl From<DetectJobWire> for DetectJob {
@@ -108,6 +121,7 @@ impl From<DetectJobWire> for DetectJob {
             enqueued_at_ms: wire.enqueued_at_ms,
             detector: wire.detector,
             code_version: wire.code_version,
+            backfill: wire.backfill,
         };
         match wire.model {
             Some(model) => job.pinned_to(model),
@@ -190,6 +204,14 @@ mod tests {
             r#"{"v":3,"image_id":7,"enqueued_at_ms":5,"detector":"ssd@1","code_version":"ssd@1+bb@2+head@3"}"#
         );
         assert_eq!(decode::<DetectJob>(&bytes).unwrap(), pinned);
+
+        let backfilled = DetectJob::new(ImageId(7), 5).in_backfill("bf-1-0");
+        let bytes = encode(&backfilled);
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"v":3,"image_id":7,"enqueued_at_ms":5,"backfill":"bf-1-0"}"#
+        );
+        assert_eq!(decode::<DetectJob>(&bytes).unwrap(), backfilled);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Cassandra refuses TTLs over 20 years.
 pub const MAX_TTL_SECONDS: u32 = 630_720_000;
@@ -14,7 +14,7 @@ pub const MAX_TTL_SECONDS: u32 = 630_720_000;
 pub struct ConfigError(pub String);
 
 /// The CQL results store (ScyllaDB or Cassandra 4.x).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CqlConfig {
     /// Contact points, `host:port`; the driver discovers the rest of the cluster.
@@ -108,7 +108,7 @@ impl CqlConfig {
 }
 
 /// Keyspace replication, rendered into `CREATE KEYSPACE ... WITH replication = {...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "class", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Replication {
     /// One data centre (development, single node): `factor` copies.
@@ -166,7 +166,7 @@ impl Replication {
 }
 
 /// The consistency levels that make sense for both reads and writes of this store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConsistencyLevel {
     One,
@@ -211,7 +211,7 @@ impl ConsistencyLevel {
 }
 
 /// Back-off retries of idempotent requests that timed out or found too few replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, the first included; 1 disables retries.
@@ -248,7 +248,7 @@ impl RetryConfig {
 
 /// Optional expiry per table, in seconds; unset keeps rows for ever. Applied per write
 /// (`USING TTL ?`), so a change takes effect for new writes without a migration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TtlConfig {
     pub detections: Option<u32>,

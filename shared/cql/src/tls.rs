@@ -19,10 +19,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[store.cql.tls]`: present means every connection is TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CqlTls {
     /// PEM file of the CAs that sign the nodes' certificates; unset: the system's roots.

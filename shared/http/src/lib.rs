@@ -8,6 +8,7 @@ pub mod auth;
 mod error;
 pub mod guard;
 mod listeners;
+mod metrics;
 pub mod reasons;
 mod settings;
 
@@ -15,5 +16,6 @@ pub use auth::BearerAuth;
 pub use error::ApiError;
 pub use guard::assemble;
 pub use listeners::Listeners;
+pub use metrics::HttpMetrics;
 pub use reasons::with_reasons;
-pub use settings::{AuthMode, HttpSettings, MIN_TOKEN_LEN, Token};
+pub use settings::{AuthMode, HttpSettings, MIN_TOKEN_LEN, TelemetrySettings, Token};

@@ -1,12 +1,12 @@
 //! The two ports of a service with an API: the API (`http.listen`) and the metrics with
-//! the probes (`http.metrics_listen`), bound before the service runs so that callers
+//! the probes (`telemetry.listen`), bound before the service runs so that callers
 //! (tests, scripts) learn the addresses of port-0 settings.
 
 use std::io;
 
 use tokio::net::TcpListener;
 
-use crate::HttpSettings;
+use crate::{HttpSettings, TelemetrySettings};
 
 pub struct Listeners {
     pub api: TcpListener,
@@ -14,10 +14,13 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub async fn bind(http: &HttpSettings) -> io::Result<Self> {
+    pub async fn bind(http: &HttpSettings, telemetry: &TelemetrySettings) -> io::Result<Self> {
+        let metrics = telemetry.listen.as_deref().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "telemetry.listen is not set")
+        })?;
         Ok(Self {
             api: bind("http.listen", &http.listen).await?,
-            metrics: bind("http.metrics_listen", &http.metrics_listen).await?,
+            metrics: bind("telemetry.listen", metrics).await?,
         })
     }
 

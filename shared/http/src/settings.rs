@@ -1,4 +1,5 @@
-//! The `[http]` section every service with an API shares.
+//! The `[http]` section every service with an API shares, and the `[telemetry]` section
+//! of every service.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,14 +8,10 @@ use serde::{Deserialize, Serialize};
 pub struct HttpSettings {
     /// Address of the HTTP API (`127.0.0.1:0` picks a free port).
     pub listen: String,
-    /// Address of `/metrics`, `/healthz` and `/readyz`, apart from the API so that
-    /// Prometheus and the probes need no token and the API port can be closed to them.
-    pub metrics_listen: String,
     /// `token` (the default): every `/v1` request needs `Authorization: Bearer <token>`.
     /// `none`: no check at all, for a laptop; never in a shared network.
     pub auth: AuthMode,
     /// The bearer token (`IMGFEAT_HTTP__TOKEN`, from a Secret in production).
-    #[serde(skip_serializing)]
     pub token: Option<Token>,
     /// Largest request body; bigger ones get 413 before they are read.
     pub max_body_bytes: usize,
@@ -29,11 +26,11 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
-            metrics_listen: "0.0.0.0:9464".into(),
             auth: AuthMode::Token,
             token: None,
-            // 10 000 IDs of 20 digits fit 4 times over.
-            max_body_bytes: 1 << 20,
+            // A phone photo (2-6 MB) with room to spare; 10 000 IDs of 20 digits fit
+            // many times over.
+            max_body_bytes: 32 << 20,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 64,
         }
@@ -45,6 +42,25 @@ impl Default for HttpSettings {
 pub enum AuthMode {
     Token,
     None,
+}
+
+/// `[telemetry]`: where `/metrics`, `/healthz` and `/readyz` are served, apart from the
+/// API so that Prometheus and the probes need no token and the API port can be closed
+/// to them. Each service has its own default port (compose's), so that several run on
+/// one host side by side.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Address of the endpoints; unset: not served (workers only).
+    pub listen: Option<String>,
+}
+
+impl TelemetrySettings {
+    pub fn at(address: &str) -> Self {
+        Self {
+            listen: Some(address.into()),
+        }
+    }
 }
 
 /// A secret that never shows in logs or `Debug` output.
@@ -62,6 +78,14 @@ impl Token {
     }
 }
 
+/// Written as `<redacted>`: settings are serialised to list their defaults and keys,
+/// never to carry a secret anywhere.
+impl Serialize for Token {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Token(<redacted>)")
@@ -74,23 +98,29 @@ pub const MIN_TOKEN_LEN: usize = 16;
 impl HttpSettings {
     /// The API refuses to start open by accident: no token is an error unless
     /// `auth = "none"` says so.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checked with the service's `[telemetry]`, whose port must differ from the API's.
+    pub fn validate(&self, telemetry: &TelemetrySettings) -> Result<(), String> {
         let http = self;
         let invalid = |m: String| Err(m);
+        let Some(metrics) = telemetry.listen.as_deref() else {
+            return invalid(
+                "telemetry.listen is not set: a service serves its metrics and probes".into(),
+            );
+        };
         for (key, value) in [
-            ("listen", &http.listen),
-            ("metrics_listen", &http.metrics_listen),
+            ("http.listen", &*http.listen),
+            ("telemetry.listen", metrics),
         ] {
             if value.parse::<std::net::SocketAddr>().is_err() {
                 return invalid(format!(
-                    "http.{key} {value:?} is not an address like 0.0.0.0:8080"
+                    "{key} {value:?} is not an address like 0.0.0.0:8080"
                 ));
             }
         }
         let fixed_port = |a: &str| a.rsplit(':').next().is_some_and(|p| p != "0");
-        if http.listen == http.metrics_listen && fixed_port(&http.listen) {
+        if http.listen == metrics && fixed_port(&http.listen) {
             return invalid(format!(
-                "http.listen and http.metrics_listen are both {}: metrics need their own port",
+                "http.listen and telemetry.listen are both {}: metrics need their own port",
                 http.listen
             ));
         }

@@ -2,10 +2,10 @@
 //! non-maximum suppression, boxes to original pixels, and the choice of the main object.
 
 use imgfeat_core::{BoundingBox, CropRect, Detection, MainObject};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Thresholds applied to a detector's raw outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorThresholds {
     /// Keep anchors whose best class scores strictly above this.
@@ -17,7 +17,7 @@ pub struct DetectorThresholds {
 }
 
 /// How the main object is chosen among the detections.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MainObjectRule {
     /// Only detections scoring strictly above this can be the main object.

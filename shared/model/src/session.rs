@@ -5,7 +5,7 @@ use std::path::Path;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ModelError, OrtRuntime};
 
@@ -19,7 +19,7 @@ use crate::{ModelError, OrtRuntime};
 /// samples in that loop). The pipeline therefore runs one-thread sessions, one copy per
 /// core ([`SessionOptions::one_thread`], `ModelSettings`' default); a session on several
 /// threads is a setting, for a model alone on its cores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionOptions {
     pub intra_threads: usize,

@@ -16,14 +16,14 @@ use imgfeat_core::{
 use imgfeat_imaging::{DecodeLimits, RgbImage};
 use imgfeat_model::Detector;
 use imgfeat_model::postprocess::{MainObjectRule, choose_main_object};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
 use crate::chain::{ChainSender, Downstream};
 use crate::cpu_pool::CpuPool;
-use crate::events::{Events, Phase, Worker};
+use crate::events::{Events, Outcome, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_load::Busy;
 use crate::model_thread::ModelThread;
@@ -31,7 +31,7 @@ use crate::per_item::each_isolated;
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorStageConfig {
     pub batch: BatchPolicy,
@@ -72,6 +72,8 @@ pub struct DetectorStage {
     /// [`build_record`] everywhere but in tests, which put a poison image into a batch
     /// through it.
     pub build_record: RecordBuilder,
+    /// Jobs of cancelled backfills are acked unprocessed; `None`: every job is done.
+    pub cancelled: Option<Arc<crate::cancelled::CancelledBackfills>>,
 }
 
 /// Builds one image's record and crop; see [`build_record`].
@@ -218,6 +220,18 @@ impl DetectorStage {
         let job = delivery.job.clone();
         if let Some(reason) = self.refusal(&job) {
             self.fail(delivery, &job, Stage::Message, reason).await;
+            return None;
+        }
+        if let (Some(backfill), Some(cancelled)) = (&job.backfill, &self.cancelled)
+            && cancelled.is_cancelled(backfill).await
+        {
+            // Nothing to store: the job that asked for it was called off. An ack that
+            // fails only means a redelivery, which skips again.
+            if let Err(e) = delivery.handle.ack().await {
+                tracing::warn!(image_id = %job.image_id, error = %e, "acking a cancelled backfill's job");
+            }
+            self.events
+                .completed(Worker::Detector, Outcome::Skipped, None);
             return None;
         }
         let started = Instant::now();

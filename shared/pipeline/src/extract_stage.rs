@@ -18,7 +18,7 @@ use imgfeat_core::{
 };
 use imgfeat_imaging::DecodeLimits;
 use imgfeat_model::Extractor;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
@@ -31,7 +31,7 @@ use crate::model_thread::ModelThread;
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExtractorStageConfig {
     pub batch: BatchPolicy,

@@ -4,6 +4,7 @@
 
 mod batch_runs;
 pub mod batcher;
+pub mod cancelled;
 pub mod chain;
 pub mod code_events;
 pub mod cpu_pool;

@@ -167,6 +167,7 @@ pub fn detector_stage(
         },
         events,
         build_record: crate::detect_stage::build_record,
+        cancelled: None,
     }
 }
 

@@ -7,12 +7,12 @@ use imgfeat_core::ModelVersion;
 use imgfeat_imaging::DecodeLimits;
 use imgfeat_model::Manifest;
 use imgfeat_model::{DetectorThresholds, SessionOptions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::detect_stage::DetectorStageConfig;
 use crate::extract_stage::ExtractorStageConfig;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
     pub models: ModelSettings,
@@ -21,7 +21,7 @@ pub struct PipelineSettings {
     pub extractor: ExtractorStageConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSettings {
     /// Folder of the model manifests; unset: `models/` of the working directory, of the
@@ -113,7 +113,7 @@ impl ModelSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeSettings {
     /// Threads decoding, resizing, cropping and encoding.

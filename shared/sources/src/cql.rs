@@ -8,7 +8,7 @@ use imgfeat_core::ImageId;
 use imgfeat_core::ports::{ImageSource, SourceError};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use imgfeat_cql::config::{ConfigError, ConsistencyLevel, RetryConfig, check_identifier};
@@ -18,7 +18,7 @@ use imgfeat_cql::rows::id_to_cql;
 use imgfeat_cql::session::{self, ConnectOptions};
 
 /// How the table's ID column is typed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdType {
     /// `bigint`: the u64 image ID bit-cast, as the results store keeps it.
@@ -29,7 +29,7 @@ pub enum IdType {
 }
 
 /// A CQL table of encoded images.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CqlSourceConfig {
     /// Contact points, `host:port`.

@@ -13,10 +13,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgfeat_core::ImageId;
 use imgfeat_core::ports::{ImageSource, SourceError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSourceConfig {
     /// e.g. `http://images.internal/{id}.jpg` or `https://images.internal/{id}.jpg`

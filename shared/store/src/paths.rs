@@ -2,8 +2,10 @@
 //!
 //! A file named by a decimal number (`photos/1234.jpg`) is image 1234, so IDs from the
 //! platform survive a trip through a folder. Any other path gets an ID assigned once,
-//! counting up from 2^63 (where numeric names rarely reach), kept with the path so it
-//! is stable across runs. Paths are keys exactly as given: the indexer decides how to
+//! counting up from 2^52 (where numeric names rarely reach) and staying below 2^53, so
+//! that JSON readers, which keep 53 bits of a number, read every assigned ID exactly.
+//! It is kept with the path so it is stable across runs: a store that began assigning
+//! from 2^63 (before this rule) keeps counting there. Paths are keys exactly as given: the indexer decides how to
 //! spell them (e.g. relative to the root folder).
 
 use std::path::Path;
@@ -17,7 +19,10 @@ use crate::rows::{id_from_sql, id_to_sql};
 use crate::sqlite::{SqliteStore, commit, write_tx};
 
 /// First ID handed to a path whose name is not a number.
-pub const FIRST_ASSIGNED_ID: u64 = 1 << 63;
+pub const FIRST_ASSIGNED_ID: u64 = 1 << 52;
+
+/// Assigned IDs stay below this: the largest range a JSON reader's double holds exactly.
+const JSON_EXACT_END: u64 = 1 << 53;
 
 /// Two different paths that would stand for the same image ID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,8 +192,9 @@ fn register(
     Ok(out)
 }
 
-/// One past the highest ID assigned so far, or [`FIRST_ASSIGNED_ID`]. Assigned IDs are
-/// >= 2^63, i.e. negative as stored, so SQL's max is also the u64 max.
+/// One past the highest ID assigned so far, or [`FIRST_ASSIGNED_ID`]. A store holds
+/// assigned IDs of one range only (from 2^52, or from 2^63 if it was made before), so
+/// SQL's max over the stored (signed) values is the range's highest.
 fn first_free_assigned(conn: &Connection) -> Result<u64, StoreError> {
     let max: Option<i64> = conn
         .prepare_cached("SELECT max(image_id) FROM image_paths WHERE assigned = 1")
@@ -201,8 +207,10 @@ fn first_free_assigned(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 fn bump(id: u64) -> Result<u64, StoreError> {
-    id.checked_add(1)
-        .ok_or_else(|| error::invalid("no image IDs left to assign to paths"))
+    match id.checked_add(1) {
+        Some(JSON_EXACT_END) | None => Err(error::invalid("no image IDs left to assign to paths")),
+        Some(next) => Ok(next),
+    }
 }
 
 #[cfg(test)]

@@ -359,7 +359,7 @@ fn strings(paths: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numeric_stems_are_ids_and_other_paths_get_ids_from_2_pow_63() {
+async fn numeric_stems_are_ids_and_other_paths_get_json_exact_ids_from_2_pow_52() {
     let (_dir, store) = temp_store();
     let got = store
         .register_paths(&strings(&[
@@ -390,6 +390,9 @@ async fn numeric_stems_are_ids_and_other_paths_get_ids_from_2_pow_63() {
         Some("shop/1234.jpg".to_string())
     );
     assert_eq!(store.path_of(ImageId(99)).await.unwrap(), None);
+    // JSON readers keep 53 bits: an assigned ID survives a trip through a double.
+    let id = FIRST_ASSIGNED_ID + 1;
+    assert!(id < 1 << 53 && (id as f64) as u64 == id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

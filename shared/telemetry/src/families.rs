@@ -22,6 +22,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "imgfeat_queue_messages",
     "imgfeat_backfill_done",
     "imgfeat_backfill_total",
+    "imgfeat_backfill_waiting",
+    "imgfeat_ready",
     "imgfeat_model_info",
     "imgfeat_build_info",
 ];
@@ -61,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) queue_messages: IntGaugeVec,
     pub(crate) backfill_done: IntGaugeVec,
     pub(crate) backfill_total: IntGaugeVec,
+    pub(crate) backfill_waiting: IntGaugeVec,
+    pub(crate) ready: IntGaugeVec,
     pub(crate) model_info: IntGaugeVec,
     /// The (name, version) each stage reports now, so a model swap removes the old series.
     pub(crate) models: Mutex<HashMap<String, (String, String)>>,
@@ -157,6 +161,16 @@ pub(crate) fn build(service: &str) -> Inner {
         "IDs a backfill job covers.",
         &["backfill_job"],
     );
+    let backfill_waiting = gauge_vec(
+        "imgfeat_backfill_waiting",
+        "1 while a backfill job waits for its queue to drain below backfill.low_water.",
+        &["backfill_job"],
+    );
+    let ready = gauge_vec(
+        "imgfeat_ready",
+        "1 while a /readyz check passes, 0 while it fails (checked at each scrape).",
+        &["check"],
+    );
     let model_info = gauge_vec(
         "imgfeat_model_info",
         "The model a stage runs (always 1).",
@@ -200,6 +214,8 @@ pub(crate) fn build(service: &str) -> Inner {
         queue_messages,
         backfill_done,
         backfill_total,
+        backfill_waiting,
+        ready,
         model_info,
         models: Mutex::new(HashMap::new()),
     }

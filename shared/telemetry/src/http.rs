@@ -55,6 +55,8 @@ pub async fn serve(
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
+    // Readiness as gauges too, so alerts see a check failing, not only the probe.
+    s.telemetry.set_ready(&s.readiness.report().await);
     (
         [(
             header::CONTENT_TYPE,

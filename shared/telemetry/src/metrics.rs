@@ -83,10 +83,15 @@ impl Telemetry {
         let _ = self.inner.queue_messages.remove_label_values(&[queue]);
     }
 
-    /// `imgfeat_backfill_done{backfill_job}` and `imgfeat_backfill_total{backfill_job}`
-    /// of a backfill job (the label is the job's ID, never an image ID). Not `job`:
-    /// Prometheus sets `job` to the scrape job and would rename ours `exported_job`.
-    pub fn set_backfill(&self, job: &str, done: u64, total: u64) {
+    /// `imgfeat_backfill_done{backfill_job}`, `imgfeat_backfill_total{backfill_job}` and
+    /// `imgfeat_backfill_waiting{backfill_job}` of a backfill job (the label is the job's
+    /// ID, never an image ID). Not `job`: Prometheus sets `job` to the scrape job and
+    /// would rename ours `exported_job`.
+    pub fn set_backfill(&self, job: &str, done: u64, total: u64, waiting: bool) {
+        self.inner
+            .backfill_waiting
+            .with_label_values(&[job])
+            .set(i64::from(waiting));
         self.inner
             .backfill_done
             .with_label_values(&[job])
@@ -97,10 +102,21 @@ impl Telemetry {
             .set(saturating_i64(total));
     }
 
+    /// `imgfeat_ready{check}` from one readiness report.
+    pub fn set_ready(&self, report: &crate::ReadinessReport) {
+        for (check, status) in &report.checks {
+            self.inner
+                .ready
+                .with_label_values(&[check])
+                .set(i64::from(*status == crate::CheckStatus::Ok));
+        }
+    }
+
     /// Drops a finished or cancelled job's series, so job IDs do not pile up.
     pub fn remove_backfill(&self, job: &str) {
         let _ = self.inner.backfill_done.remove_label_values(&[job]);
         let _ = self.inner.backfill_total.remove_label_values(&[job]);
+        let _ = self.inner.backfill_waiting.remove_label_values(&[job]);
     }
 
     /// The Prometheus text exposition of every family.
@@ -342,8 +358,16 @@ mod tests {
         sink.emit(&Event::Planned { images: 1 });
         t.set_model_info("detect", "ssd_mobilenetv2_oidv4_24cls", "ssd-v1");
         t.set_queue_depth("imgfeat.detect", 12);
-        t.set_backfill("job-1", 5, 10);
+        t.set_backfill("job-1", 5, 10, false);
+        t.set_ready(&crate::ReadinessReport {
+            checks: vec![
+                ("broker".into(), crate::CheckStatus::Ok),
+                ("store".into(), crate::CheckStatus::Failed("down".into())),
+            ],
+        });
         let text = t.render();
+        assert!(text.contains("imgfeat_ready{check=\"broker\"} 1"), "{text}");
+        assert!(text.contains("imgfeat_ready{check=\"store\"} 0"), "{text}");
         for name in METRIC_NAMES {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),
@@ -393,7 +417,7 @@ mod tests {
             i64::MAX
         );
         t.clear_queue_depth("q");
-        t.set_backfill("j", 1, 2);
+        t.set_backfill("j", 1, 2, true);
         t.remove_backfill("j");
         let text = t.render();
         assert!(!text.contains("queue=\"q\""));

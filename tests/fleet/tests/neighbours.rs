@@ -22,6 +22,7 @@ fn serve_openapi() -> PathBuf {
 async fn start_search(store: &Path) -> Running {
     let mut s = imgfeat_search_service::Settings {
         http: local_http(SEARCH_TOKEN),
+        telemetry: imgfeat_testkit::local_telemetry(),
         ..Default::default()
     };
     s.store.path = store.to_path_buf();
@@ -29,7 +30,7 @@ async fn start_search(store: &Path) -> Running {
     // Serve asks by code: this shard needs no model.
     s.search.infer_max_queued = 0;
     s.validate().unwrap();
-    let listeners = Listeners::bind(&s.http).await.unwrap();
+    let listeners = Listeners::bind(&s.http, &s.telemetry).await.unwrap();
     let running = Running::spawn(listeners, |l, shutdown| {
         imgfeat_search_service::run(s, l, shutdown)
     });
@@ -40,6 +41,7 @@ async fn start_search(store: &Path) -> Running {
 async fn start_serve(search_url: &str, timeout_ms: u64) -> Running {
     let mut s = imgfeat_serve::Settings {
         http: local_http(SERVE_TOKEN),
+        telemetry: imgfeat_testkit::local_telemetry(),
         ..Default::default()
     };
     s.serve.deadline_ms = 120_000;
@@ -47,7 +49,7 @@ async fn start_serve(search_url: &str, timeout_ms: u64) -> Running {
     s.serve.search_timeout_ms = timeout_ms;
     s.serve.search_token = Some(Token::new(SEARCH_TOKEN));
     s.validate().unwrap();
-    let listeners = Listeners::bind(&s.http).await.unwrap();
+    let listeners = Listeners::bind(&s.http, &s.telemetry).await.unwrap();
     let running = Running::spawn(listeners, |l, shutdown| imgfeat_serve::run(s, l, shutdown));
     wait_ready(&reqwest::Client::new(), &running.probes).await;
     running

@@ -18,20 +18,24 @@ use imgfeat_app::paths::SqlitePathRegistry;
 use imgfeat_core::ports::PathRegistry;
 use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
-use imgfeat_http::{HttpSettings, Listeners, Token};
+use imgfeat_http::{HttpSettings, Listeners, TelemetrySettings, Token};
 use imgfeat_pipeline::{Events, IndexOptions, IndexRun, PipelineSettings, parts};
 use imgfeat_store::SqliteStore;
 use serde_json::Value;
 
-/// `[http]` for a test: `token`, both ports free on 127.0.0.1, room for photos.
+/// `[http]` for a test: `token`, a free port on 127.0.0.1, room for photos.
 pub fn local_http(token: &str) -> HttpSettings {
     HttpSettings {
         listen: "127.0.0.1:0".into(),
-        metrics_listen: "127.0.0.1:0".into(),
         token: Some(Token::new(token)),
         max_body_bytes: 16 << 20,
         ..HttpSettings::default()
     }
+}
+
+/// `[telemetry]` for a test: a free port on 127.0.0.1.
+pub fn local_telemetry() -> TelemetrySettings {
+    TelemetrySettings::at("127.0.0.1:0")
 }
 
 /// A service running in this process: its two base URLs, and how to stop it.

@@ -173,6 +173,8 @@ intra_threads = 1
 intra_threads = 1
 [log]
 level = "warn"
+[telemetry]
+listen = "127.0.0.1:0"
 "#,
                 images = dir.path().join("images").display(),
                 delays = retries.delays_ms,
@@ -194,9 +196,11 @@ level = "warn"
         ingest.backfill.chunk_size = 1000;
         ingest.limits.max_backfill_range = 1_000_000;
         ingest.http.listen = "127.0.0.1:0".into();
-        ingest.http.metrics_listen = "127.0.0.1:0".into();
+        ingest.telemetry = imgfeat_ingest::settings::TelemetrySettings::at("127.0.0.1:0");
         ingest.http.token = Some(imgfeat_ingest::settings::Token::new(INGEST_TOKEN));
-        let listeners = imgfeat_ingest::Listeners::bind(&ingest.http).await.unwrap();
+        let listeners = imgfeat_ingest::Listeners::bind(&ingest.http, &ingest.telemetry)
+            .await
+            .unwrap();
         let http = format!("http://{}", listeners.api.local_addr().unwrap());
         let (ingest_stop, ingest_shutdown) = imgfeat_ingest::shutdown_pair();
         tokio::spawn(async move {

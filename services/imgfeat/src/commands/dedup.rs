@@ -61,6 +61,7 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     };
     let radius = radius.unwrap_or_else(|| settings.search.dedup_radius_for(index.bits()));
+    super::check_radius(radius, index.bits())?;
     let bar = progress_bar(index.len(), quiet || format != DedupFormat::Text);
     let groups = duplicate_groups(&index, radius, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();

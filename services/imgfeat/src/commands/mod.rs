@@ -1,4 +1,5 @@
 mod bench;
+mod config;
 mod dedup;
 mod dlq;
 mod eval;
@@ -16,7 +17,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 
-use crate::cli::{Cli, Command, HeadCommand, MethodArg, PartArg};
+use crate::cli::{Cli, Command, ConfigCommand, HeadCommand, MethodArg, PartArg};
+
+/// Exit code of a command whose image or code is not in the store, apart from failures
+/// (1) and usage errors (2, as clap gives them).
+pub const EXIT_NOT_FOUND: u8 = 3;
+
+/// What was asked for is not stored: exits with [`EXIT_NOT_FOUND`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
 
 /// Commands that only read the store: on the embedded store they must not create a
 /// folder and an empty store where a mistyped path points.
@@ -44,6 +54,11 @@ fn must_exist(store: &imgfeat_app::settings::StoreSettings) -> anyhow::Result<()
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Printing defaults needs no valid settings of its own.
+    if let Command::Config(ConfigCommand::Defaults { service }) = cli.command {
+        print!("{}", config::defaults(service)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut settings =
         AppSettings::load(cli.global.config.as_deref()).context("loading settings")?;
     if let Some(store) = &cli.global.store {
@@ -170,7 +185,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Store(cmd) => store::run(&settings, cmd, json).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
+        Command::Config(_) => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// A Hamming radius must stay within half the code: past it two codes agree on fewer
+/// bits than two unrelated photos' do on average, so "near" would mean nothing.
+pub fn check_radius(radius: u32, bits: u32) -> anyhow::Result<()> {
+    if radius > bits / 2 {
+        anyhow::bail!(
+            "a radius of {radius} is beyond half of the {bits}-bit codes ({}): use 0..={}",
+            bits / 2,
+            bits / 2
+        );
+    }
+    Ok(())
 }
 
 /// Prints a value as pretty JSON.
@@ -192,5 +221,5 @@ pub async fn resolve_image(
     store
         .id_of_path(&path.display().to_string())
         .await?
-        .ok_or_else(|| anyhow::anyhow!("{} has not been indexed", path.display()))
+        .ok_or_else(|| NotFound(format!("{} has not been indexed", path.display())).into())
 }

@@ -34,7 +34,7 @@ pub async fn resolve(
     if let Ok(id) = arg.parse::<u64>() {
         let id = ImageId(id);
         let Some(rec) = results.code(id, version).await? else {
-            bail!("image {id} has no code under {version}");
+            return Err(super::NotFound(format!("image {id} has no code under {version}")).into());
         };
         return Ok(Probe {
             image_id: Some(id),

@@ -46,7 +46,7 @@ pub async fn run(settings: &AppSettings, image: &str, json: bool) -> anyhow::Res
     Ok(if known {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        ExitCode::from(super::EXIT_NOT_FOUND)
     })
 }
 

@@ -68,6 +68,9 @@ pub async fn run(
     let (index, origin) = saved_index::open(&store, &settings.store.path, &version).await?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
+    if let (Some(radius), Some(index)) = (args.radius, &index) {
+        super::check_radius(radius, index.bits())?;
+    }
     let hits = match &index {
         Some(index) => imgfeat_pipeline::search::neighbours(
             index,

@@ -33,7 +33,7 @@ pub fn test_settings(name: &str, dir: &std::path::Path) -> Settings {
         ..Settings::default()
     };
     s.http.listen = "127.0.0.1:0".into();
-    s.http.metrics_listen = "127.0.0.1:0".into();
+    s.telemetry = imgfeat_ingest::settings::TelemetrySettings::at("127.0.0.1:0");
     s.http.token = Some(Token::new(TOKEN));
     s.store.path = dir.join("store.sqlite");
     s.backfill.chunk_size = 100;
@@ -62,7 +62,9 @@ pub struct Service {
 impl Service {
     pub async fn start(settings: Settings) -> Service {
         let cleanup = QueueCleanup(settings.amqp.clone());
-        let listeners = Listeners::bind(&settings.http).await.unwrap();
+        let listeners = Listeners::bind(&settings.http, &settings.telemetry)
+            .await
+            .unwrap();
         let addr = listeners.api.local_addr().unwrap();
         let metrics = listeners.metrics.local_addr().unwrap();
         let (trigger, shutdown) = shutdown_pair();
@@ -143,8 +145,20 @@ pub async fn http_as(
         .iter()
         .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("")).to_ascii_lowercase())
         .collect();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
     let text = res.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    // Every answer any test sees must be the one services/ingest/openapi.yaml documents.
+    let answer = imgfeat_testkit::Answer {
+        status,
+        retry_after,
+        body: json.clone(),
+    };
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml");
+    imgfeat_testkit::openapi::check_request(&spec, method, path, &answer);
     (status, head, json)
 }
 
@@ -182,19 +196,37 @@ fn dechunk(mut s: &str) -> String {
 
 /// Takes every message out of a queue (auto-ack) and decodes it.
 pub async fn drain(config: &AmqpConfig, q: WorkQueue) -> Vec<DetectJob> {
+    take(config, q, usize::MAX).await
+}
+
+/// Takes up to `n` messages out of a queue (auto-ack), as a worker would, and decodes
+/// them.
+pub async fn take(config: &AmqpConfig, q: WorkQueue, n: usize) -> Vec<DetectJob> {
     let conn = AmqpConnection::connect(config.clone()).await.unwrap();
     let ch = conn.channel().await.unwrap();
     let name = conn.topology().queue(q);
     let mut out = Vec::new();
-    while let Some(m) = ch
-        .basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
+    while out.len() < n
+        && let Some(m) = ch
+            .basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
     {
         out.push(decode::<DetectJob>(&m.delivery.data).unwrap());
     }
     conn.close().await;
     out
+}
+
+/// Ready messages in a queue, as the broker counts them.
+pub async fn depth(config: &AmqpConfig, q: WorkQueue) -> u64 {
+    let conn = AmqpConnection::connect(config.clone()).await.unwrap();
+    let name = conn.topology().queue(q);
+    let depths = imgfeat_amqp::depth::queue_depths(&conn, std::slice::from_ref(&name))
+        .await
+        .unwrap();
+    conn.close().await;
+    depths[0].1.map_or(0, u64::from)
 }
 
 pub async fn publish_raw(config: &AmqpConfig, q: WorkQueue, bodies: &[&[u8]]) {

@@ -59,9 +59,21 @@ pub async fn wait_ready(client: &reqwest::Client, shard: &Shard) {
 }
 
 pub async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
-    let res = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let res = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    let a = imgfeat_testkit::answer(res).await;
+    check_openapi("GET", &url, &a);
+    (a.status, a.body)
+}
+
+/// Checks an answer to `method url` against services/search/openapi.yaml: every
+/// answer the tests see is the documented one.
+pub fn check_openapi(method: &str, url: &str, a: &imgfeat_testkit::Answer) {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(url);
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml");
+    imgfeat_testkit::openapi::check_request(&spec, method, path, a);
 }
 
 pub fn pairs(v: &Value) -> Vec<(u64, u32)> {

@@ -22,6 +22,7 @@ pub struct Server {
 pub fn settings(tweak: impl FnOnce(&mut Settings)) -> Settings {
     let mut s = Settings {
         http: imgfeat_testkit::local_http(TOKEN),
+        telemetry: imgfeat_testkit::local_telemetry(),
         ..Settings::default()
     };
     s.serve.deadline_ms = 120_000;
@@ -32,7 +33,9 @@ pub fn settings(tweak: impl FnOnce(&mut Settings)) -> Settings {
 
 /// Starts the service and waits until its models are loaded.
 pub async fn start(settings: Settings) -> Server {
-    let listeners = Listeners::bind(&settings.http).await.unwrap();
+    let listeners = Listeners::bind(&settings.http, &settings.telemetry)
+        .await
+        .unwrap();
     let running = imgfeat_testkit::Running::spawn(listeners, |l, shutdown| {
         imgfeat_serve::run(settings, l, shutdown)
     });

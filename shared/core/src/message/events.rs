@@ -1,6 +1,6 @@
 //! Events: facts announced on fanout exchanges, for whoever follows them (the search
 //! shards), as opposed to jobs, which one worker takes. Same envelope and schema version
-//! as the jobs (`encode`/`decode`), schema 2:
+//! as the jobs (`encode`/`decode`, [`crate::message::SCHEMA_VERSION`]):
 //! - code stored: `{"v":3,"image_id":7,"code_version":"ssd@1+bb@2+head@3","bits":64,
 //!   "code":"<hex, as imgfeat show prints it>","stored_at_ms":1700000000000}`
 //! - duplicate found: `{"v":3,"image_id":7,"code_version":"...","neighbours":
