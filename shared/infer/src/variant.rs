@@ -161,6 +161,7 @@ impl Variant {
             version: detector.version.clone(),
             rule: detector.rule,
             jpeg_quality: settings.detector.crop_jpeg_quality,
+            crop_max_side: settings.detector.crop_max_side,
             crop_size: detector.crop_size,
         };
         Ok(Self {

@@ -139,6 +139,7 @@ async fn main() -> Result<(), Error> {
         version: detector.version.clone(),
         rule: detector.rule,
         jpeg_quality: settings.detector.crop_jpeg_quality,
+        crop_max_side: settings.detector.crop_max_side,
         crop_size: detector.crop_size,
     };
     let mut candidates: Vec<Candidate> = [

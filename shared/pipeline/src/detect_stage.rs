@@ -38,6 +38,11 @@ pub struct DetectorStageConfig {
     pub main_object: MainObjectRule,
     /// JPEG quality of stored crops (for people; codes never come from them).
     pub crop_jpeg_quality: u8,
+    /// Longest side of the stored crop, in pixels: a larger main object is scaled down
+    /// before it is encoded (codes never come from the stored crop, so they do not
+    /// change). Unset: the object at the original's resolution (95 KB a photo of the
+    /// catalogue sample); 512 stores a third of that (docs/capacity.md).
+    pub crop_max_side: Option<u32>,
     /// Deliveries being fetched, decoded, batched or persisted at once. Bounds memory:
     /// each holds a decoded image.
     pub max_in_flight: usize,
@@ -49,6 +54,7 @@ impl Default for DetectorStageConfig {
             batch: BatchPolicy::default(),
             main_object: MainObjectRule::default(),
             crop_jpeg_quality: 90,
+            crop_max_side: None,
             max_in_flight: 32,
         }
     }
@@ -91,6 +97,8 @@ pub struct RecordSpec {
     pub rule: MainObjectRule,
     /// JPEG quality of the stored crop.
     pub jpeg_quality: u8,
+    /// Longest side of the stored crop; unset: the original's resolution.
+    pub crop_max_side: Option<u32>,
     /// The extractor's input size.
     pub crop_size: (u32, u32),
 }
@@ -313,6 +321,7 @@ impl DetectorStage {
             version: self.model_version.clone(),
             rule: self.config.main_object,
             jpeg_quality: self.config.crop_jpeg_quality,
+            crop_max_side: self.config.crop_max_side,
             crop_size: self.crop_size,
         };
         let build = self.build_record;
@@ -493,8 +502,7 @@ pub fn build_record(
 ) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = (image.width(), image.height());
     let main = choose_main_object(&detections, width, height, &spec.rule);
-    let crop_jpeg = imgfeat_imaging::encode_jpeg_region(image, main.crop, spec.jpeg_quality)
-        .map_err(|e| e.reason())?;
+    let crop_jpeg = stored_crop(image, main.crop, spec).map_err(|e| e.reason())?;
     let (cw, ch) = spec.crop_size;
     let pixels = imgfeat_imaging::resize_rgb(image, main.crop, cw, ch).map_err(|e| e.reason())?;
     let handed_on = CropPixels::new(cw, ch, pixels)
@@ -509,6 +517,29 @@ pub fn build_record(
         crop_jpeg,
     };
     Ok((record, handed_on))
+}
+
+/// The stored JPEG of `region`: at the original's resolution, or scaled down to
+/// `crop_max_side` (aspect kept) when it is longer.
+fn stored_crop(
+    image: &RgbImage,
+    region: imgfeat_core::CropRect,
+    spec: &RecordSpec,
+) -> Result<Vec<u8>, imgfeat_imaging::ImagingError> {
+    let longest = region.width.max(region.height);
+    match spec.crop_max_side {
+        Some(cap) if cap > 0 && longest > cap => {
+            let scale = f64::from(cap) / f64::from(longest);
+            let w = ((f64::from(region.width) * scale).round() as u32).clamp(1, cap);
+            let h = ((f64::from(region.height) * scale).round() as u32).clamp(1, cap);
+            let pixels = imgfeat_imaging::resize_rgb(image, region, w, h)?;
+            let small = RgbImage::from_raw(w, h, pixels).ok_or_else(|| {
+                imgfeat_imaging::ImagingError::Encode("resized crop of the wrong size".into())
+            })?;
+            imgfeat_imaging::encode_jpeg(&small, spec.jpeg_quality)
+        }
+        _ => imgfeat_imaging::encode_jpeg_region(image, region, spec.jpeg_quality),
+    }
 }
 
 pub(crate) fn source_reason(e: &SourceError) -> FailureReason {

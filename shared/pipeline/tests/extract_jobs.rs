@@ -168,3 +168,51 @@ async fn extract_jobs_carry_the_exact_pixels_and_version_one_jobs_give_the_same_
         assert_eq!(new.code, old.code, "image {id}");
     }
 }
+
+/// `crop_max_side` shrinks what is stored, never what is coded: the extract jobs (the
+/// pixels the codes come from) are the same, the stored crops no longer than the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crop_cap_shrinks_the_stored_crop_and_leaves_the_coded_pixels_alone() {
+    const CAP: u32 = 256;
+    let originals = photos();
+    let full = PipelineSettings::default();
+    let mut capped = PipelineSettings::default();
+    capped.detector.crop_max_side = Some(CAP);
+    let (jobs_full, store_full, _a) = detect(&full, originals.clone()).await;
+    let (jobs_capped, store_capped, _b) = detect(&capped, originals.clone()).await;
+    let by_id = |jobs: Vec<ExtractJob>| -> HashMap<ImageId, ExtractJob> {
+        jobs.into_iter().map(|j| (j.image_id, j)).collect()
+    };
+    let (jobs_full, jobs_capped) = (by_id(jobs_full), by_id(jobs_capped));
+    let (mut bytes_full, mut bytes_capped, mut shrunk) = (0, 0, 0);
+    for (id, job) in &jobs_full {
+        assert_eq!(
+            jobs_capped[id].crop, job.crop,
+            "image {id}: coded pixels changed"
+        );
+        let version = &job.detector_version;
+        let full = store_full.detection(*id, version).await.unwrap().unwrap();
+        let small = store_capped.detection(*id, version).await.unwrap().unwrap();
+        assert_eq!(full.main, small.main, "the box is the box");
+        let stored =
+            imgfeat_imaging::decode_rgb(&small.crop_jpeg, &DecodeLimits::default()).unwrap();
+        let longest = full.main.crop.width.max(full.main.crop.height);
+        assert!(stored.width().max(stored.height()) <= CAP, "image {id}");
+        if longest > CAP {
+            shrunk += 1;
+        } else {
+            assert_eq!(
+                stored.dimensions(),
+                (full.main.crop.width, full.main.crop.height)
+            );
+        }
+        bytes_full += full.crop_jpeg.len();
+        bytes_capped += small.crop_jpeg.len();
+    }
+    assert!(shrunk > 0, "no photo's main object is over {CAP} px");
+    assert!(bytes_capped < bytes_full, "{bytes_capped} >= {bytes_full}");
+    eprintln!(
+        "stored crops: {bytes_full} bytes at full resolution, {bytes_capped} capped at {CAP} px ({} photos)",
+        jobs_full.len()
+    );
+}
