@@ -15,7 +15,9 @@ store=${IMGFEAT_DEMO_STORE:-imgfeat-data/imgfeat.sqlite3}
 command -v cargo >/dev/null || { echo "error: cargo (Rust >= 1.92) is needed: https://rustup.rs" >&2; exit 1; }
 scripts/setup-onnxruntime.sh
 scripts/setup-build-tools.sh
-cargo build --locked -p imgfeat-cli --bin imgfeat
+# Only what the main job needs (no training, evaluation, benchmark or service-settings
+# code): the first build on a fresh machine compiles about half as much.
+cargo build --locked -p imgfeat-cli --bin imgfeat --no-default-features
 bin=${CARGO_TARGET_DIR:-target}/debug/imgfeat
 
 "$bin" --store "$store" index "$dir"

@@ -74,6 +74,7 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    #[cfg(feature = "bench")]
     /// One-run benchmark on a generated corpus: decode+resize, each model at batch 1
     /// and 8, the model-only ceiling, and `index` end to end (a benchmark, not a test).
     Bench {
@@ -98,6 +99,7 @@ pub enum Command {
         #[arg(long)]
         e2e_only: bool,
     },
+    #[cfg(feature = "eval")]
     /// Near-duplicate benchmark: seeded transformed copies of the photos in DIR, coded
     /// by each model version; recall@1/@10, mAP, the copy and distinct-pair distance
     /// histograms and the radius that keeps 99 % of copies, overall and per transform.
@@ -131,6 +133,7 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    #[cfg(feature = "train")]
     /// Learned hash heads.
     #[command(subcommand)]
     Head(HeadCommand),
@@ -143,6 +146,37 @@ pub enum Command {
     /// The settings of every imgfeat binary.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// What a catalogue needs: worker cores, broker traffic, store bytes (with and
+    /// without a crop cap) and search memory, from figures measured on the configured
+    /// store (a sample of its images) and a search index built here.
+    Plan {
+        /// Images in the catalogue, backfilled once.
+        #[arg(long, default_value_t = 0)]
+        images: u64,
+        /// New uploads a day (their peak hour counted at 3x the mean).
+        #[arg(long, default_value_t = 0)]
+        per_day: u64,
+        /// Days the catalogue's backfill may take.
+        #[arg(long, default_value_t = 30.0)]
+        backfill_days: f64,
+        /// Images per second one worker core sustains through the fleet with the default
+        /// (fp32) models: 20 on the 2-core Xeon of docs/capacity.md (CPU seconds of
+        /// the detector and extractor per image); measure yours with `imgfeat-loadtest`.
+        #[arg(long, default_value_t = 20.0)]
+        per_core: f64,
+        /// Search shards the codes are split over.
+        #[arg(long, default_value_t = 1)]
+        shards: u64,
+        /// Longest side of stored crops to estimate the store with.
+        #[arg(long, default_value_t = 512)]
+        crop_max_side: u32,
+        /// Stored images to measure.
+        #[arg(long, default_value_t = 500)]
+        sample: usize,
+        /// The detectors run the extractor too (`worker.extract_here`).
+        #[arg(long)]
+        extract_here: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +201,7 @@ pub enum ServiceArg {
     Search,
 }
 
+#[cfg(feature = "eval")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PartArg {
     All,
@@ -174,6 +209,7 @@ pub enum PartArg {
     HeldOut,
 }
 
+#[cfg(feature = "train")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MethodArg {
     /// PCA, then the rotation that minimises the quantization loss.
@@ -183,6 +219,7 @@ pub enum MethodArg {
     Deepbit,
 }
 
+#[cfg(feature = "train")]
 #[derive(Debug, Subcommand)]
 pub enum HeadCommand {
     /// Learn a hash head from the photos in DIR (its training part: see --held-out):

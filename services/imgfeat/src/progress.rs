@@ -60,10 +60,12 @@ impl EventSink for ProgressSink {
 
 /// The bar of `imgfeat head train`: one phase at a time, with the loss when the phase
 /// has one.
+#[cfg(feature = "train")]
 pub struct TrainBar {
     bar: ProgressBar,
 }
 
+#[cfg(feature = "train")]
 impl TrainBar {
     pub fn new(visible: bool) -> Self {
         Self {
@@ -75,6 +77,7 @@ impl TrainBar {
     }
 }
 
+#[cfg(feature = "train")]
 impl imgfeat_train::Progress for TrainBar {
     fn start(&self, phase: &str, total: u64) {
         self.bar.reset();

@@ -13,6 +13,7 @@ pub fn defaults(service: ServiceArg) -> anyhow::Result<String> {
             "imgfeat",
             defaults_toml(&imgfeat_app::AppSettings::default())?,
         ),
+        #[cfg(feature = "service-settings")]
         ServiceArg::Ingest => (
             "imgfeat-ingest",
             defaults_toml(&imgfeat_ingest::Settings::default())?,
@@ -25,13 +26,20 @@ pub fn defaults(service: ServiceArg) -> anyhow::Result<String> {
             "imgfeat-extractor",
             defaults_toml(&WorkerSettings::extractor_defaults())?,
         ),
+        #[cfg(feature = "service-settings")]
         ServiceArg::Serve => (
             "imgfeat-serve",
             defaults_toml(&imgfeat_serve::Settings::default())?,
         ),
+        #[cfg(feature = "service-settings")]
         ServiceArg::Search => (
             "imgfeat-search",
             defaults_toml(&imgfeat_search_service::Settings::default())?,
+        ),
+        #[cfg(not(feature = "service-settings"))]
+        other => anyhow::bail!(
+            "this imgfeat was built without the `service-settings` feature: build it with \
+             its default features to print {other:?}'s settings"
         ),
     };
     Ok(format!(

@@ -1,11 +1,15 @@
+#[cfg(feature = "bench")]
 mod bench;
 mod config;
 mod dedup;
 mod dlq;
+#[cfg(feature = "eval")]
 mod eval;
+#[cfg(feature = "train")]
 mod head;
 mod index;
 mod local_index;
+mod plan;
 mod probe;
 mod saved_index;
 mod show;
@@ -17,7 +21,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 
-use crate::cli::{Cli, Command, ConfigCommand, HeadCommand, MethodArg, PartArg};
+#[cfg(feature = "eval")]
+use crate::cli::PartArg;
+use crate::cli::{Cli, Command, ConfigCommand};
+#[cfg(feature = "train")]
+use crate::cli::{HeadCommand, MethodArg};
 
 /// Exit code of a command whose image or code is not in the store, apart from failures
 /// (1) and usage errors (2, as clap gives them).
@@ -35,6 +43,7 @@ fn reads_only(command: &Command) -> bool {
         command,
         Command::Show { .. }
             | Command::Dedup { .. }
+            | Command::Plan { .. }
             | Command::Similar {
                 store_it: false,
                 ..
@@ -99,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             dedup::run(&settings, radius, format, quiet).await
         }
+        #[cfg(feature = "bench")]
         Command::Bench {
             images,
             seed,
@@ -125,6 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             bench::run(options, json).await
         }
+        #[cfg(feature = "eval")]
         Command::Eval {
             dirs,
             copies,
@@ -153,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             eval::run(&settings, args, json).await
         }
+        #[cfg(feature = "train")]
         Command::Head(HeadCommand::Train {
             dir,
             bits,
@@ -186,6 +198,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::run(&settings, cmd, json).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
         Command::Config(_) => Ok(ExitCode::SUCCESS),
+        Command::Plan {
+            images,
+            per_day,
+            backfill_days,
+            per_core,
+            shards,
+            crop_max_side,
+            sample,
+            extract_here,
+        } => {
+            let args = plan::PlanArgs {
+                images,
+                per_day,
+                backfill_days,
+                per_core,
+                shards,
+                crop_max_side,
+                sample,
+                extract_here,
+            };
+            plan::run(&settings, args, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
