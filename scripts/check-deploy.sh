@@ -417,7 +417,8 @@ PY
 # promtool from Debian 12's prometheus package, pinned and unpacked into .local: no root
 # needed once the package lists are there, and no Prometheus server started (the
 # package's postinst would start one on :9090). IMGFEAT_PROMETHEUS_DEB picks another
-# version (`apt-cache policy prometheus` lists them).
+# version (`apt-cache policy prometheus` lists them). The package's server, unpacked
+# beside promtool, is the one scripts/test.sh gives services/detector/tests/prometheus_alerts.rs.
 PROMETHEUS_DEB=${IMGFEAT_PROMETHEUS_DEB:-2.42.0+ds-5+deb12u1}
 promdir=$root/.local/prometheus-deb
 promtool=$promdir/usr/bin/promtool

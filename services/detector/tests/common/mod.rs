@@ -107,6 +107,9 @@ pub struct Fleet {
     pub store: StoreSettings,
     pub config_path: PathBuf,
     pub http: String,
+    /// Where ingest and the in-process extractor serve `/metrics` (`127.0.0.1:<port>`).
+    pub ingest_metrics: String,
+    pub extractor_metrics: String,
     pub code_version: ModelVersion,
     amqp: AmqpConfig,
     ingest_stop: Option<imgfeat_ingest::ShutdownTrigger>,
@@ -124,6 +127,17 @@ impl Fleet {
     /// [`Fleet::start`] with its results in `store`, and the broker's retry schedule
     /// (`amqp.retry_delays_ms`, `amqp.max_attempts`).
     pub async fn start_on(name: &str, n: u64, store: FleetStore, retries: Retries) -> Fleet {
+        Self::start_with(name, n, store, retries, |_| {}).await
+    }
+
+    /// [`Fleet::start_on`], ingest's settings changed by `tune` before it starts.
+    pub async fn start_with(
+        name: &str,
+        n: u64,
+        store: FleetStore,
+        retries: Retries,
+        tune: impl FnOnce(&mut imgfeat_ingest::Settings),
+    ) -> Fleet {
         let vhost = format!("imgfeat-test-{name}-{}", std::process::id());
         let _ = Command::new("rabbitmqctl")
             .args(["delete_vhost", &vhost])
@@ -198,17 +212,21 @@ listen = "127.0.0.1:0"
         ingest.http.listen = "127.0.0.1:0".into();
         ingest.telemetry = imgfeat_ingest::settings::TelemetrySettings::at("127.0.0.1:0");
         ingest.http.token = Some(imgfeat_ingest::settings::Token::new(INGEST_TOKEN));
+        tune(&mut ingest);
         let listeners = imgfeat_ingest::Listeners::bind(&ingest.http, &ingest.telemetry)
             .await
             .unwrap();
         let http = format!("http://{}", listeners.api.local_addr().unwrap());
+        let ingest_metrics = listeners.metrics.local_addr().unwrap().to_string();
         let (ingest_stop, ingest_shutdown) = imgfeat_ingest::shutdown_pair();
         tokio::spawn(async move {
             if let Err(e) = imgfeat_ingest::run(ingest, listeners, ingest_shutdown).await {
                 eprintln!("ingest stopped: {e}");
             }
         });
-        let extractor_settings = settings.clone();
+        let mut extractor_settings = settings.clone();
+        let extractor_metrics = format!("127.0.0.1:{}", free_port());
+        extractor_settings.telemetry.listen = Some(extractor_metrics.clone());
         let extractor = tokio::spawn(async move {
             if let Err(e) = imgfeat_app::worker::run_extractor(
                 extractor_settings,
@@ -226,6 +244,8 @@ listen = "127.0.0.1:0"
             store: settings.store.clone(),
             config_path,
             http,
+            ingest_metrics,
+            extractor_metrics,
             code_version,
             amqp: settings.amqp,
             ingest_stop: Some(ingest_stop),
