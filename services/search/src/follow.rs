@@ -25,6 +25,20 @@ pub fn follower_name(version: &imgfeat_core::ModelVersion, spec: ShardSpec) -> S
     format!("search.{version}.{}-of-{}", spec.index, spec.count)
 }
 
+/// The follower queue of replica `replica` of a shard: each replica has its own (a
+/// shared one would hand each replica only part of the new codes); replica 0's is
+/// the shard's name of before replicas.
+pub fn replica_follower_name(
+    version: &imgfeat_core::ModelVersion,
+    spec: ShardSpec,
+    replica: u32,
+) -> String {
+    match replica {
+        0 => follower_name(version, spec),
+        r => format!("{}.replica-{r}", follower_name(version, spec)),
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {

@@ -57,7 +57,7 @@ pub async fn run(
         .code_bits()
         .map_err(anyhow::Error::msg)
         .context("reading the hash head's manifest")?;
-    let index = Arc::new(ShardIndex::new(version, settings.search.shard));
+    let index = Arc::new(ShardIndex::new(version, settings.search.shard()));
     let telemetry = Telemetry::new("search");
     let metrics = SearchMetrics::register(telemetry.registry()).context("registering metrics")?;
     let engine = match settings.engine() {
@@ -98,7 +98,11 @@ pub async fn run(
             let events = EventFollower::<CodeStored>::new(
                 conn,
                 EventExchange::CodeStored,
-                &follow::follower_name(&index.version, index.spec),
+                &follow::replica_follower_name(
+                    &index.version,
+                    index.spec,
+                    settings.search.replica(),
+                ),
             );
             let follow = Follow {
                 index: index.clone(),
@@ -123,6 +127,7 @@ pub async fn run(
     let peers = Peers::new(
         settings.search.peers(),
         Duration::from_millis(settings.search.peer_timeout_ms),
+        settings.search.hedge(),
         settings.http.token.clone(),
     )
     .context("building the HTTP client for the other shards")?;

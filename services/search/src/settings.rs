@@ -39,13 +39,28 @@ pub struct Settings {
 pub struct ServiceSettings {
     /// This replica's share of the version.
     pub shard: ShardSpec,
-    /// Base URL of every shard's API, in shard order (`http://search-0.search:8080`,
-    /// `http://search-1.search:8080`, ...), the same list for every replica: each asks
-    /// all but its own, so a query to any replica is answered from every shard. Empty
-    /// for a single shard.
+    /// Base URL of every shard's API, in shard order, the same list for every replica:
+    /// one entry per shard, its replicas separated by `|` (`http://s0a:8080|http://s0b:8080`;
+    /// in `IMGFEAT_SEARCH__SHARD_URLS` the entries are separated by commas). Each asks all
+    /// shards but its own, one replica of each. Empty for a single shard, or with
+    /// `url_template`.
     pub shard_urls: Vec<String>,
-    /// How long a peer may take to answer its part of a query.
+    /// Instead of `shard_urls`: every replica's URL from its pod ordinal, `{ordinal}`
+    /// replaced (`http://imgfeat-search-{ordinal}.imgfeat-search:8080`); shard `i` is
+    /// ordinals `i`, `i + shard.count`, ... (`replicas` of them). Empty: `shard_urls`.
+    pub url_template: String,
+    /// Replicas of each shard, with `url_template`: `shard.count * replicas` pods.
+    pub replicas: u32,
+    /// This pod's ordinal (a StatefulSet's pod index); set, it gives the shard,
+    /// `shard.index = ordinal % shard.count`, and the replica, `ordinal / shard.count`.
+    pub ordinal: Option<u32>,
+    /// How long a replica may take to answer its part of a query; past it (or on an
+    /// error) the next replica of that shard is asked.
     pub peer_timeout_ms: u64,
+    /// Hedging: when the replica asked has not answered within this, another replica of
+    /// the shard is asked too and the first good answer taken. 0: only on an error or
+    /// timeout.
+    pub hedge_ms: u64,
     /// Most neighbours one query may ask for.
     pub max_k: usize,
     /// Widest radius one query may ask for: the cost of a radius query grows fast with it.
@@ -87,7 +102,11 @@ impl Default for ServiceSettings {
         Self {
             shard: ShardSpec::default(),
             shard_urls: Vec::new(),
+            url_template: String::new(),
+            replicas: 1,
+            ordinal: None,
             peer_timeout_ms: 2_000,
+            hedge_ms: 50,
             max_k: 1_000,
             max_radius: 32,
             dedup_radius: None,
@@ -99,14 +118,61 @@ impl Default for ServiceSettings {
 }
 
 impl ServiceSettings {
-    /// Every shard's URL but this replica's own.
-    pub fn peers(&self) -> Vec<String> {
-        self.shard_urls
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != self.shard.index as usize)
-            .map(|(_, u)| u.clone())
+    /// This replica's shard: `shard`, its index from `ordinal` when that is set.
+    pub fn shard(&self) -> ShardSpec {
+        match self.ordinal {
+            Some(ordinal) => ShardSpec {
+                index: ordinal % self.shard.count.max(1),
+                count: self.shard.count,
+            },
+            None => self.shard,
+        }
+    }
+
+    /// Which replica of its shard this one is (0 without `ordinal`).
+    pub fn replica(&self) -> u32 {
+        self.ordinal.map_or(0, |o| o / self.shard.count.max(1))
+    }
+
+    /// Every shard's replicas' URLs, in shard order (empty for a single shard).
+    pub fn shard_replicas(&self) -> Vec<Vec<String>> {
+        if self.url_template.is_empty() {
+            return self
+                .shard_urls
+                .iter()
+                .map(|entry| entry.split('|').map(|u| u.trim().to_string()).collect())
+                .collect();
+        }
+        let count = self.shard.count;
+        if count <= 1 && self.replicas <= 1 {
+            return Vec::new();
+        }
+        (0..count)
+            .map(|i| {
+                (0..self.replicas)
+                    .map(|r| {
+                        let ordinal = i + r * count;
+                        self.url_template.replace("{ordinal}", &ordinal.to_string())
+                    })
+                    .collect()
+            })
             .collect()
+    }
+
+    /// Every other shard's replicas.
+    pub fn peers(&self) -> Vec<Vec<String>> {
+        let own = self.shard().index as usize;
+        self.shard_replicas()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != own)
+            .map(|(_, u)| u)
+            .collect()
+    }
+
+    /// The hedge delay, `None` when off.
+    pub fn hedge(&self) -> Option<std::time::Duration> {
+        (self.hedge_ms > 0).then(|| std::time::Duration::from_millis(self.hedge_ms))
     }
 
     pub fn dedup(&self) -> SearchSettings {
@@ -163,14 +229,43 @@ impl Settings {
                 "search.infer_max_queued must be 0..=100000 (0: no image queries)".into(),
             ));
         }
+        if search.replicas == 0 {
+            return Err(SettingsError::Invalid(
+                "search.replicas must be over 0".into(),
+            ));
+        }
+        if !search.url_template.is_empty() {
+            if !search.shard_urls.is_empty() {
+                return Err(SettingsError::Invalid(
+                    "search.shard_urls and search.url_template: set one".into(),
+                ));
+            }
+            if !search.url_template.contains("{ordinal}") {
+                return Err(SettingsError::Invalid(format!(
+                    "search.url_template {:?} has no {{ordinal}}",
+                    search.url_template
+                )));
+            }
+        }
+        if let Some(ordinal) = search.ordinal {
+            let pods = search.shard.count.saturating_mul(search.replicas);
+            if ordinal >= pods {
+                return Err(SettingsError::Invalid(format!(
+                    "search.ordinal {ordinal}: search.shard.count {} x search.replicas {} \
+                     is {pods} pods",
+                    search.shard.count, search.replicas
+                )));
+            }
+        }
         let count = search.shard.count as usize;
-        if count > 1 && search.shard_urls.len() != count {
+        let shards = search.shard_replicas();
+        if count > 1 && shards.len() != count {
             return Err(SettingsError::Invalid(format!(
                 "search.shard_urls names {} shards, search.shard.count says {count}",
-                search.shard_urls.len(),
+                shards.len(),
             )));
         }
-        for url in &search.shard_urls {
+        for url in shards.iter().flatten() {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(SettingsError::Invalid(format!(
                     "search.shard_urls: {url:?} is not an http(s) URL"
@@ -209,7 +304,45 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("http"));
         s.search.shard_urls[1] = "http://search-1:8080".into();
         s.validate().unwrap();
-        assert_eq!(s.search.peers(), vec!["http://search-0:8080".to_string()]);
+        assert_eq!(
+            s.search.peers(),
+            vec![vec!["http://search-0:8080".to_string()]]
+        );
+        // Replicas: `|` within a shard's entry.
+        s.search.shard_urls[0] = "http://search-0a:8080|http://search-0b:8080".into();
+        s.validate().unwrap();
+        assert_eq!(
+            s.search.peers(),
+            vec![vec![
+                "http://search-0a:8080".to_string(),
+                "http://search-0b:8080".to_string()
+            ]]
+        );
+        s.search.shard_urls[0] = "http://search-0a:8080|search-0b".into();
+        assert!(s.validate().unwrap_err().to_string().contains("http"));
+    }
+
+    #[test]
+    fn pods_of_a_statefulset_are_shards_and_replicas_by_ordinal() {
+        let mut s = with_token();
+        s.search.shard = ShardSpec { index: 0, count: 2 };
+        s.search.replicas = 2;
+        s.search.url_template = "http://search-{ordinal}.search:8080".into();
+        s.search.ordinal = Some(3);
+        s.validate().unwrap();
+        assert_eq!(s.search.shard(), ShardSpec { index: 1, count: 2 });
+        assert_eq!(s.search.replica(), 1);
+        let url = |o: u32| format!("http://search-{o}.search:8080");
+        assert_eq!(s.search.peers(), vec![vec![url(0), url(2)]]);
+        assert_eq!(s.search.shard_replicas()[1], vec![url(1), url(3)]);
+        s.search.ordinal = Some(4);
+        assert!(s.validate().unwrap_err().to_string().contains("4 pods"));
+        s.search.ordinal = Some(0);
+        s.search.shard_urls = vec![url(0), url(1)];
+        assert!(s.validate().unwrap_err().to_string().contains("set one"));
+        s.search.shard_urls.clear();
+        s.search.url_template = "http://search:8080".into();
+        assert!(s.validate().unwrap_err().to_string().contains("{ordinal}"));
     }
 
     #[test]

@@ -294,7 +294,7 @@ async fn loading_is_503_a_full_admission_429_and_image_queries_off_501() {
     let state = |engine: Option<Engine>| ApiState {
         index: index.clone(),
         store: store.clone(),
-        peers: Peers::new(Vec::new(), Duration::from_secs(1), None).unwrap(),
+        peers: Peers::new(Vec::new(), Duration::from_secs(1), None, None).unwrap(),
         max_k: 10,
         max_radius: 16,
         metrics: SearchMetrics::register(&prometheus::Registry::new()).unwrap(),

@@ -185,6 +185,228 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
     a.task.await.unwrap().unwrap();
 }
 
+/// An `imgfeat-search` process, configured from the environment only.
+struct Process {
+    child: std::process::Child,
+    api: String,
+    probes: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port on 127.0.0.1 (free when asked: the processes bind it a moment later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts shard `index` of 2 on `port`, the peers as `IMGFEAT_SEARCH__SHARD_URLS`
+/// (commas between shards, `|` between a shard's replicas), hedging after `hedge_ms`.
+fn spawn_shard(
+    store: &std::path::Path,
+    index: u32,
+    port: u16,
+    shard_urls: &str,
+    hedge_ms: u64,
+) -> Process {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imgfeat-search"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("IMGFEAT_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("IMGFEAT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("IMGFEAT_HTTP__TOKEN", TOKEN)
+        .env("IMGFEAT_TELEMETRY__LISTEN", "127.0.0.1:0")
+        .env("IMGFEAT_STORE__PATH", store)
+        .env("IMGFEAT_SEARCH__SHARD__INDEX", index.to_string())
+        .env("IMGFEAT_SEARCH__SHARD__COUNT", "2")
+        .env("IMGFEAT_SEARCH__SHARD_URLS", shard_urls)
+        .env("IMGFEAT_SEARCH__FOLLOW", "false")
+        .env("IMGFEAT_SEARCH__INFER_MAX_QUEUED", "0")
+        .env("IMGFEAT_SEARCH__PEER_TIMEOUT_MS", "3000")
+        .env("IMGFEAT_SEARCH__HEDGE_MS", hedge_ms.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut api, mut probes) = (None, None);
+    while api.is_none() || probes.is_none() {
+        let line = lines
+            .next()
+            .expect("the process ended before listening")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            api = Some(format!("http://{}", addr.trim()));
+        } else if let Some(addr) = line.strip_prefix("metrics on ") {
+            probes = Some(format!("http://{}", addr.trim()));
+        }
+    }
+    // Keep reading, so that nothing the process prints blocks it.
+    std::thread::spawn(move || lines.for_each(drop));
+    Process {
+        child,
+        api: api.unwrap(),
+        probes: probes.unwrap(),
+    }
+}
+
+fn signal(p: &Process, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &p.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// One query of the load: (status, neighbours, missing shards, seconds).
+async fn ask(client: &reqwest::Client, url: &str) -> (u16, Vec<(u64, u32)>, usize, f64) {
+    let started = std::time::Instant::now();
+    let res = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    let took = started.elapsed().as_secs_f64();
+    if status != 200 {
+        return (status, Vec::new(), 0, took);
+    }
+    let missing = body["missing_shards"]
+        .as_array()
+        .map_or(usize::MAX, Vec::len);
+    (status, pairs(&body), missing, took)
+}
+
+/// Three processes: shard 0 (A) and shard 1 twice (B1, B2), over one SQLite store.
+/// Under the load of 4 concurrent clients (on A and B2), B1 is first frozen (SIGSTOP:
+/// answers come from B2 after the hedge delay, well inside the peer timeout), then
+/// resumed and killed (SIGKILL): every answer is 200, complete (the scan's
+/// neighbours) and misses no shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("codes.sqlite3");
+    let (_, version) = Settings::default().pipeline.versions().unwrap();
+    let (records, seeds) = catalogue(&version);
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    store.put_codes(&records).await.unwrap();
+    drop(store);
+    let mut oracle = LinearScan::new(64).unwrap();
+    for r in &records {
+        oracle.insert(r.image_id.0, r.code.as_bytes()).unwrap();
+    }
+    let wants: Vec<(u64, Vec<(u64, u32)>)> = seeds
+        .iter()
+        .map(|seed| {
+            let code = &records.iter().find(|r| r.image_id.0 == *seed).unwrap().code;
+            let mut want: Vec<(u64, u32)> = oracle
+                .knn(code.as_bytes(), 11)
+                .unwrap()
+                .into_iter()
+                .filter(|h| h.id != *seed)
+                .map(|h| (h.id, h.distance))
+                .collect();
+            want.truncate(10);
+            (*seed, want)
+        })
+        .collect();
+
+    let (pa, pb1, pb2) = (free_port(), free_port(), free_port());
+    let urls = format!("http://127.0.0.1:{pa},http://127.0.0.1:{pb1}|http://127.0.0.1:{pb2}");
+    let hedge_ms = 50;
+    let a = spawn_shard(&path, 0, pa, &urls, hedge_ms);
+    let b1 = spawn_shard(&path, 1, pb1, &urls, hedge_ms);
+    let b2 = spawn_shard(&path, 1, pb2, &urls, hedge_ms);
+    let client = reqwest::Client::new();
+    for p in [&a, &b1, &b2] {
+        imgfeat_testkit::wait_ready(&client, &p.probes).await;
+    }
+    // The answers' shape is the documented one.
+    let (status, got) = get(
+        &client,
+        format!("{}/v1/images/{}/similar?k=10", a.api, seeds[0]),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(pairs(&got), wants[0].1);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..4usize {
+        let entry = if c % 2 == 0 {
+            a.api.clone()
+        } else {
+            b2.api.clone()
+        };
+        let (client, stop, wants) = (client.clone(), stop.clone(), wants.clone());
+        clients.spawn(async move {
+            let mut seen = Vec::new();
+            let mut i = c;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (seed, want) = &wants[i % wants.len()];
+                let url = format!("{entry}/v1/images/{seed}/similar?k=10");
+                let (status, got, missing, took) = ask(&client, &url).await;
+                let complete = status == 200 && &got == want && missing == 0;
+                seen.push((std::time::Instant::now(), status, complete, missing, took));
+                i += 4;
+            }
+            seen
+        });
+    }
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    signal(&b1, "-STOP");
+    let frozen = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    signal(&b1, "-CONT");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut b1 = b1;
+    b1.child.kill().unwrap(); // SIGKILL, mid-load
+    let killed = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    while let Some(s) = clients.join_next().await {
+        seen.extend(s.unwrap());
+    }
+    let bad: Vec<_> = seen.iter().filter(|s| !s.2).collect();
+    let worst = seen.iter().map(|s| s.4).fold(0.0, f64::max);
+    let after_kill = seen.iter().filter(|s| s.0 > killed).count();
+    let while_frozen = seen.iter().filter(|s| s.0 > frozen && s.0 < killed).count();
+    eprintln!(
+        "{} answers in {:.1} s, {while_frozen} while B1 was frozen or resuming, {after_kill} after \
+         it was killed; slowest {:.0} ms; {} incomplete",
+        seen.len(),
+        t0.elapsed().as_secs_f64(),
+        worst * 1e3,
+        bad.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} of {} answers not 200 and complete (status, missing): {:?}",
+        bad.len(),
+        seen.len(),
+        bad.iter().take(5).map(|s| (s.1, s.3)).collect::<Vec<_>>()
+    );
+    assert!(
+        after_kill >= 20 && while_frozen >= 20,
+        "too little load: {while_frozen}, {after_kill}"
+    );
+    // A frozen replica costs the hedge delay, not the peer timeout (3 s).
+    assert!(worst < 1.5, "slowest answer {worst} s");
+    drop((a, b1, b2));
+}
+
 #[test]
 fn the_binary_answers_its_version() {
     imgfeat_testkit::version_of(env!("CARGO_BIN_EXE_imgfeat-search"));
