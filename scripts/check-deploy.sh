@@ -191,6 +191,39 @@ def check_container(where, c, pod, need_probes):
         settings.append({"origin": where, "binary": args[0], "config_file": config_files.get(os.path.basename(cfg)) if cfg else None, "env": env})
     return ports
 
+# imgfeat-search's shard layout lives in one place, the StatefulSet: spec.replicas is
+# IMGFEAT_SEARCH__SHARD__COUNT x IMGFEAT_SEARCH__REPLICAS (values in its env), each pod's
+# shard and replica come from its ordinal, and the config file names none of them: its
+# url_template names the StatefulSet's pods through the headless Service.
+def check_search_layout(tag, sts):
+    import tomllib
+    where = f"{tag} statefulset/{sts['metadata']['name']}"
+    c = next((c for c in sts["spec"]["template"]["spec"]["containers"] if c.get("args", [""])[0] == "imgfeat-search"), None)
+    if c is None: fail(f"{where}: no imgfeat-search container"); return
+    env = {e["name"]: e for e in c.get("env", [])}
+    def count(name):
+        e = env.get(name)
+        if e is None or "value" not in e: fail(f"{where}: {name} must be set here, as a value beside spec.replicas"); return None
+        if not str(e["value"]).isdigit() or int(e["value"]) < 1: fail(f"{where}: {name} = {e['value']!r} is not a count"); return None
+        return int(e["value"])
+    shards, replicas = count("IMGFEAT_SEARCH__SHARD__COUNT"), count("IMGFEAT_SEARCH__REPLICAS")
+    if shards and replicas and sts["spec"].get("replicas") != shards * replicas:
+        fail(f"{where}: spec.replicas is {sts['spec'].get('replicas')}, IMGFEAT_SEARCH__SHARD__COUNT x IMGFEAT_SEARCH__REPLICAS is {shards} x {replicas}")
+    ordinal = env.get("IMGFEAT_SEARCH__ORDINAL", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    if ordinal != "metadata.labels['apps.kubernetes.io/pod-index']": fail(f"{where}: IMGFEAT_SEARCH__ORDINAL must come from the pod-index label")
+    for name in ("IMGFEAT_SEARCH__SHARD__INDEX", "IMGFEAT_SEARCH__SHARD_URLS", "IMGFEAT_SEARCH__URL_TEMPLATE"):
+        if name in env: fail(f"{where}: {name} must not be set (the ordinal and search.url_template say it)")
+    args = c.get("args", [])
+    cfg = args[args.index("--config") + 1] if "--config" in args else None
+    rel = config_files.get(os.path.basename(cfg)) if cfg else None
+    if rel is None: fail(f"{where}: no config file of k8s/base/config"); return
+    search = tomllib.load(open(os.path.join(root, rel), "rb")).get("search", {})
+    for key in ("shard", "replicas", "ordinal", "shard_urls"):
+        if key in search: fail(f"{rel}: search.{key} must not be set: the shard layout is the StatefulSet's")
+    port = next((p["containerPort"] for p in c.get("ports", []) if p.get("name") == "http"), None)
+    want = f"http://{sts['metadata']['name']}-{{ordinal}}.{sts['spec'].get('serviceName')}:{port}"
+    if search.get("url_template") != want: fail(f"{rel}: search.url_template is {search.get('url_template')!r}, the StatefulSet's pods are {want!r}")
+
 for path, docs in docs_by_render.items():
     if "/alternatives/" in path: continue
     tag = os.path.basename(path)
@@ -203,6 +236,7 @@ for path, docs in docs_by_render.items():
     for d in statefulsets.values():
         headless = [s for s in by_kind.get("Service", []) if s["metadata"]["name"] == d["spec"].get("serviceName")]
         if not headless or headless[0]["spec"].get("clusterIP") != "None": fail(f"{tag}: statefulset {d['metadata']['name']} needs a headless serviceName")
+    if "imgfeat-search" in statefulsets: check_search_layout(tag, statefulsets["imgfeat-search"])
     for name, d in {**deployments, **statefulsets}.items():
         pod = d["spec"]["template"]["spec"]
         labels = d["spec"]["template"]["metadata"]["labels"]
