@@ -149,34 +149,38 @@ pub enum Command {
     /// What a catalogue needs: worker cores, broker traffic, store bytes (with and
     /// without a crop cap) and search memory, from figures measured on the configured
     /// store (a sample of its images) and a search index built here.
-    Plan {
-        /// Images in the catalogue, backfilled once.
-        #[arg(long, default_value_t = 0)]
-        images: u64,
-        /// New uploads a day (their peak hour counted at 3x the mean).
-        #[arg(long, default_value_t = 0)]
-        per_day: u64,
-        /// Days the catalogue's backfill may take.
-        #[arg(long, default_value_t = 30.0)]
-        backfill_days: f64,
-        /// Images per second one worker core sustains through the fleet with the default
-        /// (fp32) models: 20 on the 2-core Xeon of docs/capacity.md (CPU seconds of
-        /// the detector and extractor per image); measure yours with `imgfeat-loadtest`.
-        #[arg(long, default_value_t = 20.0)]
-        per_core: f64,
-        /// Search shards the codes are split over.
-        #[arg(long, default_value_t = 1)]
-        shards: u64,
-        /// Longest side of stored crops to estimate the store with.
-        #[arg(long, default_value_t = 512)]
-        crop_max_side: u32,
-        /// Stored images to measure.
-        #[arg(long, default_value_t = 500)]
-        sample: usize,
-        /// The detectors run the extractor too (`worker.extract_here`).
-        #[arg(long)]
-        extract_here: bool,
-    },
+    Plan(PlanArgs),
+}
+
+/// `imgfeat plan`'s figures.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Images in the catalogue, backfilled once.
+    #[arg(long, default_value_t = 0)]
+    pub images: u64,
+    /// New uploads a day (their peak hour counted at 3x the mean).
+    #[arg(long, default_value_t = 0)]
+    pub per_day: u64,
+    /// Days the catalogue's backfill may take.
+    #[arg(long, default_value_t = 30.0)]
+    pub backfill_days: f64,
+    /// Images per second one worker core sustains through the fleet with the default
+    /// (fp32) models: 20 on the 2-core Xeon of docs/capacity.md (CPU seconds of
+    /// the detector and extractor per image); measure yours with `imgfeat-loadtest`.
+    #[arg(long, default_value_t = 20.0)]
+    pub per_core: f64,
+    /// Search shards the codes are split over.
+    #[arg(long, default_value_t = 1)]
+    pub shards: u64,
+    /// Longest side of stored crops to estimate the store with.
+    #[arg(long, default_value_t = 512)]
+    pub crop_max_side: u32,
+    /// Stored images to measure.
+    #[arg(long, default_value_t = 500)]
+    pub sample: usize,
+    /// The detectors run the extractor too (`worker.extract_here`).
+    #[arg(long)]
+    pub extract_here: bool,
 }
 
 #[derive(Debug, Subcommand)]

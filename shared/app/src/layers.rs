@@ -184,16 +184,21 @@ fn below(node: &Value, at: &str, rest: &[String]) -> bool {
     }
 }
 
+/// `at.key`, or `key` at the top.
+fn dotted(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
 fn list_keys(node: &Value, at: &str, out: &mut Vec<String>) {
     match node {
         Value::Array(_) => out.push(at.to_string()),
         Value::Object(map) => {
             for (key, child) in map {
-                let path = if at.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{at}.{key}")
-                };
+                let path = dotted(at, key);
                 list_keys(child, &path, out);
             }
         }
@@ -211,11 +216,7 @@ fn scalar_leaves(tree: &Value) -> Vec<(String, config::Value)> {
         let value: config::Value = match node {
             Value::Object(map) => {
                 for (key, child) in map {
-                    let path = if at.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{at}.{key}")
-                    };
+                    let path = dotted(at, key);
                     walk(child, &path, out);
                 }
                 return;
@@ -262,11 +263,7 @@ fn render_section(node: &Value, at: &str, out: &mut String) {
         }
     }
     for (key, child) in tables {
-        let path = if at.is_empty() {
-            key.clone()
-        } else {
-            format!("{at}.{key}")
-        };
+        let path = dotted(at, key);
         render_section(child, &path, out);
     }
 }
@@ -302,11 +299,7 @@ pub fn setting_keys<T: Serialize>(base: &T) -> Result<Vec<String>, SettingsError
         match node {
             Value::Object(map) => {
                 for (key, child) in map {
-                    let path = if at.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{at}.{key}")
-                    };
+                    let path = dotted(at, key);
                     walk(child, &path, out);
                 }
             }

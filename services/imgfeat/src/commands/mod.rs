@@ -43,7 +43,7 @@ fn reads_only(command: &Command) -> bool {
         command,
         Command::Show { .. }
             | Command::Dedup { .. }
-            | Command::Plan { .. }
+            | Command::Plan(_)
             | Command::Similar {
                 store_it: false,
                 ..
@@ -198,26 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(cmd) => store::run(&settings, cmd, json).await,
         Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
         Command::Config(_) => Ok(ExitCode::SUCCESS),
-        Command::Plan {
-            images,
-            per_day,
-            backfill_days,
-            per_core,
-            shards,
-            crop_max_side,
-            sample,
-            extract_here,
-        } => {
-            let args = plan::PlanArgs {
-                images,
-                per_day,
-                backfill_days,
-                per_core,
-                shards,
-                crop_max_side,
-                sample,
-                extract_here,
-            };
+        Command::Plan(args) => {
             plan::run(&settings, args, json).await?;
             Ok(ExitCode::SUCCESS)
         }

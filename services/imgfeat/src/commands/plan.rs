@@ -9,18 +9,7 @@ use imgfeat_core::ports::ExportStore;
 use imgfeat_imaging::DecodeLimits;
 use serde::Serialize;
 
-pub struct PlanArgs {
-    pub images: u64,
-    pub per_day: u64,
-    pub backfill_days: f64,
-    pub per_core: f64,
-    pub shards: u64,
-    pub crop_max_side: u32,
-    pub sample: usize,
-    /// The detectors run the extractor in-process (`worker.extract_here`): no extract
-    /// job crosses the broker.
-    pub extract_here: bool,
-}
+use crate::cli::PlanArgs;
 
 /// One stored image, as measured on the store's sample.
 #[derive(Debug, Default, Serialize)]
