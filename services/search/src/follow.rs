@@ -62,7 +62,9 @@ impl Applied {
 
 pub struct Follow {
     pub index: Arc<ShardIndex>,
-    pub dedup: Dedup,
+    /// Replica 0 of each shard only: every replica sees every code, and one
+    /// announcement per near-duplicate is what followers expect.
+    pub dedup: Option<Dedup>,
     pub metrics: SearchMetrics,
 }
 
@@ -73,7 +75,9 @@ impl Follow {
         if event.code_version != self.index.version {
             return Ok(Applied::OtherVersion);
         }
-        self.dedup.check(&self.index, event).await?;
+        if let Some(dedup) = &self.dedup {
+            dedup.check(&self.index, event).await?;
+        }
         let code = &event.code;
         let applied = match self
             .index

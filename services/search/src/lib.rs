@@ -106,7 +106,7 @@ pub async fn run(
             );
             let follow = Follow {
                 index: index.clone(),
-                dedup: Dedup {
+                dedup: (settings.search.replica() == 0).then(|| Dedup {
                     store: store.duplicates.clone(),
                     announce: Arc::new(AmqpPublisher::<DuplicateFound>::fanout(
                         conn,
@@ -114,7 +114,7 @@ pub async fn run(
                     )),
                     settings: settings.search.dedup(),
                     metrics: metrics.clone(),
-                },
+                }),
                 metrics: metrics.clone(),
             };
             tokio::spawn(follow.run(events, store.results.clone(), shutdown.clone()));

@@ -101,9 +101,17 @@ async fn shards_follow_stored_codes_dedup_them_and_miss_nothing_while_down() {
     let spec = |index| ShardSpec { index, count: 2 };
     let a = start(settings(&path, spec(0), urls.clone(), &amqp), la);
     let b = start(settings(&path, spec(1), urls.clone(), &amqp), lb);
+    // A second replica of shard 1 (pod ordinal 3 of 2 shards x 2 replicas): it follows
+    // every code too, but only replica 0 announces near-duplicates.
+    let mut s2 = settings(&path, spec(1), urls.clone(), &amqp);
+    s2.search.replicas = 2;
+    s2.search.ordinal = Some(3);
+    s2.validate().unwrap();
+    let b2 = start(s2, listeners().await);
     let client = reqwest::Client::new();
     wait_ready(&client, &a).await;
     wait_ready(&client, &b).await;
+    wait_ready(&client, &b2).await;
 
     // A stored code X of shard 1, and a new copy of it (3 bits flipped) in shard 0.
     let x = initial
@@ -157,6 +165,18 @@ async fn shards_follow_stored_codes_dedup_them_and_miss_nothing_while_down() {
         metric(&tb, "imgfeat_search_duplicates_found_total"),
         Some(1.0)
     );
+    // The other replica of shard 1 saw the same event and announced nothing.
+    eventually("the second replica done with the event", || async {
+        let t = metrics(&client, &b2).await;
+        metric(&t, "imgfeat_search_events_total{result=\"other_shard\"}") == Some(1.0)
+    })
+    .await;
+    let t2 = metrics(&client, &b2).await;
+    assert_eq!(
+        metric(&t2, "imgfeat_search_duplicates_found_total").unwrap_or(0.0),
+        0.0,
+        "a near-duplicate is announced once per shard, not once per replica"
+    );
     assert!(metric(&tb, "imgfeat_search_event_lag_seconds").is_some());
 
     // Another code version's event is no business of these shards.
@@ -205,7 +225,7 @@ async fn shards_follow_stored_codes_dedup_them_and_miss_nothing_while_down() {
         "{stored:?}"
     );
 
-    for s in [a, b] {
+    for s in [a, b, b2] {
         s.stop.trigger();
         s.task.await.unwrap().unwrap();
     }
@@ -217,6 +237,7 @@ async fn shards_follow_stored_codes_dedup_them_and_miss_nothing_while_down() {
         &[
             (EventExchange::CodeStored, name(0)),
             (EventExchange::CodeStored, name(1)),
+            (EventExchange::CodeStored, format!("{}.replica-1", name(1))),
             (EventExchange::DuplicateFound, "test".to_string()),
         ],
     )
