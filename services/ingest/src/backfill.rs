@@ -245,6 +245,13 @@ impl Backfills {
         }))
     }
 
+    /// Whether job `id` runs here and waits at the queue gate (no store read).
+    pub fn is_waiting(&self, id: &str) -> bool {
+        lock(&self.running)
+            .get(id)
+            .is_some_and(|run| run.waiting.load(Ordering::Relaxed))
+    }
+
     pub async fn list(&self) -> Result<Vec<BackfillJob>, StoreError> {
         self.store.backfills().await
     }

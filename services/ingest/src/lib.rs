@@ -245,12 +245,8 @@ async fn report_backfills(
                     telemetry.remove_backfill(&job.id);
                     continue;
                 }
-                let waiting = backfills
-                    .status(&job.id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|s| s.activity == Some("waiting"));
+                // The listing already read the store: ask the runner, not the store again.
+                let waiting = backfills.is_waiting(&job.id);
                 telemetry.set_backfill(&job.id, job.done_count(), job.total(), waiting);
             }
         }

@@ -502,7 +502,8 @@ pub fn build_record(
 ) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = (image.width(), image.height());
     let main = choose_main_object(&detections, width, height, &spec.rule);
-    let crop_jpeg = stored_crop(image, main.crop, spec).map_err(|e| e.reason())?;
+    let crop_jpeg = stored_crop(image, main.crop, spec.jpeg_quality, spec.crop_max_side)
+        .map_err(|e| e.reason())?;
     let (cw, ch) = spec.crop_size;
     let pixels = imgfeat_imaging::resize_rgb(image, main.crop, cw, ch).map_err(|e| e.reason())?;
     let handed_on = CropPixels::new(cw, ch, pixels)
@@ -520,14 +521,16 @@ pub fn build_record(
 }
 
 /// The stored JPEG of `region`: at the original's resolution, or scaled down to
-/// `crop_max_side` (aspect kept) when it is longer.
-fn stored_crop(
+/// `max_side` (aspect kept) when it is longer. `imgfeat plan` estimates a cap's savings
+/// with it.
+pub fn stored_crop(
     image: &RgbImage,
     region: imgfeat_core::CropRect,
-    spec: &RecordSpec,
+    jpeg_quality: u8,
+    max_side: Option<u32>,
 ) -> Result<Vec<u8>, imgfeat_imaging::ImagingError> {
     let longest = region.width.max(region.height);
-    match spec.crop_max_side {
+    match max_side {
         Some(cap) if cap > 0 && longest > cap => {
             let scale = f64::from(cap) / f64::from(longest);
             let w = ((f64::from(region.width) * scale).round() as u32).clamp(1, cap);
@@ -536,9 +539,9 @@ fn stored_crop(
             let small = RgbImage::from_raw(w, h, pixels).ok_or_else(|| {
                 imgfeat_imaging::ImagingError::Encode("resized crop of the wrong size".into())
             })?;
-            imgfeat_imaging::encode_jpeg(&small, spec.jpeg_quality)
+            imgfeat_imaging::encode_jpeg(&small, jpeg_quality)
         }
-        _ => imgfeat_imaging::encode_jpeg_region(image, region, spec.jpeg_quality),
+        _ => imgfeat_imaging::encode_jpeg_region(image, region, jpeg_quality),
     }
 }
 

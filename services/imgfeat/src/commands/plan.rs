@@ -166,23 +166,16 @@ async fn count_images(store: &dyn ExportStore) -> anyhow::Result<usize> {
     }
 }
 
-/// A stored crop re-encoded with its longest side at most `cap` (as
-/// `pipeline.detector.crop_max_side` would have stored it).
+/// A stored crop re-encoded with its longest side at most `cap`, as
+/// `pipeline.detector.crop_max_side` would have stored it.
 fn capped_len(jpeg: &[u8], cap: u32) -> Option<usize> {
     let img = imgfeat_imaging::decode_rgb(jpeg, &DecodeLimits::default()).ok()?;
-    let (w, h) = img.dimensions();
-    if w.max(h) <= cap {
+    if img.width().max(img.height()) <= cap {
         return Some(jpeg.len());
     }
-    let scale = f64::from(cap) / f64::from(w.max(h));
-    let (nw, nh) = (
-        ((f64::from(w) * scale).round() as u32).clamp(1, cap),
-        ((f64::from(h) * scale).round() as u32).clamp(1, cap),
-    );
-    let whole = imgfeat_core::CropRect::whole(w, h);
-    let pixels = imgfeat_imaging::resize_rgb(&img, whole, nw, nh).ok()?;
-    let small = imgfeat_imaging::RgbImage::from_raw(nw, nh, pixels)?;
-    imgfeat_imaging::encode_jpeg(&small, 90)
+    let whole = imgfeat_core::CropRect::whole(img.width(), img.height());
+    let quality = imgfeat_pipeline::detect_stage::DetectorStageConfig::default().crop_jpeg_quality;
+    imgfeat_pipeline::detect_stage::stored_crop(&img, whole, quality, Some(cap))
         .ok()
         .map(|v| v.len())
 }
