@@ -1,14 +1,16 @@
-//! The batcher of one model: callers from any request submit items, one task closes
-//! batches with the workers' continuous-batching rule (`imgfeat_pipeline::batcher`),
-//! drops the items whose deadline passed (or whose caller left) BEFORE the model runs,
-//! and answers each caller. It owns its metrics: batch size, wait, queue length, drops.
+//! The batcher of one model: callers from any request submit items, and the pipeline's
+//! batch engine (`imgfeat_pipeline::batch_runs`, the workers' own) closes batches and
+//! keeps every model worker busy: the next batch forms and runs while others are still
+//! in the model. Just before a batch runs, the items whose deadline passed (or whose
+//! caller left) are dropped; each caller is answered. It owns its metrics: batch size,
+//! wait, queue length, drops.
 
 use std::future::Future;
 use std::time::Duration;
 
 use imgfeat_pipeline::BatchPolicy;
-use imgfeat_pipeline::batcher::next_batch;
-use imgfeat_pipeline::model_load::ModelLoad;
+use imgfeat_pipeline::batch_runs::run_batches;
+use imgfeat_pipeline::model_load::{Busy, ModelLoad};
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -84,9 +86,10 @@ impl Meters {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
-    /// Starts the batching task. `run` sends one batch through the model (whose calls
-    /// `load` counts) and returns one output per input, in order. `capacity` bounds the
-    /// queue; admission keeps it from filling.
+    /// Starts the batching task. `run` sends one batch through the model, counted in
+    /// `load` by the `Busy` it is given (`ModelThread::call_counted`), and returns one
+    /// output per input, in order. `capacity` bounds the queue; admission keeps it from
+    /// filling.
     pub fn spawn<F, Fut>(
         model: &str,
         stage: &'static str,
@@ -97,31 +100,44 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         run: F,
     ) -> Self
     where
-        F: Fn(Vec<I>) -> Fut + Send + 'static,
+        F: Fn(Vec<I>, Busy) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<O>, String>> + Send + 'static,
     {
         let (tx, mut rx) = mpsc::channel::<Pending<I, O>>(capacity.max(1));
         let meters = Meters::new(metrics, model, stage);
         let queued = meters.queued.clone();
         tokio::spawn(async move {
-            while let Some(batch) = next_batch(&mut rx, &policy, &load).await {
+            let closed = |batch: &imgfeat_pipeline::batcher::Batch<Pending<I, O>>| {
                 meters.queued.sub(batch.items.len() as i64);
-                let live = drop_the_late(batch.items, Instant::now(), stage, &meters);
-                if live.is_empty() {
-                    continue;
-                }
-                meters.size.observe(live.len() as f64);
-                meters.inferred.inc_by(live.len() as u64);
-                let closed = Instant::now();
+            };
+            let start = |items: Vec<Pending<I, O>>, busy: Busy| {
+                let live = drop_the_late(items, Instant::now(), stage, &meters);
+                let started = Instant::now();
                 let (inputs, waiting): (Vec<I>, Vec<_>) = live
                     .into_iter()
                     .map(|p| (p.input, (p.enqueued, p.reply)))
                     .unzip();
                 let expected = inputs.len();
-                let outputs = run(inputs).await;
-                let ran = closed.elapsed();
-                answer(outputs, expected, waiting, closed, ran, stage);
-            }
+                let running = (expected > 0).then(|| {
+                    meters.size.observe(expected as f64);
+                    meters.inferred.inc_by(expected as u64);
+                    run(inputs, busy)
+                });
+                async move {
+                    if let Some(running) = running {
+                        let outputs = running.await;
+                        answer(
+                            outputs,
+                            expected,
+                            waiting,
+                            started,
+                            started.elapsed(),
+                            stage,
+                        );
+                    }
+                }
+            };
+            run_batches(&mut rx, &policy, &load, closed, start).await;
         });
         Self { tx, stage, queued }
     }
@@ -175,7 +191,7 @@ fn answer<O>(
     outputs: Result<Vec<O>, String>,
     expected: usize,
     waiting: Vec<Waiting<O>>,
-    closed: Instant,
+    started: Instant,
     ran: Duration,
     stage: &'static str,
 ) {
@@ -191,7 +207,7 @@ fn answer<O>(
             for ((enqueued, reply), output) in waiting.into_iter().zip(outputs) {
                 let _ = reply.send(Ok(Done {
                     output,
-                    waited: closed.duration_since(enqueued),
+                    waited: started.duration_since(enqueued),
                     ran,
                 }));
             }
@@ -236,7 +252,7 @@ mod tests {
                 ModelLoad::default(),
                 8,
                 &m,
-                move |xs: Vec<u32>| {
+                move |xs: Vec<u32>, _busy| {
                     seen.lock().unwrap().extend(xs.iter().copied());
                     let out: Vec<u32> = xs.iter().map(|x| x * 2).collect();
                     async move { Ok::<_, String>(out) }
@@ -274,7 +290,7 @@ mod tests {
             ModelLoad::default(),
             8,
             &m,
-            |_xs: Vec<u32>| async { Ok(Vec::<u32>::new()) },
+            |_xs: Vec<u32>, _busy| async { Ok(Vec::<u32>::new()) },
         );
         let err = b.submit(1, None).await.unwrap_err();
         assert!(

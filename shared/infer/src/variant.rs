@@ -115,7 +115,7 @@ impl Variant {
                 model.load(),
                 capacity,
                 metrics,
-                move |items: Vec<DetectIn>| {
+                move |items: Vec<DetectIn>, busy| {
                     let model = model.clone();
                     async move {
                         let mut input =
@@ -126,7 +126,7 @@ impl Variant {
                             sizes.push(i.size);
                         }
                         model
-                            .call(move |d: &mut Detector| d.detect(&input, &sizes))
+                            .call_counted(busy, move |d: &mut Detector| d.detect(&input, &sizes))
                             .await
                             .map_err(|e| e.to_string())
                             .and_then(|r| r.map_err(|e| e.to_string()))
@@ -143,13 +143,13 @@ impl Variant {
                 model.load(),
                 capacity,
                 metrics,
-                move |items: Vec<Vec<f32>>| {
+                move |items: Vec<Vec<f32>>, busy| {
                     let model = model.clone();
                     async move {
                         let batch = items.len();
                         let input = items.concat();
                         model
-                            .call(move |m: &mut Extractor| m.codes(&input, batch))
+                            .call_counted(busy, move |m: &mut Extractor| m.codes(&input, batch))
                             .await
                             .map_err(|e| e.to_string())
                             .and_then(|r| r.map_err(|e| e.to_string()))

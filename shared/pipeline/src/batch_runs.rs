@@ -1,39 +1,44 @@
-//! Batches handed to the model's workers: each closed batch runs on its own task, at
-//! most one per worker at a time, so with several workers the next batch is collected
-//! and run while the others are still in the model.
+//! The one batch engine of every model: the worker stages, `index`, serve and search.
+//! Batches close by the continuous-batching rule ([`crate::batcher`]) and each runs on
+//! its own task, at most one per model worker at a time, so with several workers the
+//! next batch is collected and run while the others are still in the model.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::batcher::{BatchPolicy, next_reported_batch};
-use crate::events::{Events, Worker};
+use crate::batcher::{Batch, BatchPolicy, next_batch};
 use crate::model_load::{Busy, ModelLoad};
 
-/// Runs `run(batch, busy)` for every batch collected from `rx`, on as many tasks at once
-/// as the model has workers; returns once `rx` has ended and every batch has finished. `busy`
-/// counts the batch in the model's load from the moment it closed (see
+/// Runs `run(items, busy)` for every batch collected from `rx`, on as many tasks at once
+/// as the model has workers; returns once `rx` has ended and every batch has finished.
+/// `closed` sees each batch as it closes (its size and wait, for metrics). `run` is
+/// called once a worker slot is free, so what it decides about the items (a deadline
+/// passed, the caller left) is decided just before the model, not when the batch closed.
+/// `busy` counts the batch in the model's load from the moment it closed (see
 /// `ModelThread::call_counted`). Waiting for a free slot before collecting the next
-/// batch keeps the old back-pressure: items wait in `rx`, not in a pile of tasks.
-pub(crate) async fn run_batches<T, F, Fut>(
+/// batch keeps the back-pressure: items wait in `rx`, not in a pile of tasks.
+pub async fn run_batches<T, C, F, Fut>(
     rx: &mut mpsc::Receiver<T>,
     policy: &BatchPolicy,
     load: &ModelLoad,
-    worker: Worker,
-    events: &Events,
+    closed: C,
     run: F,
 ) where
+    C: Fn(&Batch<T>),
     F: Fn(Vec<T>, Busy) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let workers = load.workers();
     let slots = Arc::new(Semaphore::new(workers));
-    while let Some(items) = next_reported_batch(rx, policy, load, worker, events).await {
+    while let Some(batch) = next_batch(rx, policy, load).await {
+        closed(&batch);
+        let busy = load.begin();
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        let batch = run(items, load.begin());
+        let batch = run(batch.items, busy);
         tokio::spawn(async move {
             batch.await;
             drop(slot);
@@ -80,8 +85,7 @@ mod tests {
                 done.fetch_add(items.len(), Ordering::SeqCst);
             }
         };
-        let events = Events::new();
-        run_batches(&mut rx, &policy, &load, Worker::Detector, &events, run).await;
+        run_batches(&mut rx, &policy, &load, |_| {}, run).await;
         (most.load(Ordering::SeqCst), done.load(Ordering::SeqCst))
     }
 

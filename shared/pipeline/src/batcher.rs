@@ -93,22 +93,17 @@ pub async fn next_batch<T>(
     })
 }
 
-/// [`next_batch`], reported as an [`Event::BatchClosed`] of `worker`: the loop head of
-/// both stages.
-pub(crate) async fn next_reported_batch<T>(
-    rx: &mut mpsc::Receiver<T>,
-    policy: &BatchPolicy,
-    model: &ModelLoad,
-    worker: Worker,
-    events: &Events,
-) -> Option<Vec<T>> {
-    let batch = next_batch(rx, policy, model).await?;
-    events.emit(Event::BatchClosed {
-        worker,
-        size: batch.items.len(),
-        waited_seconds: batch.waited.as_secs_f64(),
-    });
-    Some(batch.items)
+/// The report of a closed batch as an [`Event::BatchClosed`] of `worker`: what both
+/// stages hand [`crate::batch_runs::run_batches`].
+pub fn report_closed<T>(worker: Worker, events: &Events) -> impl Fn(&Batch<T>) + use<T> {
+    let events = events.clone();
+    move |batch| {
+        events.emit(Event::BatchClosed {
+            worker,
+            size: batch.items.len(),
+            waited_seconds: batch.waited.as_secs_f64(),
+        })
+    }
 }
 
 #[cfg(test)]

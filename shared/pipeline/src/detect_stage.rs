@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
+use crate::batcher::report_closed;
 use crate::chain::{ChainSender, Downstream};
 use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Outcome, Phase, Worker};
@@ -142,7 +143,8 @@ impl DetectorStage {
                         let _ = det_tx.send(detected).await;
                     }
                 };
-                run_batches(&mut prep_rx, &policy, &load, Worker::Detector, &events, run).await;
+                let closed = report_closed(Worker::Detector, &events);
+                run_batches(&mut prep_rx, &policy, &load, closed, run).await;
             })
         };
         let persist = {

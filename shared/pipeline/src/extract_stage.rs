@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
+use crate::batcher::report_closed;
 use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
@@ -91,15 +92,8 @@ impl ExtractorStage {
                     let this = this.clone();
                     async move { this.process(items, busy).await }
                 };
-                run_batches(
-                    &mut prep_rx,
-                    &policy,
-                    &load,
-                    Worker::Extractor,
-                    &events,
-                    run,
-                )
-                .await;
+                let closed = report_closed(Worker::Extractor, &events);
+                run_batches(&mut prep_rx, &policy, &load, closed, run).await;
             })
         };
         let this = self.clone();

@@ -2,7 +2,7 @@
 //! -> persist -> publish -> ack. Stages know ports, never adapters; services (and the
 //! embedded `index` run) choose the adapters.
 
-mod batch_runs;
+pub mod batch_runs;
 pub mod batcher;
 pub mod cancelled;
 pub mod chain;
