@@ -142,6 +142,7 @@ pub enum Command {
     Store(StoreCommand),
     /// Inspect and re-drive the dead-letter queues.
     #[command(subcommand)]
+    #[cfg(feature = "amqp")]
     Dlq(DlqCommand),
     /// The settings of every imgfeat binary.
     #[command(subcommand)]
@@ -285,6 +286,7 @@ pub enum StoreCommand {
     },
 }
 
+#[cfg(feature = "amqp")]
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// Show dead letters with their reasons, without removing them.

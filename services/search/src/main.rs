@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     listeners.announce()?;
     let (trigger, shutdown) = shutdown_pair();
     tokio::spawn(async move {
-        imgfeat_app::worker::wait_for_signal().await;
+        imgfeat_app::signals::wait_for_signal().await;
         trigger.trigger();
     });
     imgfeat_search_service::run(settings, listeners, shutdown).await

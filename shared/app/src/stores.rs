@@ -9,9 +9,7 @@ use imgfeat_store::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::{StoreKind, StoreSettings};
-use imgfeat_sources::{
-    CqlImageSource, CqlSourceConfig, HttpSource, HttpSourceConfig, TemplateSource,
-};
+use imgfeat_sources::{CqlSourceConfig, HttpSourceConfig, TemplateSource};
 
 pub fn open_embedded(settings: &StoreSettings) -> Result<Arc<SqliteStore>, StoreError> {
     Ok(Arc::new(SqliteStore::open(&settings.path)?))
@@ -41,6 +39,12 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
                 embedded: Some(s),
             })
         }
+        #[cfg(not(feature = "cql"))]
+        StoreKind::Cql => Err(StoreError::Invalid(not_built(
+            "store.kind = \"cql\"",
+            "cql",
+        ))),
+        #[cfg(feature = "cql")]
         StoreKind::Cql => {
             let s = Arc::new(imgfeat_cql::CqlStore::connect(&settings.cql).await?);
             Ok(OpenStore {
@@ -52,6 +56,15 @@ pub async fn open_store(settings: &StoreSettings) -> Result<OpenStore, StoreErro
             })
         }
     }
+}
+
+/// What a build without the adapter answers when the settings choose it.
+#[cfg(not(all(feature = "cql", feature = "http-source")))]
+fn not_built(setting: &str, feature: &str) -> String {
+    format!(
+        "{setting}: this binary was built without the `{feature}` feature of imgfeat-app; \
+         build it with that feature (the services and the default `imgfeat` build have it)"
+    )
 }
 
 /// Where workers read images from.
@@ -92,14 +105,30 @@ pub async fn open_source(
         SourceSettings::Folder { template } => Arc::new(
             TemplateSource::new(template.clone(), max_bytes).map_err(SourceSetupError::Folder)?,
         ),
+        #[cfg(feature = "http-source")]
         SourceSettings::Http(cfg) => Arc::new(
-            HttpSource::new(cfg.clone(), max_bytes)
+            imgfeat_sources::HttpSource::new(cfg.clone(), max_bytes)
                 .map_err(|e| SourceSetupError::Http(e.to_string()))?,
         ),
+        #[cfg(not(feature = "http-source"))]
+        SourceSettings::Http(_) => {
+            return Err(SourceSetupError::Http(not_built(
+                "source.kind = \"http\"",
+                "http-source",
+            )));
+        }
+        #[cfg(feature = "cql")]
         SourceSettings::Cql(cfg) => Arc::new(
-            CqlImageSource::connect(cfg)
+            imgfeat_sources::CqlImageSource::connect(cfg)
                 .await
                 .map_err(|e| SourceSetupError::Cql(e.to_string()))?,
         ),
+        #[cfg(not(feature = "cql"))]
+        SourceSettings::Cql(_) => {
+            return Err(SourceSetupError::Cql(not_built(
+                "source.kind = \"cql\"",
+                "cql",
+            )));
+        }
     })
 }

@@ -2,122 +2,20 @@
 //! embedded run uses, results in the configured store. The binaries only parse flags
 //! and call [`run_detector`] or [`run_extractor`].
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgfeat_amqp::{
-    AmqpConfig, AmqpConnection, AmqpConsumer, AmqpPublisher, EventExchange, WorkQueue,
-};
+use imgfeat_amqp::{AmqpConnection, AmqpConsumer, AmqpPublisher, EventExchange, WorkQueue};
 use imgfeat_core::message::{CodeStored, DetectJob, ExtractJob};
 use imgfeat_pipeline::cancelled::CancelledBackfills;
 use imgfeat_pipeline::chain::{Downstream, chain};
 use imgfeat_pipeline::parts::{self, StageAdapters};
-use imgfeat_pipeline::{Events, PipelineSettings, Shutdown, shutdown_pair};
-use serde::{Deserialize, Serialize};
+use imgfeat_pipeline::{Events, Shutdown, shutdown_pair};
 
-use crate::logging::LogSettings;
-pub use imgfeat_http::TelemetrySettings;
-
-use crate::layers::settings_from;
-use crate::settings::{SettingsError, StoreSettings};
-use crate::stores::{SourceSettings, open_source, open_store};
+pub use crate::signals::wait_for_signal;
+use crate::stores::{open_source, open_store};
+pub use crate::worker_settings::{StagesHere, TelemetrySettings, WorkerSettings};
 use crate::worker_telemetry::WorkerTelemetry;
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkerSettings {
-    pub amqp: AmqpConfig,
-    pub store: StoreSettings,
-    /// Where the detector reads images (unused by the extractor).
-    pub source: SourceSettings,
-    pub pipeline: PipelineSettings,
-    pub log: LogSettings,
-    pub telemetry: TelemetrySettings,
-    /// After SIGTERM, how long the batch in hand may take to finish before exit.
-    pub shutdown_grace_ms: u64,
-    pub worker: StagesHere,
-}
-
-/// Which stages this process runs besides its own.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StagesHere {
-    /// The detector also runs the extractor, in its own process, and no extract queue
-    /// is used (`IMGFEAT_WORKER__EXTRACT_HERE=true`). It spares the broker one
-    /// persistent, confirmed message per image; each detect message is then acked only
-    /// once its code is stored. Keep the split fleet to scale the two stages apart, or
-    /// when the backbone runs on other hardware. The extractor service ignores it.
-    pub extract_here: bool,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        Self {
-            amqp: AmqpConfig::default(),
-            store: StoreSettings::default(),
-            source: SourceSettings::default(),
-            pipeline: PipelineSettings::default(),
-            log: LogSettings::default(),
-            telemetry: TelemetrySettings::default(),
-            shutdown_grace_ms: 30_000,
-            worker: StagesHere::default(),
-        }
-    }
-}
-
-impl WorkerSettings {
-    /// The detector service's defaults: its metrics on compose's port for it.
-    pub fn detector_defaults() -> Self {
-        Self {
-            telemetry: TelemetrySettings::at("0.0.0.0:9465"),
-            ..Self::default()
-        }
-    }
-
-    /// The extractor service's defaults.
-    pub fn extractor_defaults() -> Self {
-        Self {
-            telemetry: TelemetrySettings::at("0.0.0.0:9466"),
-            ..Self::default()
-        }
-    }
-
-    /// Settings over the library's defaults (no metrics endpoint), for in-process use.
-    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
-        Self::load_over(Self::default(), file)
-    }
-
-    /// `base` (a service's defaults), then `file`, then the environment.
-    pub fn load_over(base: Self, file: Option<&Path>) -> Result<Self, SettingsError> {
-        // No retry settings to copy into the stages: they ask each delivery whether it
-        // is the last, and `[amqp]` holds the one policy.
-        let s: Self = settings_from(base, file, std::env::vars())?;
-        s.validate()?;
-        Ok(s)
-    }
-
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        self.pipeline.validate().map_err(SettingsError::Invalid)?;
-        self.amqp
-            .validate()
-            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
-        let prefetch = self.amqp.prefetch as usize;
-        for (name, batch) in [
-            ("detector", self.pipeline.detector.batch.max_batch),
-            ("extractor", self.pipeline.extractor.batch.max_batch),
-        ] {
-            // One batch inferring while the next fills: otherwise the broker starves
-            // the batcher and every batch closes on its time-out.
-            if prefetch < batch * 2 {
-                return Err(SettingsError::Invalid(format!(
-                    "amqp.prefetch ({prefetch}) must be at least 2 x pipeline.{name}.batch.max_batch ({batch})"
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -139,21 +37,6 @@ fn on_signal(trigger: imgfeat_pipeline::ShutdownTrigger, stop: imgfeat_amqp::Con
         trigger.trigger();
         stop.stop();
     });
-}
-
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Runs `work` until it ends, or until `grace` after shutdown fires.

@@ -2,6 +2,7 @@
 //! development node and validation that fails at start-up rather than mid-run.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -42,8 +43,8 @@ pub struct CqlConfig {
     /// Credentials for PasswordAuthenticator; both or neither.
     pub username: Option<String>,
     pub password: Option<String>,
-    /// `[store.cql.tls]`: connect over TLS (see [`crate::tls`]); absent: plain TCP.
-    pub tls: Option<crate::tls::CqlTls>,
+    /// `[store.cql.tls]`: connect over TLS (see `crate::tls`, feature `driver`); absent: plain TCP.
+    pub tls: Option<CqlTls>,
     /// Most requests one store call keeps in flight when it fans out per partition
     /// (`coded`, export pages).
     pub max_concurrency: usize,
@@ -194,6 +195,7 @@ impl ConsistencyLevel {
         }
     }
 
+    #[cfg(feature = "driver")]
     pub fn to_driver(self) -> scylla::statement::Consistency {
         use scylla::statement::Consistency as C;
         match self {
@@ -318,6 +320,25 @@ fn check_dc_name(dc: &str) -> Result<(), ConfigError> {
         Err(ConfigError(format!(
             "data centre name {dc:?}: use letters, digits, '_', '-' or '.'"
         )))
+    }
+}
+
+/// `[store.cql.tls]`: present means every connection is TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CqlTls {
+    /// PEM file of the CAs that sign the nodes' certificates; unset: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Check that a node's certificate names its IP address.
+    pub verify_hostname: bool,
+}
+
+impl Default for CqlTls {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            verify_hostname: true,
+        }
     }
 }
 

@@ -19,26 +19,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use serde::{Deserialize, Serialize};
 
-/// `[store.cql.tls]`: present means every connection is TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CqlTls {
-    /// PEM file of the CAs that sign the nodes' certificates; unset: the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Check that a node's certificate names its IP address.
-    pub verify_hostname: bool,
-}
-
-impl Default for CqlTls {
-    fn default() -> Self {
-        Self {
-            ca_file: None,
-            verify_hostname: true,
-        }
-    }
-}
+pub use crate::config::CqlTls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

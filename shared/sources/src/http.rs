@@ -13,34 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use imgfeat_core::ImageId;
 use imgfeat_core::ports::{ImageSource, SourceError};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpSourceConfig {
-    /// e.g. `http://images.internal/{id}.jpg` or `https://images.internal/{id}.jpg`
-    pub url_template: String,
-    pub connect_timeout_ms: u64,
-    /// Whole request, headers and body.
-    pub timeout_ms: u64,
-    pub max_concurrent_fetches: usize,
-    /// PEM file of CA certificates trusted for an `https://` template besides the
-    /// system's roots: for image servers whose certificates a private CA signs.
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for HttpSourceConfig {
-    fn default() -> Self {
-        Self {
-            url_template: "http://127.0.0.1:8000/{id}.jpg".into(),
-            connect_timeout_ms: 2_000,
-            timeout_ms: 10_000,
-            max_concurrent_fetches: 16,
-            ca_file: None,
-        }
-    }
-}
+pub use crate::settings::HttpSourceConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpSourceError {

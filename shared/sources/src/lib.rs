@@ -10,9 +10,11 @@ pub mod cql;
 pub mod fs;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod settings;
 
 #[cfg(feature = "cql")]
-pub use cql::{CqlImageSource, CqlSourceConfig, IdType, SourceSetupError as CqlSourceSetupError};
+pub use cql::{CqlImageSource, SourceSetupError as CqlSourceSetupError};
 pub use fs::{PathMapSource, TemplateSource};
 #[cfg(feature = "http")]
-pub use http::{HttpSource, HttpSourceConfig, HttpSourceError};
+pub use http::{HttpSource, HttpSourceError};
+pub use settings::{CqlSourceConfig, HttpSourceConfig, IdType};

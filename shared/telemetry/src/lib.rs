@@ -2,6 +2,7 @@
 //! events (one definition shared with the progress bar and the run summary), queue depths
 //! polled from RabbitMQ, build and model info, and the `/metrics`, `/healthz` and
 //! `/readyz` endpoints. Metric names and labels are listed in this crate's README.
+//! The broker's parts (queue depths, the broker check) are the default feature `amqp`.
 //!
 //! ```no_run
 //! # async fn demo(conn: imgfeat_amqp::AmqpConnection) -> std::io::Result<()> {
@@ -17,13 +18,15 @@
 mod families;
 mod http;
 mod metrics;
+#[cfg(feature = "amqp")]
 mod queues;
 mod readiness;
 
 pub use families::{BATCH_SIZE_BUCKETS, METRIC_NAMES};
 pub use http::{health_router, router, serve};
 pub use metrics::Telemetry;
+#[cfg(feature = "amqp")]
 pub use queues::{fleet_queues, poll_queue_depths};
-pub use readiness::{
-    BoxFuture, CheckStatus, Readiness, ReadinessReport, broker_check, store_check,
-};
+#[cfg(feature = "amqp")]
+pub use readiness::broker_check;
+pub use readiness::{BoxFuture, CheckStatus, Readiness, ReadinessReport, store_check};

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "amqp")]
 use imgfeat_amqp::{AmqpConnection, BrokerState};
 
 /// What a readiness check returns: a boxed future, so checks of any shape fit one list.
@@ -111,6 +112,7 @@ impl Readiness {
     }
 }
 
+#[cfg(feature = "amqp")]
 /// The broker check: ready while the shared connection is up. It reads the connection's
 /// state watch and never opens anything, so a probe cannot pile up connection attempts.
 pub fn broker_check(

@@ -7,7 +7,7 @@ use crate::cli::ServiceArg;
 
 /// The commented TOML of `service`'s defaults.
 pub fn defaults(service: ServiceArg) -> anyhow::Result<String> {
-    use imgfeat_app::worker::WorkerSettings;
+    use imgfeat_app::worker_settings::WorkerSettings;
     let (binary, body) = match service {
         ServiceArg::Imgfeat => (
             "imgfeat",

@@ -2,6 +2,7 @@
 mod bench;
 mod config;
 mod dedup;
+#[cfg(feature = "amqp")]
 mod dlq;
 #[cfg(feature = "eval")]
 mod eval;
@@ -196,6 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             head::train(&settings, args, json).await
         }
         Command::Store(cmd) => store::run(&settings, cmd, json).await,
+        #[cfg(feature = "amqp")]
         Command::Dlq(cmd) => dlq::run(&settings, cmd, json).await,
         Command::Config(_) => Ok(ExitCode::SUCCESS),
         Command::Plan(args) => {

@@ -80,6 +80,11 @@ async fn migrate(store: &StoreSettings, json: bool) -> anyhow::Result<ExitCode> 
                 applied: Vec::new(),
             }
         }
+        #[cfg(not(feature = "cql"))]
+        StoreKind::Cql => {
+            anyhow::bail!("store.kind = \"cql\": this imgfeat was built without its `cql` feature")
+        }
+        #[cfg(feature = "cql")]
         StoreKind::Cql => {
             let report = imgfeat_cql::CqlStore::migrate(&store.cql).await?;
             Migrated {
