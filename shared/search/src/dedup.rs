@@ -91,24 +91,34 @@ impl UnionFind {
     }
 
     fn groups(mut self, ids: &[u64]) -> Vec<DuplicateGroup> {
-        let n = ids.len();
-        let roots: Vec<u32> = (0..n as u32).map(|p| self.find(p)).collect();
-        // Slot of each root's group, in order of the group's first (smallest) member.
-        let mut slot = vec![u32::MAX; n];
-        let mut groups: Vec<DuplicateGroup> = Vec::new();
-        for (p, &root) in roots.iter().enumerate() {
-            if self.size[root as usize] < 2 {
-                continue;
-            }
-            let s = &mut slot[root as usize];
-            if *s == u32::MAX {
-                *s = groups.len() as u32;
-                groups.push(DuplicateGroup {
-                    members: Vec::with_capacity(self.size[root as usize] as usize),
-                });
-            }
-            groups[*s as usize].members.push(ids[p]);
-        }
-        groups
+        let roots: Vec<u32> = (0..ids.len() as u32).map(|p| self.find(p)).collect();
+        groups_of(&roots, ids)
     }
+}
+
+/// The groups of two or more positions that share a root, as ids, in order of each
+/// group's first (smallest) member; `ids` ascending, `roots[p]` the root of position `p`.
+pub(crate) fn groups_of(roots: &[u32], ids: &[u64]) -> Vec<DuplicateGroup> {
+    let n = ids.len();
+    let mut size = vec![0u32; n];
+    for &root in roots {
+        size[root as usize] += 1;
+    }
+    // Slot of each root's group, in order of the group's first (smallest) member.
+    let mut slot = vec![u32::MAX; n];
+    let mut groups: Vec<DuplicateGroup> = Vec::new();
+    for (p, &root) in roots.iter().enumerate() {
+        if size[root as usize] < 2 {
+            continue;
+        }
+        let s = &mut slot[root as usize];
+        if *s == u32::MAX {
+            *s = groups.len() as u32;
+            groups.push(DuplicateGroup {
+                members: Vec::with_capacity(size[root as usize] as usize),
+            });
+        }
+        groups[*s as usize].members.push(ids[p]);
+    }
+    groups
 }

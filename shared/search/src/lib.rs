@@ -10,6 +10,7 @@ mod bench;
 mod code;
 mod dedup;
 mod error;
+mod join;
 mod linear;
 mod memory;
 mod mih;
@@ -23,6 +24,7 @@ pub use bench::{
 };
 pub use dedup::{DuplicateGroup, duplicate_groups};
 pub use error::SearchError;
+pub use join::{duplicate_groups_banded, duplicate_groups_certified, join_plan};
 pub use linear::LinearScan;
 pub use mih::MultiIndex;
 

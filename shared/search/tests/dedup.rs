@@ -4,7 +4,10 @@
 
 mod common;
 
-use imgfeat_search::{DuplicateGroup, HammingIndex, LinearScan, MultiIndex, duplicate_groups};
+use imgfeat_search::{
+    DuplicateGroup, HammingIndex, LinearScan, MultiIndex, duplicate_groups,
+    duplicate_groups_banded, duplicate_groups_certified,
+};
 use rand::Rng;
 
 /// Components of "within radius" over all pairs, the slow obvious way.
@@ -74,6 +77,78 @@ fn groups_match_brute_force() {
                 duplicate_groups(&scan, radius, &mut |_, _| {}).unwrap(),
                 expected
             );
+            let mut last = (0, 0);
+            let banded = duplicate_groups_banded(&scan, radius, &mut |done, total| {
+                assert!(done <= total && done > last.0);
+                last = (done, total);
+            })
+            .unwrap();
+            assert_eq!(banded, expected, "banded, {bits} bits, R = {radius}");
+            assert_eq!(last.0, last.1, "progress reaches its total");
+        }
+    }
+}
+
+/// The join at the radius it exists for (R = 27 on 128-bit codes, and the same relative
+/// radius on 64 and 256 bits), with many identical codes (joined once) and chains.
+#[test]
+fn banded_join_matches_brute_force_at_large_radii() {
+    let mut rng = common::rng(29);
+    for (bits, radius) in [(128, 27), (128, 20), (64, 13), (256, 54)] {
+        let mut codes = common::codes(bits, 1200, 40, &mut rng);
+        let repeated = codes[3].clone();
+        codes.extend(std::iter::repeat_n(repeated, 30));
+        // Copies far from the seed (20-27 bits): the pairs a partial probe misses.
+        for _ in 0..60 {
+            let seed = codes[rng.random_range(0..codes.len())].clone();
+            let mut c = seed.clone();
+            for _ in 0..rng.random_range(radius - 7..=radius) {
+                let b = rng.random_range(0..c.len() * 8);
+                c[b / 8] ^= 0x80 >> (b % 8);
+            }
+            codes.push(c);
+        }
+        let codes: Vec<(u64, Vec<u8>)> = codes
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), c))
+            .collect();
+        let expected = brute_force(&codes, radius);
+        let mih = MultiIndex::build(bits, codes.iter().map(|(id, c)| (*id, c))).unwrap();
+        let banded = duplicate_groups_banded(&mih, radius, &mut |_, _| {}).unwrap();
+        assert_eq!(banded, expected, "{bits} bits, R = {radius}");
+
+        // Certifying less: groups are only ever split, never joined wrongly, and
+        // every pair within the certified radius is still linked.
+        for certified in [radius / 2, radius - 4] {
+            let partial =
+                duplicate_groups_certified(&mih, radius, certified, &mut |_, _| {}).unwrap();
+            let mut group_of = std::collections::HashMap::new();
+            for (g, group) in expected.iter().enumerate() {
+                for id in &group.members {
+                    group_of.insert(*id, g);
+                }
+            }
+            for group in &partial {
+                let g = group_of.get(&group.members[0]);
+                assert!(g.is_some());
+                assert!(group.members.iter().all(|id| group_of.get(id) == g));
+            }
+            let mut linked = std::collections::HashMap::new();
+            for (g, group) in partial.iter().enumerate() {
+                for id in &group.members {
+                    linked.insert(*id, g);
+                }
+            }
+            for group in brute_force(&codes, certified) {
+                let g = linked.get(&group.members[0]);
+                assert!(
+                    g.is_some(),
+                    "C = {certified}: {:?} not linked",
+                    group.members
+                );
+                assert!(group.members.iter().all(|id| linked.get(id) == g));
+            }
         }
     }
 }

@@ -16,10 +16,10 @@
 //! (and re-picks `m` for the new size).
 
 mod inline;
-mod layout;
+pub(crate) mod layout;
 mod query;
-mod schedule;
-mod table;
+pub(crate) mod schedule;
+pub(crate) mod table;
 
 use std::collections::HashMap;
 use std::path::Path;

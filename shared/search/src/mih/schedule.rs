@@ -98,6 +98,16 @@ impl Schedule {
         self.pos[j * self.stride + r as usize]
     }
 
+    /// The radius each table is probed to by the steps that certify `radius`
+    /// (`None`: the table is not probed at all).
+    pub(crate) fn radii_for(&self, radius: u32, tables: usize) -> Vec<Option<u32>> {
+        let mut radii = vec![None; tables];
+        for &(r, j) in &self.steps[..self.prefix_for(radius)] {
+            radii[j] = Some(r);
+        }
+        radii
+    }
+
     /// How many steps certify every code within `radius`.
     pub(crate) fn prefix_for(&self, radius: u32) -> usize {
         self.certified
