@@ -16,6 +16,7 @@ mod memory;
 mod mih;
 mod persist;
 mod popcount;
+mod recall;
 mod scan;
 mod topk;
 

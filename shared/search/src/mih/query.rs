@@ -1,7 +1,9 @@
 //! Probing the tables in the order of the index's [`super::schedule::Schedule`], which
 //! says what each prefix certifies and which step first reaches a code. The radius
-//! search runs the prefix that certifies its radius; k-NN stops as soon as its k-th hit
-//! is within what the steps so far certify (Norouzi's stopping rule).
+//! search runs the prefix that certifies its radius (or a smaller certified radius,
+//! still keeping only hits within the radius: the approximate probe); over listed
+//! tables it runs as a prefetching pipeline (`pipeline.rs`). k-NN stops as soon as its
+//! k-th hit is within what the steps so far certify (Norouzi's stopping rule).
 //! When the buckets left to probe would cost more than reading every code, the query
 //! reads every code instead: the answer is the same, the cost bounded by the scan's.
 
@@ -33,8 +35,17 @@ pub(super) fn knn(index: &MultiIndex, probe: &[u64], k: usize) -> Vec<Hit> {
 }
 
 pub(super) fn within(index: &MultiIndex, probe: &[u64], radius: u32) -> Vec<Hit> {
+    within_certified(index, probe, radius, radius)
+}
+
+pub(super) fn within_certified(
+    index: &MultiIndex,
+    probe: &[u64],
+    radius: u32,
+    certified: u32,
+) -> Vec<Hit> {
     let mut hits = popcount::fast(
-        || with_width!(index.words, W => within_w::<W>(index, &code::as_probe::<W>(probe), radius)),
+        || with_width!(index.words, W => within_w::<W>(index, &code::as_probe::<W>(probe), radius, certified.min(radius))),
     );
     sort_hits(&mut hits);
     hits
@@ -169,7 +180,12 @@ fn knn_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], k: usize) -> Vec<
 }
 
 #[inline]
-fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -> Vec<Hit> {
+fn within_w<const W: usize>(
+    index: &MultiIndex,
+    probe: &[u64; W],
+    radius: u32,
+    certified: u32,
+) -> Vec<Hit> {
     let mut hits = Vec::new();
     let b = index.base;
     let codes = code::as_codes::<W>(&index.codes);
@@ -185,7 +201,7 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
     if b == 0 {
         return hits;
     }
-    if certify_cost(index, radius) > b as f64 * PROBE_BUDGET && index.scan_fallback {
+    if certify_cost(index, certified) > b as f64 * PROBE_BUDGET && index.scan_fallback {
         scan::within::<W>(
             &codes[..b],
             &index.ids[..b],
@@ -198,7 +214,19 @@ fn within_w<const W: usize>(index: &MultiIndex, probe: &[u64; W], radius: u32) -
         return hits;
     }
     let keys: Vec<u32> = index.subs.iter().map(|s| s.key(probe)).collect();
-    for &(r, j) in steps_for(index, radius) {
+    if let Secondary::Listed(tables) = &index.secondary {
+        super::pipeline::within_listed::<W>(
+            index,
+            tables,
+            probe,
+            &keys,
+            steps_for(index, certified),
+            radius,
+            &mut hits,
+        );
+        return hits;
+    }
+    for &(r, j) in steps_for(index, certified) {
         probe_step::<W>(index, probe, keys[j], r, j, |d, row| {
             if d <= radius {
                 hits.push(Hit {
@@ -290,8 +318,8 @@ fn probe_step<const W: usize>(
 }
 
 /// Whether `(r, j)` is the first step of the schedule that reaches this code.
-#[inline]
-fn first_reached<const W: usize>(
+#[inline(always)]
+pub(super) fn first_reached<const W: usize>(
     index: &MultiIndex,
     c: &[u64; W],
     probe: &[u64; W],

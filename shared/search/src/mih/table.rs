@@ -141,6 +141,24 @@ impl Table {
         &self.rows[self.offsets.range(key)]
     }
 
+    #[inline]
+    pub(crate) fn offsets(&self) -> &Offsets {
+        &self.offsets
+    }
+
+    /// Fetches the first rows of the bucket that starts at `start`.
+    #[inline]
+    pub(crate) fn prefetch_rows(&self, start: usize) {
+        if let Some(r) = self.rows.get(start) {
+            memory::prefetch(r);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn rows(&self, range: Range<usize>) -> &[u32] {
+        &self.rows[range]
+    }
+
     pub(crate) fn bytes(&self) -> usize {
         self.offsets.bytes() + self.rows.len() * 4
     }
