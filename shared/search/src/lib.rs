@@ -28,7 +28,7 @@ mod topk;
 
 pub use approx::{ApproxMultiIndex, DEFAULT_EDGE_RECALL};
 pub use bench::{
-    BenchOptions, BenchReport, BenchRow, DedupRow, QueryStats, RadiusRow, run_search_bench,
+    BenchOptions, BenchReport, BenchRow, DedupRow, QueryStats, RadiusRow, Run, run_search_bench,
 };
 pub use dedup::{DuplicateGroup, duplicate_groups};
 pub use error::SearchError;

@@ -3,6 +3,7 @@
 //! that every planted group is found. A library function so `imgfeat bench search` can
 //! wrap it; `cargo run -p imgfeat-search --example search_bench` runs it alone.
 
+mod copies;
 mod data;
 mod report;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::{HammingIndex, MultiIndex, SearchError, duplicate_groups};
 
-pub use report::{BenchReport, BenchRow, DedupRow, QueryStats, RadiusRow};
+pub use report::{BenchReport, BenchRow, DedupRow, QueryStats, RadiusRow, Run};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchOptions {
@@ -28,6 +29,16 @@ pub struct BenchOptions {
     /// Sizes for the `duplicate_groups` timing (64-bit codes).
     pub dedup_sizes: Vec<usize>,
     pub dedup_radius: u32,
+    /// Index sizes for the 128-bit copy queries (approximate and exact multi-index).
+    pub sizes_128: Vec<usize>,
+    /// Radii of the 128-bit runs (queries and dedup).
+    pub radius_128: Vec<u32>,
+    /// Sizes for the 128-bit whole-catalogue dedup (the banded join).
+    pub dedup_128: Vec<usize>,
+    /// Sizes for the 128-bit dedup by one approximate query per code (for comparison).
+    pub dedup_128_per_query: Vec<usize>,
+    /// The approximate index's recall for a code exactly R bits away.
+    pub edge_recall: f64,
     pub seed: u64,
 }
 
@@ -42,6 +53,11 @@ impl Default for BenchOptions {
             radii: vec![4, 8, 12, 16],
             dedup_sizes: vec![1_000_000, 10_000_000],
             dedup_radius: 8,
+            sizes_128: vec![1_000_000, 10_000_000],
+            radius_128: vec![27],
+            dedup_128: vec![1_000_000, 10_000_000],
+            dedup_128_per_query: Vec::new(),
+            edge_recall: crate::DEFAULT_EDGE_RECALL,
             seed: 42,
         }
     }
@@ -65,6 +81,24 @@ pub fn run_search_bench(
         log(&row.to_string());
         dedup.push(row);
     }
+    let mut copy_runs = Vec::new();
+    for &n in &opts.sizes_128 {
+        for run in copies::queries(opts, n)? {
+            log(&run.to_string());
+            copy_runs.push(run);
+        }
+    }
+    for (&n, per_query) in opts
+        .dedup_128
+        .iter()
+        .map(|n| (n, false))
+        .chain(opts.dedup_128_per_query.iter().map(|n| (n, true)))
+    {
+        for run in copies::dedup(opts, n, per_query)? {
+            log(&run.to_string());
+            copy_runs.push(run);
+        }
+    }
     Ok(BenchReport {
         options: opts.clone(),
         clustered_share: data::CLUSTERED,
@@ -73,6 +107,7 @@ pub fn run_search_bench(
         query_max_flip: data::QUERY_MAX_FLIP,
         rows,
         dedup,
+        copies: copy_runs,
     })
 }
 
