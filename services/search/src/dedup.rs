@@ -1,5 +1,6 @@
 //! Continuous dedup: each new code of the version is looked up, within the dedup
-//! radius, among the codes THIS shard holds. Every shard sees every event (fanout), so
+//! radius, among the codes THIS shard holds (by `search.radius_method`: at R = 27 on
+//! 128-bit codes the approximate probe, which never reports a pair beyond R). Every shard sees every event (fanout), so
 //! the union of the shards' answers is the complete set with no fan-out query. What a
 //! shard finds is stored (one row per neighbour, so shards never overwrite each other)
 //! and announced, before the event is acked.
@@ -70,6 +71,7 @@ impl Dedup {
             image_id = event.image_id.0,
             found = n,
             radius,
+            approximate = index.approximate(radius),
             "near-duplicates found"
         );
         Ok(n)

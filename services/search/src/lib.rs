@@ -57,7 +57,10 @@ pub async fn run(
         .code_bits()
         .map_err(anyhow::Error::msg)
         .context("reading the hash head's manifest")?;
-    let index = Arc::new(ShardIndex::new(version, settings.search.shard()));
+    let index = Arc::new(
+        ShardIndex::new(version, settings.search.shard())
+            .with_radius_method(settings.search.radius_method),
+    );
     let telemetry = Telemetry::new("search");
     let metrics = SearchMetrics::register(telemetry.registry()).context("registering metrics")?;
     let engine = match settings.engine() {

@@ -9,6 +9,7 @@ use imgfeat_app::{SearchSettings, SettingsError, load_settings};
 pub use imgfeat_http::{HttpSettings, TelemetrySettings};
 use imgfeat_infer::EngineSettings;
 use imgfeat_pipeline::PipelineSettings;
+use imgfeat_pipeline::search::RadiusMethod;
 use serde::{Deserialize, Serialize};
 
 use crate::shard::ShardSpec;
@@ -67,6 +68,11 @@ pub struct ServiceSettings {
     pub max_radius: u32,
     /// Near-duplicate radius; unset: the default for the code length.
     pub dedup_radius: Option<u32>,
+    /// `auto`: on 128-bit and longer codes past a radius of 16, radius queries probe a
+    /// smaller certified radius (approximate: recall of copies measured >= 0.99, never a
+    /// hit beyond the radius) and dedup is the banded self-join (exact, faster); exact
+    /// multi-index hashing otherwise. `exact`: exact multi-index hashing always.
+    pub radius_method: RadiusMethod,
     /// Follow the extractor's code-stored events (and dedup each new code). Off, the
     /// shard serves what the store held at start, and needs no broker.
     pub follow: bool,
@@ -110,6 +116,7 @@ impl Default for ServiceSettings {
             max_k: 1_000,
             max_radius: 32,
             dedup_radius: None,
+            radius_method: RadiusMethod::Auto,
             follow: true,
             infer_max_queued: 8,
             infer_deadline_ms: 10_000,
@@ -178,6 +185,7 @@ impl ServiceSettings {
     pub fn dedup(&self) -> SearchSettings {
         SearchSettings {
             dedup_radius: self.dedup_radius,
+            radius_method: self.radius_method,
         }
     }
 }
@@ -343,6 +351,24 @@ mod tests {
         s.search.shard_urls.clear();
         s.search.url_template = "http://search:8080".into();
         assert!(s.validate().unwrap_err().to_string().contains("{ordinal}"));
+    }
+
+    #[test]
+    fn the_radius_method_is_auto_unless_set_and_reaches_the_dedup() {
+        let s: Settings = imgfeat_app::settings_from_vars(
+            [(
+                "IMGFEAT_SEARCH__RADIUS_METHOD".to_string(),
+                "exact".to_string(),
+            )]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(s.search.radius_method, RadiusMethod::Exact);
+        assert_eq!(s.search.dedup().radius_method, RadiusMethod::Exact);
+        assert_eq!(
+            Settings::default().search.dedup().radius_method,
+            RadiusMethod::Auto
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! This replica's share of one code version, in memory: empty and unready until the
-//! load from the store finishes, then answering queries under a read lock.
+//! load from the store finishes, then answering queries under a read lock. Radius
+//! queries go by `search.radius_method` ([`RadiusIndex`]): on 128-bit codes past 16 bits
+//! (copy detection at R = 27) the approximate probe, exact multi-index hashing otherwise.
 
 use std::sync::RwLock;
 
 use imgfeat_core::ModelVersion;
 use imgfeat_core::ports::ResultStore;
-use imgfeat_search::{HammingIndex, Hit, MultiIndex, SearchError};
+use imgfeat_pipeline::search::{RadiusIndex, RadiusMethod};
+use imgfeat_search::{HammingIndex, Hit, SearchError};
 
 use crate::shard::ShardSpec;
 
@@ -38,13 +41,14 @@ pub enum Inserted {
 pub struct ShardIndex {
     pub version: ModelVersion,
     pub spec: ShardSpec,
+    method: RadiusMethod,
     state: RwLock<State>,
 }
 
 enum State {
     Loading,
     /// `None`: the version has no code in this shard (yet).
-    Ready(Option<Box<MultiIndex>>),
+    Ready(Option<Box<RadiusIndex>>),
     Failed(String),
 }
 
@@ -53,19 +57,49 @@ impl ShardIndex {
         Self {
             version,
             spec,
+            method: RadiusMethod::Auto,
             state: RwLock::new(State::Loading),
+        }
+    }
+
+    /// How radius queries are answered (`search.radius_method`); before the load.
+    pub fn with_radius_method(mut self, method: RadiusMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    pub fn radius_method(&self) -> RadiusMethod {
+        self.method
+    }
+
+    /// Whether a query of `radius` is answered by the approximate probe (once codes
+    /// are held: it depends on their length).
+    pub fn approximate(&self, radius: u32) -> bool {
+        match self.state.read().as_deref() {
+            Ok(State::Ready(Some(index))) => index.approximate(radius),
+            _ => false,
+        }
+    }
+
+    /// The radius within which a query of `radius` finds every code (`radius` itself
+    /// unless [`Self::approximate`]); `None` until codes are held.
+    pub fn certified_for(&self, radius: u32) -> Option<u32> {
+        match self.state.read().as_deref() {
+            Ok(State::Ready(Some(index))) => Some(index.certified_for(radius)),
+            _ => None,
         }
     }
 
     /// Reads this shard's codes from the store (a paged scan) and becomes ready.
     pub async fn load(&self, store: &dyn ResultStore) -> Result<usize, String> {
-        let spec = self.spec;
+        let (spec, method) = (self.spec, self.method);
         let loaded =
             imgfeat_pipeline::search::load_index(store, &self.version, |id| spec.owns(id.0)).await;
         let (next, outcome) = match loaded {
             Ok(index) => {
                 let n = index.as_ref().map_or(0, |i| i.len());
-                (State::Ready(index.map(Box::new)), Ok(n))
+                let index = index.map(|i| Box::new(RadiusIndex::new(i, method)));
+                (State::Ready(index), Ok(n))
             }
             Err(e) => (State::Failed(e.to_string()), Err(e.to_string())),
         };
@@ -114,7 +148,7 @@ impl ShardIndex {
         match &mut *state {
             State::Ready(Some(index)) => index.insert(id, code)?,
             State::Ready(empty @ None) => {
-                let mut index = MultiIndex::new(bits)?;
+                let mut index = RadiusIndex::empty(bits, self.method)?;
                 index.insert(id, code)?;
                 *empty = Some(Box::new(index));
             }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::layers::load_settings;
 
 use imgfeat_pipeline::PipelineSettings;
+use imgfeat_pipeline::search::RadiusMethod;
 use serde::{Deserialize, Serialize};
 
 use crate::logging::LogSettings;
@@ -30,6 +31,11 @@ pub struct SearchSettings {
     /// Hamming radius of a near-duplicate; unset means the default for the code length
     /// ([`SearchSettings::dedup_radius_for`]).
     pub dedup_radius: Option<u32>,
+    /// `auto`: on 128-bit and longer codes past a radius of 16, radius queries probe a
+    /// smaller certified radius (approximate: recall of copies measured >= 0.99, never a
+    /// hit beyond the radius) and dedup is the banded self-join (exact, faster); exact
+    /// multi-index hashing otherwise. `exact`: exact multi-index hashing always.
+    pub radius_method: RadiusMethod,
 }
 
 impl SearchSettings {

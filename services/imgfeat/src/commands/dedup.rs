@@ -1,6 +1,8 @@
 //! `imgfeat dedup`: every group of near-duplicates among the stored codes of the
 //! configured version, from the same index `similar` uses: one radius query per code
-//! and a union-find, so memory stays O(N) however many codes there are.
+//! and a union-find, so memory stays O(N) however many codes there are. On 128-bit and
+//! longer codes past a radius of 16 (copy detection, R = 27) it is the banded self-join
+//! instead, with the same groups (`search.radius_method = "exact"` keeps the queries).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +12,8 @@ use anyhow::Context;
 use imgfeat_app::AppSettings;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{ImageId, ModelVersion};
-use imgfeat_search::{DuplicateGroup, HammingIndex, duplicate_groups};
+use imgfeat_pipeline::search::dedup_groups;
+use imgfeat_search::{DuplicateGroup, HammingIndex};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -62,8 +65,20 @@ pub async fn run(
     };
     let radius = radius.unwrap_or_else(|| settings.search.dedup_radius_for(index.bits()));
     super::check_radius(radius, index.bits())?;
-    let bar = progress_bar(index.len(), quiet || format != DedupFormat::Text);
-    let groups = duplicate_groups(&index, radius, &mut |done, _| bar.set_position(done as u64))?;
+    let method = settings.search.radius_method;
+    let banded = method.copy_scale(index.bits(), radius);
+    tracing::debug!(radius, banded_join = banded, "grouping near-duplicates");
+    // The join counts blocks of bands, the queries codes.
+    let unit = if banded {
+        "blocks of codes joined"
+    } else {
+        "codes compared"
+    };
+    let bar = progress_bar(index.len(), unit, quiet || format != DedupFormat::Text);
+    let groups = dedup_groups(&index, radius, method, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
 
     let mut out = Vec::with_capacity(groups.len());
@@ -92,13 +107,13 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn progress_bar(total: usize, hidden: bool) -> ProgressBar {
+fn progress_bar(total: usize, unit: &str, hidden: bool) -> ProgressBar {
     if hidden {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total as u64);
     if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} codes compared ({per_sec}, ETA {eta})")
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}})"))
     {
         bar.set_style(style);
     }
