@@ -197,7 +197,10 @@ async fn a_shard_finds_planted_copies_at_radius_27_and_never_a_code_beyond_it() 
         "{found} of {within} copies within {RADIUS} found ({recall:.4}), certified {certified}; \
          {found_beyond} of {beyond_certified} beyond it"
     );
-    assert!(beyond_certified >= 10, "too few copies past the certified radius");
+    assert!(
+        beyond_certified >= 10,
+        "too few copies past the certified radius"
+    );
     assert!(recall >= 0.95, "{found} of {within}");
 
     // A copy that arrives after the load (a code-stored event) is found the same way.
@@ -229,12 +232,21 @@ async fn the_banded_dedup_gives_the_exact_groups_every_planted_group_whole() {
     let banded = dedup_groups(&index, RADIUS, RadiusMethod::Auto, &mut |_, _| {}).unwrap();
     let exact = dedup_groups(&index, RADIUS, RadiusMethod::Exact, &mut |_, _| {}).unwrap();
     assert_eq!(banded, exact);
-    assert!(banded.len() >= ORIGINALS * 9 / 10, "{} groups", banded.len());
+    assert!(
+        banded.len() >= ORIGINALS * 9 / 10,
+        "{} groups",
+        banded.len()
+    );
     // A copy past R may still join through another copy: a planted group is found
     // whole when one group holds the original and every copy within R of it.
     for (original, copies) in &cat.groups {
         let members: BTreeSet<u64> = std::iter::once(*original)
-            .chain(copies.iter().filter(|(_, d)| *d <= RADIUS).map(|(id, _)| *id))
+            .chain(
+                copies
+                    .iter()
+                    .filter(|(_, d)| *d <= RADIUS)
+                    .map(|(id, _)| *id),
+            )
             .collect();
         if members.len() > 1 {
             assert!(

@@ -281,12 +281,19 @@ mod tests {
         }
         assert!(index.approximate(40) && !index.approximate(16));
         for (_, probe) in codes.iter().take(50) {
-            assert_eq!(index.within(probe, 16).unwrap(), scan.within(probe, 16).unwrap());
+            assert_eq!(
+                index.within(probe, 16).unwrap(),
+                scan.within(probe, 16).unwrap()
+            );
             let got = index.within(probe, 40).unwrap();
             let all = scan.within(probe, 40).unwrap();
             assert!(got.iter().all(|h| all.contains(h)));
             let certified = index.certified_for(40);
-            assert!(all.iter().filter(|h| h.distance <= certified).all(|h| got.contains(h)));
+            assert!(
+                all.iter()
+                    .filter(|h| h.distance <= certified)
+                    .all(|h| got.contains(h))
+            );
             assert_eq!(index.knn(probe, 5).unwrap(), scan.knn(probe, 5).unwrap());
         }
     }
