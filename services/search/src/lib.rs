@@ -133,8 +133,7 @@ pub async fn run(
         settings.search.hedge(),
         settings.http.token.clone(),
     )
-    .context("building the HTTP client for the other shards")?
-    .with_metrics(&metrics, settings.search.shard().index);
+    .context("building the HTTP client for the other shards")?;
     let state = ApiState {
         index,
         store: store.results.clone(),

@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 
 use imgfeat_http::Token;
 use imgfeat_search::Hit;
-use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::SearchMetrics;
 use crate::shard_index::ShardQuery;
 
 /// The body of `POST /v1/shard/query`.
@@ -84,15 +82,6 @@ struct Shard {
     next: AtomicUsize,
     /// Per replica: until when (ms since `epoch`) it is asked last.
     set_aside_until: Vec<AtomicU64>,
-    /// Its number among all the shards (the `shard` label).
-    number: String,
-}
-
-/// Failovers and hedged requests, per shard (see [`SearchMetrics`]).
-#[derive(Clone)]
-struct PeerMetrics {
-    failovers: IntCounterVec,
-    hedged: IntCounterVec,
 }
 
 #[derive(Clone)]
@@ -105,7 +94,6 @@ pub struct Peers {
     /// an error or timeout of the first.
     hedge: Option<Duration>,
     epoch: Instant,
-    metrics: Option<PeerMetrics>,
 }
 
 impl Peers {
@@ -123,12 +111,10 @@ impl Peers {
             .build()?;
         let shards = shards
             .into_iter()
-            .enumerate()
-            .map(|(i, replicas)| Shard {
+            .map(|replicas| Shard {
                 set_aside_until: replicas.iter().map(|_| AtomicU64::new(0)).collect(),
                 replicas,
                 next: AtomicUsize::new(0),
-                number: i.to_string(),
             })
             .collect();
         Ok(Self {
@@ -137,24 +123,7 @@ impl Peers {
             token,
             hedge,
             epoch: Instant::now(),
-            metrics: None,
         })
-    }
-
-    /// Counts failovers and hedged requests in `metrics`, each shard labelled by its
-    /// number: the peers are every shard but `own`, in order. Before the first query.
-    pub fn with_metrics(mut self, metrics: &SearchMetrics, own: u32) -> Self {
-        if let Some(shards) = Arc::get_mut(&mut self.shards) {
-            for (i, shard) in shards.iter_mut().enumerate() {
-                let n = if i >= own as usize { i + 1 } else { i };
-                shard.number = n.to_string();
-            }
-        }
-        self.metrics = Some(PeerMetrics {
-            failovers: metrics.failovers.clone(),
-            hedged: metrics.hedged.clone(),
-        });
-        self
     }
 
     pub fn count(&self) -> usize {
@@ -243,19 +212,9 @@ impl Peers {
                     let until = self.now_ms().saturating_add(SET_ASIDE_MS);
                     shard.set_aside_until[r].store(until, Ordering::Relaxed);
                     errors.push(format!("{}: {reason}", shard.replicas[r]));
-                    let another = !untried.as_slice().is_empty() || !flying.is_empty();
-                    if let (Some(m), true) = (&self.metrics, another) {
-                        m.failovers
-                            .with_label_values(&[shard.number.as_str(), r.to_string().as_str()])
-                            .inc();
-                    }
                 }
                 Next::Done(Some(Err(e))) => errors.push(format!("the request task failed: {e}")),
-                Next::Hedge => {
-                    if let Some(m) = &self.metrics {
-                        m.hedged.with_label_values(&[shard.number.as_str()]).inc();
-                    }
-                }
+                Next::Hedge => {}
             }
             if let Some(r) = untried.next() {
                 launch(&mut flying, r);
@@ -291,78 +250,4 @@ async fn ask(
         .await
         .map(|a| a.hits.into_iter().map(Hit::from).collect())
         .map_err(|e| format!("unreadable answer: {e}"))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// A replica on a real socket that answers every shard query with no hits after
-    /// `delay`.
-    async fn replica(delay: Duration) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/v1/shard/query",
-            axum::routing::post(move || async move {
-                tokio::time::sleep(delay).await;
-                axum::Json(ShardAnswer { hits: Vec::new() })
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
-    }
-
-    /// A URL nothing listens on: the port of a listener just closed.
-    async fn dead() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    }
-
-    fn request() -> ShardRequest {
-        ShardRequest {
-            code: "00".repeat(8),
-            query: ShardQuery {
-                k: 10,
-                radius: None,
-                exclude: None,
-            },
-        }
-    }
-
-    fn count(v: &IntCounterVec, labels: &[&str]) -> u64 {
-        v.with_label_values(labels).get()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn failovers_and_hedged_requests_are_counted_per_shard_and_replica() {
-        let metrics = SearchMetrics::register(&prometheus::Registry::new()).unwrap();
-        // This is shard 1 of 3: its peers are shards 0 and 2. Shard 0's first replica
-        // is dead, shard 2's first is slow.
-        let shards = vec![
-            vec![dead().await, replica(Duration::ZERO).await],
-            vec![
-                replica(Duration::from_millis(400)).await,
-                replica(Duration::ZERO).await,
-            ],
-        ];
-        let peers = Peers::new(
-            shards,
-            Duration::from_secs(2),
-            Some(Duration::from_millis(30)),
-            None,
-        )
-        .unwrap()
-        .with_metrics(&metrics, 1);
-        let answers = peers.query(&request()).await;
-        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
-        assert_eq!(count(&metrics.failovers, &["0", "0"]), 1);
-        assert_eq!(count(&metrics.hedged, &["2"]), 1);
-        // Round robin and the set-aside put the live replicas first: no new failover.
-        let answers = peers.query(&request()).await;
-        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
-        assert_eq!(count(&metrics.failovers, &["0", "0"]), 1);
-        assert_eq!(count(&metrics.failovers, &["2", "0"]), 0);
-    }
 }
