@@ -537,25 +537,44 @@ async fn rabbitmq_metrics() {
     }
 }
 
-/// A search shard in this process over the fleet's store, following its code-stored
-/// events, image queries on.
-async fn start_search(fleet: &Fleet) -> Running {
+/// Two search shards in this process over the fleet's store, each following its
+/// code-stored events: shard 0 (scraped and queried, image queries on) and shard 1, its
+/// peer, without models, so that shard 0's per-peer series (failovers, hedged requests)
+/// exist as in any sharded deployment. Shard 0 first.
+async fn start_search(fleet: &Fleet) -> (Running, Running) {
     let worker = WorkerSettings::load(Some(&fleet.config_path)).unwrap();
-    let mut s = imgfeat_search_service::Settings {
-        http: local_http(SEARCH_TOKEN),
-        telemetry: local_telemetry(),
-        ..Default::default()
+    let shard = |index: u32| {
+        let mut s = imgfeat_search_service::Settings {
+            http: local_http(SEARCH_TOKEN),
+            telemetry: local_telemetry(),
+            ..Default::default()
+        };
+        s.store = fleet.store.clone();
+        s.pipeline = worker.pipeline.clone();
+        s.amqp = worker.amqp.clone();
+        s.search.follow = true;
+        s.search.shard = imgfeat_search_service::shard::ShardSpec { index, count: 2 };
+        s
     };
-    s.store = fleet.store.clone();
-    s.pipeline = worker.pipeline.clone();
-    s.amqp = worker.amqp.clone();
-    s.search.follow = true;
-    s.search.infer_max_queued = 4;
-    s.validate().unwrap();
-    let listeners = Listeners::bind(&s.http, &s.telemetry).await.unwrap();
-    Running::spawn(listeners, |l, shutdown| {
-        imgfeat_search_service::run(s, l, shutdown)
-    })
+    let (mut s0, mut s1) = (shard(0), shard(1));
+    s0.search.infer_max_queued = 4;
+    s1.search.infer_max_queued = 0;
+    let l0 = Listeners::bind(&s0.http, &s0.telemetry).await.unwrap();
+    let l1 = Listeners::bind(&s1.http, &s1.telemetry).await.unwrap();
+    let urls: Vec<String> = [&l0, &l1]
+        .iter()
+        .map(|l| format!("http://{}", l.api.local_addr().unwrap()))
+        .collect();
+    let mut running = Vec::new();
+    for (mut s, l) in [(s0, l0), (s1, l1)] {
+        s.search.shard_urls = urls.clone();
+        s.validate().unwrap();
+        running.push(Running::spawn(l, |l, shutdown| {
+            imgfeat_search_service::run(s, l, shutdown)
+        }));
+    }
+    let peer = running.pop().unwrap();
+    (running.pop().unwrap(), peer)
 }
 
 /// Queries search as a user would: by a stored image and by a posted photo.
@@ -670,8 +689,8 @@ async fn a_real_prometheus_sees_every_panel_and_fires_the_alerts() {
     rabbitmq_metrics().await;
     let client = reqwest::Client::new();
 
-    // The fleet: ingest and extractor in this process, two detector processes, a search
-    // shard in this process. Backfills pause at 50 queued IDs, so one keeps running
+    // The fleet: ingest and extractor in this process, two detector processes, two
+    // search shards in this process (shard 0 scraped). Backfills pause at 50 queued IDs, so one keeps running
     // (waiting) while no worker consumes, as a stuck backfill queue would.
     let fleet = Fleet::start_with("prom", IMAGES, FleetStore::Sqlite, QUICK_RETRIES, |s| {
         s.backfill.chunk_size = 50;
@@ -686,11 +705,12 @@ async fn a_real_prometheus_sees_every_panel_and_fires_the_alerts() {
         .iter()
         .map(|a| fleet.spawn_detector_with(&[("IMGFEAT_TELEMETRY__LISTEN", a.as_str())]))
         .collect();
-    let search = start_search(&fleet).await;
+    let (search, search_peer) = start_search(&fleet).await;
     let serve = start_serve(&fleet, &search).await;
     for a in detector_addrs.iter().map(|a| format!("http://{a}")).chain([
         format!("http://{}", fleet.extractor_metrics),
         search.probes.clone(),
+        search_peer.probes.clone(),
         serve.probes.clone(),
     ]) {
         wait_ready(&client, &a).await;
@@ -911,6 +931,7 @@ async fn a_real_prometheus_sees_every_panel_and_fires_the_alerts() {
     drop(prom);
     serve.stop().await;
     search.stop().await;
+    search_peer.stop().await;
     drop(detectors);
     fleet.stop().await;
     phase("cleaned up");

@@ -133,7 +133,8 @@ pub async fn run(
         settings.search.hedge(),
         settings.http.token.clone(),
     )
-    .context("building the HTTP client for the other shards")?;
+    .context("building the HTTP client for the other shards")?
+    .with_metrics(&metrics, settings.search.shard().index);
     let state = ApiState {
         index,
         store: store.results.clone(),

@@ -12,6 +12,12 @@ pub struct SearchMetrics {
     queries: HistogramVec,
     pub index_codes: IntGauge,
     pub peer_failures: IntCounter,
+    /// Per other shard and replica: that replica failed or timed out and the query
+    /// went on to another replica of the shard.
+    pub failovers: IntCounterVec,
+    /// Per other shard: a second replica asked because the first had not answered
+    /// within the hedge delay.
+    pub hedged: IntCounterVec,
     events: IntCounterVec,
     event_lag: Gauge,
     event_delay: Histogram,
@@ -48,6 +54,23 @@ impl SearchMetrics {
             "imgfeat_search_peer_failures_total",
             "queries to another shard that failed or timed out",
         )?;
+        let failovers = IntCounterVec::new(
+            Opts::new(
+                "imgfeat_search_failovers_total",
+                "a replica of another shard (`shard`, `replica`: its place in the shard's \
+                 entry of search.shard_urls) failed or timed out and another replica of \
+                 that shard was left to answer",
+            ),
+            &["shard", "replica"],
+        )?;
+        let hedged = IntCounterVec::new(
+            Opts::new(
+                "imgfeat_search_hedged_requests_total",
+                "requests to another replica of `shard` because the one asked had not \
+                 answered within search.hedge_ms",
+            ),
+            &["shard"],
+        )?;
         let events = IntCounterVec::new(
             Opts::new(
                 "imgfeat_search_events_total",
@@ -76,6 +99,8 @@ impl SearchMetrics {
         registry.register(Box::new(queries.clone()))?;
         registry.register(Box::new(index_codes.clone()))?;
         registry.register(Box::new(peer_failures.clone()))?;
+        registry.register(Box::new(failovers.clone()))?;
+        registry.register(Box::new(hedged.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(event_lag.clone()))?;
         registry.register(Box::new(event_delay.clone()))?;
@@ -84,6 +109,8 @@ impl SearchMetrics {
             queries,
             index_codes,
             peer_failures,
+            failovers,
+            hedged,
             events,
             event_lag,
             event_delay,

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use imgfeat_http::Token;
 use imgfeat_search::Hit;
+use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::SearchMetrics;
 use crate::shard_index::ShardQuery;
 
 /// The body of `POST /v1/shard/query`.
@@ -84,6 +86,14 @@ struct Shard {
     set_aside_until: Vec<AtomicU64>,
 }
 
+/// One other shard's counters (see [`SearchMetrics`]), every label set made when the
+/// peers are, so that each series exists, at 0, before the first failover or hedge.
+struct ShardCounters {
+    /// Per replica.
+    failovers: Vec<IntCounter>,
+    hedged: IntCounter,
+}
+
 #[derive(Clone)]
 pub struct Peers {
     client: reqwest::Client,
@@ -94,6 +104,8 @@ pub struct Peers {
     /// an error or timeout of the first.
     hedge: Option<Duration>,
     epoch: Instant,
+    /// Per other shard, in the order of `shards`; `None`: nothing counted.
+    counters: Option<Arc<Vec<ShardCounters>>>,
 }
 
 impl Peers {
@@ -123,7 +135,34 @@ impl Peers {
             token,
             hedge,
             epoch: Instant::now(),
+            counters: None,
         })
+    }
+
+    /// Counts failovers and hedged requests in `metrics`, each shard labelled by its
+    /// number among all the shards (the peers are every shard but `own`, in order), each
+    /// replica by its place in the shard's entry. Every label set is made here, at 0.
+    pub fn with_metrics(mut self, metrics: &SearchMetrics, own: u32) -> Self {
+        let counters = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, shard)| {
+                let number = if i >= own as usize { i + 1 } else { i }.to_string();
+                ShardCounters {
+                    failovers: (0..shard.replicas.len())
+                        .map(|r| {
+                            metrics
+                                .failovers
+                                .with_label_values(&[number.as_str(), r.to_string().as_str()])
+                        })
+                        .collect(),
+                    hedged: metrics.hedged.with_label_values(&[number.as_str()]),
+                }
+            })
+            .collect();
+        self.counters = Some(Arc::new(counters));
+        self
     }
 
     pub fn count(&self) -> usize {
@@ -179,6 +218,7 @@ impl Peers {
     /// the hedge delay the next too; the first good answer wins (the others are dropped).
     async fn ask_shard(&self, i: usize, req: &ShardRequest) -> Result<Vec<Hit>, PeerFailure> {
         let shard = &self.shards[i];
+        let counters = self.counters.as_ref().and_then(|c| c.get(i));
         let mut untried = self.order(i).into_iter();
         let mut flying: Flying = tokio::task::JoinSet::new();
         let mut errors = Vec::new();
@@ -212,9 +252,18 @@ impl Peers {
                     let until = self.now_ms().saturating_add(SET_ASIDE_MS);
                     shard.set_aside_until[r].store(until, Ordering::Relaxed);
                     errors.push(format!("{}: {reason}", shard.replicas[r]));
+                    // A failover: another replica is asked now or is already asked.
+                    let another = !untried.as_slice().is_empty() || !flying.is_empty();
+                    if let (Some(c), true) = (counters, another) {
+                        c.failovers[r].inc();
+                    }
                 }
                 Next::Done(Some(Err(e))) => errors.push(format!("the request task failed: {e}")),
-                Next::Hedge => {}
+                Next::Hedge => {
+                    if let Some(c) = counters {
+                        c.hedged.inc();
+                    }
+                }
             }
             if let Some(r) = untried.next() {
                 launch(&mut flying, r);
@@ -250,4 +299,119 @@ async fn ask(
         .await
         .map(|a| a.hits.into_iter().map(Hit::from).collect())
         .map_err(|e| format!("unreadable answer: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A replica on a real socket that answers every shard query with no hits after
+    /// `delay`.
+    async fn replica(delay: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/v1/shard/query",
+            axum::routing::post(move || async move {
+                tokio::time::sleep(delay).await;
+                axum::Json(ShardAnswer { hits: Vec::new() })
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A URL nothing listens on: the port of a listener just closed.
+    async fn dead() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
+    fn request() -> ShardRequest {
+        ShardRequest {
+            code: "00".repeat(8),
+            query: ShardQuery {
+                k: 10,
+                radius: None,
+                exclude: None,
+            },
+        }
+    }
+
+    /// The lines of `name` in `registry`'s text exposition (what Prometheus scrapes).
+    fn series(registry: &prometheus::Registry, name: &str) -> Vec<String> {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut buf)
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// This is shard 1 of 3: its peers are shards 0 and 2. Shard 0's first replica is
+    /// dead, shard 2's first is slow.
+    async fn peers_of_shard_1(metrics: &SearchMetrics) -> Peers {
+        let shards = vec![
+            vec![dead().await, replica(Duration::ZERO).await],
+            vec![
+                replica(Duration::from_millis(400)).await,
+                replica(Duration::ZERO).await,
+            ],
+        ];
+        Peers::new(
+            shards,
+            Duration::from_secs(2),
+            Some(Duration::from_millis(30)),
+            None,
+        )
+        .unwrap()
+        .with_metrics(metrics, 1)
+    }
+
+    #[tokio::test]
+    async fn every_shard_and_replica_has_its_series_at_0_before_the_first_query() {
+        let registry = prometheus::Registry::new();
+        let metrics = SearchMetrics::register(&registry).unwrap();
+        let _peers = peers_of_shard_1(&metrics).await;
+        assert_eq!(
+            series(&registry, "imgfeat_search_failovers_total"),
+            [
+                r#"imgfeat_search_failovers_total{replica="0",shard="0"} 0"#,
+                r#"imgfeat_search_failovers_total{replica="0",shard="2"} 0"#,
+                r#"imgfeat_search_failovers_total{replica="1",shard="0"} 0"#,
+                r#"imgfeat_search_failovers_total{replica="1",shard="2"} 0"#,
+            ]
+        );
+        assert_eq!(
+            series(&registry, "imgfeat_search_hedged_requests_total"),
+            [
+                r#"imgfeat_search_hedged_requests_total{shard="0"} 0"#,
+                r#"imgfeat_search_hedged_requests_total{shard="2"} 0"#,
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failovers_and_hedged_requests_are_counted_per_shard_and_replica() {
+        let metrics = SearchMetrics::register(&prometheus::Registry::new()).unwrap();
+        let peers = peers_of_shard_1(&metrics).await;
+        let count = |v: &prometheus::IntCounterVec, l: &[&str]| v.with_label_values(l).get();
+        let answers = peers.query(&request()).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(count(&metrics.failovers, &["0", "0"]), 1);
+        assert_eq!(count(&metrics.hedged, &["2"]), 1);
+        // Round robin and the set-aside put the live replicas first: no new failover.
+        let answers = peers.query(&request()).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(count(&metrics.failovers, &["0", "0"]), 1);
+        assert_eq!(count(&metrics.failovers, &["2", "0"]), 0);
+    }
 }

@@ -331,6 +331,15 @@ async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
     for p in [&a, &b1, &b2] {
         imgfeat_testkit::wait_ready(&client, &p.probes).await;
     }
+    // A's counters of shard 1's replicas exist before any failover or hedge, at 0 (a
+    // dashboard panel or rule over them has data from the start).
+    let failovers =
+        |r: &str| format!(r#"imgfeat_search_failovers_total{{replica="{r}",shard="1"}}"#);
+    let hedged = r#"imgfeat_search_hedged_requests_total{shard="1"}"#;
+    let text = imgfeat_testkit::metrics(&client, &a.probes).await;
+    for series in [failovers("0"), failovers("1"), hedged.to_string()] {
+        assert_eq!(metric(&text, &series), Some(0.0), "{series}:\n{text}");
+    }
     // The answers' shape is the documented one.
     let (status, got) = get(
         &client,
@@ -404,6 +413,12 @@ async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
     );
     // A frozen replica costs the hedge delay, not the peer timeout (3 s).
     assert!(worst < 1.5, "slowest answer {worst} s");
+    // A counted the requests it hedged while B1 was frozen and the failovers once it was
+    // dead; none to B2, which always answered.
+    let text = imgfeat_testkit::metrics(&client, &a.probes).await;
+    assert!(metric(&text, hedged).unwrap() >= 1.0, "{text}");
+    assert!(metric(&text, &failovers("0")).unwrap() >= 1.0, "{text}");
+    assert_eq!(metric(&text, &failovers("1")), Some(0.0), "{text}");
     drop((a, b1, b2));
 }
 

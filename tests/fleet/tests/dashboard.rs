@@ -325,6 +325,8 @@ fn every_dashboard_query_names_an_exported_metric() {
     search.observe("similar", std::time::Duration::from_millis(1));
     search.index_codes.set(1);
     search.peer_failures.inc();
+    search.failovers.with_label_values(&["0", "0"]).inc();
+    search.hedged.with_label_values(&["0"]).inc();
     search.applied("inserted", Some(0.1));
     search.duplicates_found.inc();
     let engine =
@@ -400,6 +402,8 @@ fn every_dashboard_query_names_an_exported_metric() {
         "imgfeat_search_query_seconds",
         "imgfeat_search_index_codes",
         "imgfeat_search_peer_failures_total",
+        "imgfeat_search_failovers_total",
+        "imgfeat_search_hedged_requests_total",
         "imgfeat_serve_requests_total",
         "imgfeat_serve_request_seconds",
         "imgfeat_serve_batch_size",
