@@ -28,11 +28,22 @@ pub enum DedupFormat {
 struct Report {
     code_version: String,
     radius: u32,
+    /// How the groups were found: `banded_join` (128-bit and longer codes past 16 bits
+    /// under `search.radius_method = "auto"`) or `radius_queries` (one exact radius
+    /// query per code). Both are exact: the same groups.
+    method: DedupMethod,
     codes: usize,
     groups: usize,
     images_in_groups: usize,
     seconds: f64,
     duplicate_groups: Vec<GroupOut>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum DedupMethod {
+    BandedJoin,
+    RadiusQueries,
 }
 
 #[derive(Serialize)]
@@ -66,13 +77,17 @@ pub async fn run(
     let radius = radius.unwrap_or_else(|| settings.search.dedup_radius_for(index.bits()));
     super::check_radius(radius, index.bits())?;
     let method = settings.search.radius_method;
-    let banded = method.copy_scale(index.bits(), radius);
-    tracing::debug!(radius, banded_join = banded, "grouping near-duplicates");
-    // The join counts blocks of bands, the queries codes.
-    let unit = if banded {
-        "blocks of codes joined"
+    // The same rule dedup_groups follows.
+    let ran = if method.copy_scale(index.bits(), radius) {
+        DedupMethod::BandedJoin
     } else {
-        "codes compared"
+        DedupMethod::RadiusQueries
+    };
+    tracing::debug!(radius, method = ?ran, "grouping near-duplicates");
+    // The join counts blocks of bands, the queries codes.
+    let unit = match ran {
+        DedupMethod::BandedJoin => "blocks of codes joined",
+        DedupMethod::RadiusQueries => "codes compared",
     };
     let bar = progress_bar(index.len(), unit, quiet || format != DedupFormat::Text);
     let groups = dedup_groups(&index, radius, method, &mut |done, total| {
@@ -93,6 +108,7 @@ pub async fn run(
     let report = Report {
         code_version: version.to_string(),
         radius,
+        method: ran,
         codes: index.len(),
         groups: out.len(),
         images_in_groups: out.iter().map(|g| g.size).sum(),
@@ -149,8 +165,12 @@ async fn with_representative(
 }
 
 fn print_text(r: &Report) {
+    let by = match r.method {
+        DedupMethod::BandedJoin => "the banded join",
+        DedupMethod::RadiusQueries => "one radius query per code",
+    };
     println!(
-        "{} groups of near-duplicates ({} images) among {} codes of {} within {} bits, in {:.1} s",
+        "{} groups of near-duplicates ({} images) among {} codes of {} within {} bits, by {by}, in {:.1} s",
         r.groups, r.images_in_groups, r.codes, r.code_version, r.radius, r.seconds
     );
     for g in &r.duplicate_groups {

@@ -1,9 +1,16 @@
+//! `imgfeat similar`: the stored codes nearest to an image's, or every one within a
+//! radius. A radius is answered by the rule the search service's shards follow
+//! (`search.radius_method`): on 128-bit and longer codes past 16 bits, under `auto`, the
+//! approximate probe (every code within its certified radius found, never one beyond
+//! the radius); exact multi-index hashing otherwise. k-NN is always exact.
+
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 use imgfeat_core::ImageId;
+use imgfeat_pipeline::search::RadiusIndex;
 use imgfeat_search::HammingIndex;
 use serde::Serialize;
 
@@ -18,12 +25,25 @@ struct Similar {
     code_hex: String,
     code_version: String,
     radius: Option<u32>,
+    /// How the query was answered: `exact`, or `approximate` (a radius at copy scale
+    /// under `search.radius_method = "auto"`).
+    method: Method,
+    /// With a radius: every code within this many bits was found (the radius itself
+    /// when exact).
+    certified_radius: Option<u32>,
     indexed_codes: usize,
     /// `saved`: the index file beside the embedded store was current; `scanned`: built now.
     index: IndexOrigin,
     load_ms: f64,
     query_ms: f64,
     neighbours: Vec<NeighbourOut>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Method {
+    Exact,
+    Approximate,
 }
 
 #[derive(Serialize)]
@@ -66,11 +86,22 @@ pub async fn run(
 
     let started = Instant::now();
     let (index, origin) = saved_index::open(&store, &settings.store.path, &version).await?;
+    let index = index.map(|i| RadiusIndex::new(i, settings.search.radius_method));
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     if let (Some(radius), Some(index)) = (args.radius, &index) {
         super::check_radius(radius, index.bits())?;
     }
+    let approximate = matches!((args.radius, &index), (Some(r), Some(i)) if i.approximate(r));
+    let method = if approximate {
+        Method::Approximate
+    } else {
+        Method::Exact
+    };
+    let certified_radius = args
+        .radius
+        .map(|r| index.as_ref().map_or(r, |i| i.certified_for(r)));
+    tracing::debug!(?method, ?certified_radius, "searching");
     let hits = match &index {
         Some(index) => imgfeat_pipeline::search::neighbours(
             index,
@@ -102,6 +133,8 @@ pub async fn run(
         code_hex: probe.code.to_hex(),
         code_version: version.to_string(),
         radius: args.radius,
+        method,
+        certified_radius,
         indexed_codes: index.as_ref().map_or(0, |i| i.len()),
         index: origin,
         load_ms,
@@ -121,10 +154,13 @@ fn print_text(s: &Similar) {
         Some(id) => format!("image {id}"),
         None => format!("a new image (code {})", s.code_hex),
     };
-    let within = s
-        .radius
-        .map(|r| format!(" within {r} bits"))
-        .unwrap_or_default();
+    let within = match (s.radius, s.certified_radius, s.method) {
+        (Some(r), Some(c), Method::Approximate) => {
+            format!(" within {r} bits (approximate: every code within {c} bits found)")
+        }
+        (Some(r), _, _) => format!(" within {r} bits"),
+        _ => String::new(),
+    };
     println!(
         "nearest to {from}{within} ({}; {} codes, index {} in {:.0} ms, searched in {:.2} ms):",
         s.code_version,
