@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::data::{self, Copies};
-use super::report::Run;
+use super::report::{DedupRow, Run};
 use super::{BenchOptions, time};
 use crate::{
     ApproxMultiIndex, DuplicateGroup, MultiIndex, SearchError, duplicate_groups,
@@ -149,33 +149,22 @@ pub(super) fn dedup(
         };
         let secs = started.elapsed().as_secs_f64();
         let (planted, whole) = planted_whole(&groups, &found, radius);
-        runs.push(Run {
-            bits: BITS,
-            codes: n,
+        let row = DedupRow {
+            n,
             radius,
+            planted,
+            planted_found: whole,
+            groups: found.len(),
+            secs,
+            threads: rayon::current_num_threads(),
+        };
+        runs.push(Run::dedup(
+            BITS,
+            &row,
             method,
-            certified: None,
-            layout: approx.inner().layout(),
-            build_seconds: None,
-            bytes_per_code: None,
-            raw_bytes_per_code: f64::from(BITS / 8 + 8),
-            query_p50_ms: None,
-            query_p99_ms: None,
-            query_mean_ms: None,
-            scan_p50_ms: None,
-            scan_p99_ms: None,
-            speedup: None,
-            dedup_seconds: Some(secs),
-            threads: Some(rayon::current_num_threads()),
-            planted: Some(planted),
-            planted_found: Some(whole),
-            recall: Some(ratio(whole, planted)),
-            model_recall: None,
-            checked_queries: None,
-            false_positives: None,
-            missed_vs_scan: None,
-            groups: Some(found.len()),
-        });
+            None,
+            approx.inner().layout(),
+        ));
     }
     Ok(runs)
 }
@@ -212,4 +201,38 @@ fn planted_whole(
 
 fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_runs_of_128_bit_codes_are_dedup_runs_of_what_was_found() {
+        let opts = BenchOptions {
+            radius_128: vec![27],
+            ..BenchOptions::default()
+        };
+        for per_query in [false, true] {
+            let runs = dedup(&opts, 3_000, per_query).unwrap();
+            assert_eq!(runs.len(), 1);
+            let run = &runs[0];
+            assert_eq!((run.bits, run.codes, run.radius), (128, 3_000, 27));
+            assert_eq!(run.raw_bytes_per_code, 24.0);
+            assert!(run.dedup_seconds.is_some() && run.threads.is_some());
+            assert!(run.query_p50_ms.is_none() && run.speedup.is_none());
+            assert_eq!(run.certified, None);
+            let (planted, found) = (run.planted.unwrap(), run.planted_found.unwrap());
+            assert!(planted > 0 && found <= planted, "{planted} {found}");
+            assert_eq!(run.recall, Some(ratio(found, planted)));
+            assert!(run.groups.unwrap() > 0);
+            let method = if per_query {
+                "one approx query"
+            } else {
+                "banded join"
+            };
+            assert!(run.method.starts_with(method), "{}", run.method);
+        }
+    }
 }

@@ -154,37 +154,13 @@ impl BenchReport {
             }
         }
         for d in &self.dedup {
-            runs.push(Run {
-                bits: 64,
-                codes: d.n,
-                radius: d.radius,
-                method: "one exact query per code".to_string(),
-                certified: Some(d.radius),
-                layout: String::new(),
-                build_seconds: None,
-                bytes_per_code: None,
-                raw_bytes_per_code: 16.0,
-                query_p50_ms: None,
-                query_p99_ms: None,
-                query_mean_ms: None,
-                scan_p50_ms: None,
-                scan_p99_ms: None,
-                speedup: None,
-                dedup_seconds: Some(d.secs),
-                threads: Some(d.threads),
-                planted: Some(d.planted),
-                planted_found: Some(d.planted_found),
-                recall: Some(if d.planted == 0 {
-                    1.0
-                } else {
-                    d.planted_found as f64 / d.planted as f64
-                }),
-                model_recall: None,
-                checked_queries: None,
-                false_positives: None,
-                missed_vs_scan: None,
-                groups: Some(d.groups),
-            });
+            runs.push(Run::dedup(
+                64,
+                d,
+                "one exact query per code".to_string(),
+                Some(d.radius),
+                String::new(),
+            ));
         }
         runs.extend(self.copies.iter().cloned());
         runs
@@ -192,6 +168,49 @@ impl BenchReport {
 }
 
 impl Run {
+    /// A whole-catalogue dedup of `row.n` codes of `bits` bits at `row.radius` by
+    /// `method` (certifying `certified`, `None` when that says nothing: a join): its time,
+    /// threads, groups and planted groups found whole; the query fields `null`.
+    pub fn dedup(
+        bits: u32,
+        row: &DedupRow,
+        method: String,
+        certified: Option<u32>,
+        layout: String,
+    ) -> Self {
+        Self {
+            bits,
+            codes: row.n,
+            radius: row.radius,
+            method,
+            certified,
+            layout,
+            build_seconds: None,
+            bytes_per_code: None,
+            raw_bytes_per_code: f64::from(bits / 8 + 8),
+            query_p50_ms: None,
+            query_p99_ms: None,
+            query_mean_ms: None,
+            scan_p50_ms: None,
+            scan_p99_ms: None,
+            speedup: None,
+            dedup_seconds: Some(row.secs),
+            threads: Some(row.threads),
+            planted: Some(row.planted),
+            planted_found: Some(row.planted_found),
+            recall: Some(if row.planted == 0 {
+                1.0
+            } else {
+                row.planted_found as f64 / row.planted as f64
+            }),
+            model_recall: None,
+            checked_queries: None,
+            false_positives: None,
+            missed_vs_scan: None,
+            groups: Some(row.groups),
+        }
+    }
+
     /// The run as one JSON object (written by hand: the crate has no JSON dependency).
     pub fn to_json(&self) -> String {
         fn num<T: fmt::Display>(v: Option<T>) -> String {
@@ -417,5 +436,81 @@ impl fmt::Display for BenchReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn row(planted: usize, planted_found: usize) -> DedupRow {
+        DedupRow {
+            n: 5_000,
+            radius: 9,
+            planted,
+            planted_found,
+            groups: 42,
+            secs: 1.5,
+            threads: 3,
+        }
+    }
+
+    #[test]
+    fn a_dedup_run_has_the_dedup_fields_and_null_query_fields() {
+        let run = Run::dedup(128, &row(4, 3), "banded join".into(), None, "L".into());
+        let json = run.to_json();
+        for field in [
+            "\"bits\": 128",
+            "\"codes\": 5000",
+            "\"radius\": 9",
+            "\"method\": \"banded join\"",
+            "\"certified\": null",
+            "\"layout\": \"L\"",
+            "\"raw_bytes_per_code\": 24",
+            "\"dedup_seconds\": 1.5",
+            "\"threads\": 3",
+            "\"planted\": 4",
+            "\"planted_found\": 3",
+            "\"recall\": 0.75",
+            "\"groups\": 42",
+            "\"query_p50_ms\": null",
+            "\"scan_p99_ms\": null",
+            "\"speedup\": null",
+            "\"build_seconds\": null",
+            "\"model_recall\": null",
+            "\"false_positives\": null",
+        ] {
+            assert!(json.contains(field), "{field} not in {json}");
+        }
+        // Nothing planted: nothing missed.
+        let none = Run::dedup(64, &row(0, 0), "x".into(), Some(9), String::new());
+        assert_eq!(none.recall, Some(1.0));
+        assert_eq!(none.raw_bytes_per_code, 16.0);
+    }
+
+    #[test]
+    fn the_64_bit_dedup_rows_are_runs_of_one_exact_query_per_code() {
+        let report = BenchReport {
+            options: crate::BenchOptions::default(),
+            clustered_share: 0.0,
+            max_cluster: 0,
+            query_copy_share: 0.0,
+            query_max_flip: 0,
+            rows: Vec::new(),
+            dedup: vec![row(10, 10)],
+            copies: Vec::new(),
+        };
+        let runs = report.runs();
+        assert_eq!(runs.len(), 1);
+        let want = Run::dedup(
+            64,
+            &row(10, 10),
+            "one exact query per code".into(),
+            Some(9),
+            String::new(),
+        );
+        assert_eq!(runs[0].to_json(), want.to_json());
+        assert!(runs[0].to_json().contains("\"raw_bytes_per_code\": 16"));
     }
 }
