@@ -52,9 +52,7 @@ async fn every_error_has_its_status_and_reason_and_none_is_a_500() {
     let cases: Vec<(&str, Answer, u16, &str)> = vec![
         (
             "over the byte limit",
-            server
-                .post_raw("", "image/jpeg", vec![0xFF; 1_500_001])
-                .await,
+            server.post_declaring("image/jpeg", 1_500_001).await,
             413,
             "too_large",
         ),

@@ -73,6 +73,40 @@ impl Server {
         answer(res).await
     }
 
+    /// A request that declares `declared_len` body bytes and sends none, over a raw
+    /// socket: the answer to an oversize declaration is read whatever the timing. (A
+    /// client still writing a real oversize body when the server answers and closes may
+    /// meet a reset before it reads the answer.)
+    pub async fn post_declaring(&self, content_type: &str, declared_len: usize) -> Answer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.api.trim_start_matches("http://");
+        let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "POST /v1/infer HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {TOKEN}\r\n\
+             content-type: {content_type}\r\ncontent-length: {declared_len}\r\n\
+             connection: close\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let read = socket.read_to_end(&mut raw);
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("no answer within 30 s to a request declaring an oversize body")
+            .unwrap();
+        let raw = String::from_utf8_lossy(&raw);
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Answer {
+            status,
+            retry_after: None,
+            body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
     pub async fn post_photo(&self, query: &str, photo: &PathBuf) -> Answer {
         self.post_raw(
             query,
