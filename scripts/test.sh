@@ -11,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/setup-onnxruntime.sh
+scripts/setup-openvino.sh
 scripts/setup-build-tools.sh
 scripts/ensure-rabbitmq.sh
 scripts/check-deploy.sh

@@ -15,7 +15,7 @@ mod common;
 use common::{imgfeat, photo_paths, repo};
 use imgfeat_core::{BinaryCode, CropRect};
 use imgfeat_imaging::{DecodeLimits, decode_rgb, resize_to_tensor};
-use imgfeat_model::{Backbone, HashHead, Manifest, OrtRuntime, SessionOptions};
+use imgfeat_model::{Backbone, HashHead, Manifest, OrtRuntime, Runtime, SessionOptions};
 use serde_json::Value;
 
 /// As in shared/model/tests/golden.rs: relative to the photo's median |projection|.
@@ -35,7 +35,7 @@ fn margins_of_differing_bits(
     stored: &BinaryCode,
     theirs: &BinaryCode,
 ) -> Vec<f32> {
-    let rt = OrtRuntime::get().unwrap();
+    let rt: Runtime = OrtRuntime::get().unwrap().into();
     let mut backbone = Backbone::load(
         &rt,
         &repo().join("models/efficientnet_lite0_imagenet.toml"),

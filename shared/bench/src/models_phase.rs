@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use imgfeat_core::Detection;
-use imgfeat_model::{Detector, Extractor, OrtRuntime, SessionOptions};
+use imgfeat_model::{Detector, Extractor, Runtime, RuntimeSettings, SessionOptions};
 use serde::Serialize;
 
 use crate::BenchError;
@@ -132,7 +132,7 @@ pub struct Ceiling {
 
 /// Loaded sessions, one per (model, threading), loaded on first use.
 pub struct Models {
-    runtime: OrtRuntime,
+    runtime: Runtime,
     detector_manifest: std::path::PathBuf,
     backbone_manifest: std::path::PathBuf,
     head_manifest: std::path::PathBuf,
@@ -141,9 +141,16 @@ pub struct Models {
 }
 
 impl Models {
-    pub fn new(dir: &Path, detector: &str, backbone: &str, head: &str) -> Result<Self, BenchError> {
+    /// The ceiling runs on the runtime the pipeline would: like with like.
+    pub fn new(
+        dir: &Path,
+        detector: &str,
+        backbone: &str,
+        head: &str,
+        runtime: &RuntimeSettings,
+    ) -> Result<Self, BenchError> {
         Ok(Self {
-            runtime: OrtRuntime::get().map_err(BenchError::model)?,
+            runtime: Runtime::open(runtime, 0).map_err(BenchError::model)?,
             detector_manifest: dir.join(detector),
             backbone_manifest: dir.join(backbone),
             head_manifest: dir.join(head),

@@ -33,6 +33,7 @@ pub fn prepare(
         &base.models.detector,
         &base.models.backbone,
         &base.models.hash_head,
+        &base.runtime,
     )?;
     let keep = options.model_tensors.max(8).div_ceil(8) * 8;
     let decoded = if whole_corpus {

@@ -5,11 +5,11 @@ use std::path::Path;
 use imgfeat_core::ModelVersion;
 
 use crate::manifest::{Manifest, ManifestKind};
-use crate::session::OnnxSession;
-use crate::{ModelError, OrtRuntime, SessionOptions};
+use crate::session::ModelSession;
+use crate::{ModelError, Runtime, SessionOptions};
 
 pub struct Backbone {
-    session: OnnxSession,
+    session: ModelSession,
     embedding_output: String,
     version: ModelVersion,
     width: u32,
@@ -18,7 +18,7 @@ pub struct Backbone {
 
 impl Backbone {
     pub fn load(
-        runtime: &OrtRuntime,
+        runtime: &Runtime,
         manifest_path: &Path,
         options: SessionOptions,
     ) -> Result<Self, ModelError> {
@@ -29,7 +29,7 @@ impl Backbone {
                 message: format!("{} is not a backbone", manifest.name),
             });
         };
-        let mut opened = OnnxSession::open(runtime, &manifest, spec, options, &["embedding"])?;
+        let mut opened = ModelSession::open(runtime, &manifest, spec, options, &["embedding"])?;
         let embedding_output = opened.outputs.remove(0);
         let (session, version) = (opened.session, opened.version);
         Ok(Self {

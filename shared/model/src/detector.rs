@@ -6,11 +6,11 @@ use imgfeat_core::{Detection, ModelVersion};
 
 use crate::manifest::{Manifest, ManifestKind, OnnxSpec};
 use crate::postprocess::{self, DetectorThresholds, RawDetections};
-use crate::session::OnnxSession;
-use crate::{ModelError, OrtRuntime, SessionOptions};
+use crate::session::ModelSession;
+use crate::{ModelError, Runtime, SessionOptions};
 
 pub struct Detector {
-    session: OnnxSession,
+    session: ModelSession,
     labels: Vec<String>,
     background: Option<usize>,
     boxes_output: String,
@@ -35,7 +35,7 @@ pub fn manifest_thresholds(manifest: &Manifest) -> Option<DetectorThresholds> {
 
 impl Detector {
     pub fn load(
-        runtime: &OrtRuntime,
+        runtime: &Runtime,
         manifest_path: &Path,
         options: SessionOptions,
         thresholds: Option<DetectorThresholds>,
@@ -58,13 +58,13 @@ impl Detector {
     }
 
     fn from_spec(
-        runtime: &OrtRuntime,
+        runtime: &Runtime,
         manifest: &Manifest,
         spec: &OnnxSpec,
         options: SessionOptions,
         thresholds: DetectorThresholds,
     ) -> Result<Self, ModelError> {
-        let opened = OnnxSession::open(runtime, manifest, spec, options, &["boxes", "scores"])?;
+        let opened = ModelSession::open(runtime, manifest, spec, options, &["boxes", "scores"])?;
         let labels_spec = spec.labels.as_ref().ok_or_else(|| ModelError::Manifest {
             path: manifest.dir.clone(),
             message: "a detector needs a labels file".into(),

@@ -29,4 +29,15 @@ pub enum ModelError {
     Shape { model: String, message: String },
     #[error("ONNX Runtime error in {model}: {message}")]
     Ort { model: String, message: String },
+    #[error(
+        "OpenVINO library not found (looked in: {tried}). Run `scripts/setup-openvino.sh` in \
+         the repository to install the pinned OpenVINO 2026.4.1 libraries into .local/openvino, \
+         or set IMGFEAT_OPENVINO_DIR to a folder holding libopenvino_c.so"
+    )]
+    OpenVinoNotFound { tried: String },
+    #[error("OpenVINO error in {model}: {message}")]
+    OpenVino { model: String, message: String },
+    /// Settings or a model this machine or build cannot run as asked.
+    #[error("{message}")]
+    Unsupported { message: String },
 }

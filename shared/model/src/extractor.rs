@@ -5,7 +5,7 @@ use std::path::Path;
 use imgfeat_core::{BinaryCode, ModelVersion};
 
 use crate::manifest::Manifest;
-use crate::{Backbone, HashHead, ModelError, OrtRuntime, SessionOptions};
+use crate::{Backbone, HashHead, ModelError, Runtime, SessionOptions};
 
 pub struct Extractor {
     backbone: Backbone,
@@ -15,7 +15,7 @@ pub struct Extractor {
 
 impl Extractor {
     pub fn load(
-        runtime: &OrtRuntime,
+        runtime: &Runtime,
         backbone_manifest: &Path,
         head_manifest: &Path,
         options: SessionOptions,

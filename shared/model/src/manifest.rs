@@ -52,6 +52,11 @@ pub struct OnnxSpec {
     /// never stored under one version.
     #[serde(default)]
     pub code_from: CodeFrom,
+    /// CPU features (Linux's flag names, any one suffices) without which the model's
+    /// kernels compute other numbers, e.g. `avx512_vnni` for 8-bit weights: loading it
+    /// elsewhere is refused rather than storing wrong codes under its version.
+    #[serde(default)]
+    pub requires_cpu: Vec<String>,
 }
 
 /// What a detector's version hashes: the main object's crop (the reference design,

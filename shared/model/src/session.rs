@@ -1,13 +1,10 @@
-//! One ONNX Runtime session with its options, fed NHWC f32 batches.
+//! One model graph with its options, fed NHWC f32 batches, on whichever runtime the
+//! settings chose.
 
-use std::path::Path;
-
-use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
-use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelError, OrtRuntime};
+use crate::runtime::{GraphSession, Runtime};
+use crate::{ModelError, cpu};
 
 /// Threading and memory of one session. Spinning is off by default: on a small machine
 /// the decode pool shares the cores, and spinning intra-op threads starve it (measured on
@@ -86,76 +83,18 @@ pub struct TensorOutput {
     pub data: Vec<f32>,
 }
 
-pub(crate) struct OnnxSession {
-    session: Session,
+/// A model graph on the runtime the settings chose, with the input's shape checked
+/// here once for every runtime.
+pub(crate) struct ModelSession {
+    graph: Box<dyn GraphSession>,
     model: String,
-    input_name: String,
     height: usize,
     width: usize,
 }
 
-impl OnnxSession {
-    pub(crate) fn load(
-        runtime: &OrtRuntime,
-        path: &Path,
-        model: &str,
-        input_name: &str,
-        width: u32,
-        height: u32,
-        options: SessionOptions,
-    ) -> Result<Self, ModelError> {
-        let ort_err = |e: ort::Error<_>| ModelError::Ort {
-            model: model.to_string(),
-            message: e.to_string(),
-        };
-        let session = Session::builder(runtime.environment())
-            .map_err(|e| ModelError::Ort {
-                model: model.to_string(),
-                message: e.to_string(),
-            })?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(ort_err)?
-            .with_intra_threads(options.intra_threads.max(1))
-            .map_err(ort_err)?
-            .with_config_entry(
-                "session.dynamic_block_base",
-                options.dynamic_block_base.to_string(),
-            )
-            .map_err(ort_err)?
-            .with_inter_threads(1)
-            .map_err(ort_err)?
-            .with_intra_op_spinning(options.spinning)
-            .map_err(ort_err)?
-            .with_inter_op_spinning(false)
-            .map_err(ort_err)?
-            .with_memory_pattern(options.memory_pattern)
-            .map_err(ort_err)?
-            .commit_from_file(path)
-            .map_err(|e| ModelError::Ort {
-                model: model.to_string(),
-                message: format!("loading {}: {e}", path.display()),
-            })?;
-        if !session.inputs().iter().any(|i| i.name() == input_name) {
-            return Err(ModelError::Shape {
-                model: model.to_string(),
-                message: format!("the graph has no input named {input_name:?}"),
-            });
-        }
-        Ok(Self {
-            session,
-            model: model.to_string(),
-            input_name: input_name.to_string(),
-            height: height as usize,
-            width: width as usize,
-        })
-    }
-
+impl ModelSession {
     pub(crate) fn output_names(&self) -> Vec<String> {
-        self.session
-            .outputs()
-            .iter()
-            .map(|o| o.name().to_string())
-            .collect()
+        self.graph.output_names()
     }
 
     pub(crate) fn input_len(&self) -> usize {
@@ -180,72 +119,49 @@ impl OnnxSession {
                 ),
             });
         }
-        let ort_err = |e: ort::Error| ModelError::Ort {
-            model: self.model.clone(),
-            message: e.to_string(),
-        };
         let shape = [batch, self.height, self.width, 3];
-        let tensor = TensorRef::from_array_view((shape, input)).map_err(ort_err)?;
-        let model = self.model.clone();
-        let results = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| ModelError::Ort {
-                model: model.clone(),
-                message: e.to_string(),
-            })?;
-        outputs
-            .iter()
-            .map(|name| {
-                let value = results.get(*name).ok_or_else(|| ModelError::Shape {
-                    model: model.clone(),
-                    message: format!("the graph has no output named {name:?}"),
-                })?;
-                let (shape, data) =
-                    value
-                        .try_extract_tensor::<f32>()
-                        .map_err(|e| ModelError::Ort {
-                            model: model.clone(),
-                            message: format!("output {name}: {e}"),
-                        })?;
-                Ok(TensorOutput {
-                    shape: shape.iter().map(|d| (*d).max(0) as usize).collect(),
-                    data: data.to_vec(),
-                })
-            })
-            .collect()
+        self.graph.run(shape, input, outputs)
     }
 }
 
 /// A session opened from a manifest's ONNX spec, with the graph outputs of the given
 /// roles resolved and checked, and the model's version.
 pub(crate) struct OpenedModel {
-    pub session: OnnxSession,
+    pub session: ModelSession,
     /// Graph output names, in the order the roles were asked for.
     pub outputs: Vec<String>,
     pub version: imgfeat_core::ModelVersion,
 }
 
-impl OnnxSession {
-    /// Verifies the model file's hash, opens it, and checks that the graph has an
-    /// output for every role the manifest maps.
+impl ModelSession {
+    /// Verifies the model file's hash and that this CPU has what the model's kernels
+    /// need, opens it, and checks that the graph has an output for every role the
+    /// manifest maps. The version is the manifest's, or the precision's own (see
+    /// [`crate::runtime::Precision::version_of`]).
     pub(crate) fn open(
-        runtime: &OrtRuntime,
+        runtime: &Runtime,
         manifest: &crate::Manifest,
         spec: &crate::manifest::OnnxSpec,
         options: SessionOptions,
         roles: &[&str],
     ) -> Result<OpenedModel, ModelError> {
+        if let Some(why) = cpu::missing(&spec.requires_cpu, &cpu::flags()) {
+            return Err(ModelError::Unsupported {
+                message: format!(
+                    "model {} {why} (its manifest's requires_cpu); use the model without \
+                     that suffix on this machine",
+                    manifest.name
+                ),
+            });
+        }
         let path = manifest.verified_file(&spec.file, &spec.sha256)?;
-        let session = OnnxSession::load(
-            runtime,
-            &path,
-            &manifest.name,
-            &spec.input.name,
-            spec.input.width,
-            spec.input.height,
-            options,
-        )?;
+        let graph = runtime.load_graph(&path, &manifest.name, &spec.input.name, options)?;
+        let session = ModelSession {
+            graph,
+            model: manifest.name.clone(),
+            height: spec.input.height as usize,
+            width: spec.input.width as usize,
+        };
         let names = session.output_names();
         let outputs = roles
             .iter()
@@ -263,7 +179,7 @@ impl OnnxSession {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let version = manifest.model_version()?;
+        let version = runtime.precision().version_of(manifest.model_version()?)?;
         Ok(OpenedModel {
             session,
             outputs,

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use imgfeat_core::{BinaryCode, BoundingBox, CropRect, Detection};
 use imgfeat_imaging::{DecodeLimits, RgbImage, decode_rgb, resize_to_tensor};
 use imgfeat_model::{
-    Backbone, Detector, DetectorThresholds, HashHead, Manifest, OrtRuntime, SessionOptions,
+    Backbone, Detector, DetectorThresholds, HashHead, Manifest, OrtRuntime, Runtime, SessionOptions,
 };
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ fn options() -> SessionOptions {
 }
 
 fn backbone() -> Backbone {
-    let rt = OrtRuntime::get().unwrap();
+    let rt: Runtime = OrtRuntime::get().unwrap().into();
     Backbone::load(
         &rt,
         &repo().join("models/efficientnet_lite0_imagenet.toml"),
@@ -88,7 +88,7 @@ fn backbone() -> Backbone {
 }
 
 fn detector(manifest: &str) -> Detector {
-    let rt = OrtRuntime::get().unwrap();
+    let rt: Runtime = OrtRuntime::get().unwrap().into();
     let thresholds = DetectorThresholds {
         score: THRESHOLD,
         nms_iou: if manifest.starts_with("nanodet") {

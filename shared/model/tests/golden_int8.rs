@@ -33,7 +33,8 @@ use imgfeat_core::{BoundingBox, CropRect};
 use imgfeat_imaging::{DecodeLimits, RgbImage, decode_rgb, resize_to_tensor};
 use imgfeat_model::postprocess::choose_main_object;
 use imgfeat_model::{
-    Backbone, Detector, DetectorThresholds, MainObjectRule, Manifest, OrtRuntime, SessionOptions,
+    Backbone, Detector, DetectorThresholds, MainObjectRule, Manifest, OrtRuntime, Runtime,
+    SessionOptions,
 };
 use serde_json::Value;
 
@@ -209,7 +210,7 @@ fn detector_matches_its_python_reference(pair: &Pair) {
         max_detections: 20,
     };
     let mut det = Detector::load(
-        &OrtRuntime::get().unwrap(),
+        &OrtRuntime::get().unwrap().into(),
         &models().join(pair.detector),
         one_thread(),
         Some(thresholds),
@@ -305,7 +306,7 @@ fn detector_matches_its_python_reference(pair: &Pair) {
 
 fn backbone_matches_its_python_reference(pair: &Pair) {
     let reference = reference(pair);
-    let rt = OrtRuntime::get().unwrap();
+    let rt: Runtime = OrtRuntime::get().unwrap().into();
     let mut backbone = Backbone::load(&rt, &models().join(pair.backbone), one_thread()).unwrap();
     let size = backbone.input_size();
     let (mut ours_total, mut fp32_total) = (0f32, 0f32);

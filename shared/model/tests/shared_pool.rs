@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use imgfeat_model::{Backbone, OrtRuntime, SessionOptions};
+use imgfeat_model::{Backbone, OrtRuntime, Runtime, SessionOptions};
 
 #[test]
 fn sessions_run_on_the_shared_pool_and_its_size_is_fixed() {
-    let rt = OrtRuntime::with_shared_pool(2).unwrap();
+    let rt: Runtime = OrtRuntime::with_shared_pool(2).unwrap().into();
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet_lite0_imagenet.toml");
     let mut backbone = Backbone::load(&rt, &manifest, SessionOptions::default()).unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use imgfeat_core::ModelVersion;
 use imgfeat_core::ports::{ImageSource, ResultStore};
 use imgfeat_model::{
-    CodeFrom, Detector, Extractor, MainObjectRule, Manifest, ManifestKind, OrtRuntime,
+    CodeFrom, Detector, Extractor, MainObjectRule, Manifest, ManifestKind, Runtime,
 };
 
 use crate::chain::Downstream;
@@ -52,7 +52,7 @@ pub struct ExtractorParts {
 
 pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadError> {
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
-    let runtime = OrtRuntime::with_shared_pool(settings.models.shared_intra_threads)?;
+    let runtime = Runtime::open(&settings.runtime, settings.models.shared_intra_threads)?;
     let crop_size = backbone_input(&dir.join(&settings.models.backbone))?;
     let rule = main_object_rule(settings)?;
     let (_, code_version) = settings.versions().map_err(LoadError::Settings)?;
@@ -110,7 +110,7 @@ fn backbone_input(manifest: &std::path::Path) -> Result<(u32, u32), LoadError> {
 
 pub fn load_extractor(settings: &PipelineSettings) -> Result<ExtractorParts, LoadError> {
     let dir = settings.models.resolve_dir().map_err(LoadError::Settings)?;
-    let runtime = OrtRuntime::with_shared_pool(settings.models.shared_intra_threads)?;
+    let runtime = Runtime::open(&settings.runtime, settings.models.shared_intra_threads)?;
     let backbone = dir.join(&settings.models.backbone);
     let head = dir.join(&settings.models.hash_head);
     let session = settings.models.extractor_session;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use imgfeat_core::ModelVersion;
 use imgfeat_imaging::DecodeLimits;
 use imgfeat_model::Manifest;
-use imgfeat_model::{DetectorThresholds, SessionOptions};
+use imgfeat_model::{DetectorThresholds, RuntimeSettings, SessionOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::detect_stage::DetectorStageConfig;
@@ -16,6 +16,7 @@ use crate::extract_stage::ExtractorStageConfig;
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
     pub models: ModelSettings,
+    pub runtime: RuntimeSettings,
     pub decode: DecodeSettings,
     pub detector: DetectorStageConfig,
     pub extractor: ExtractorStageConfig,
@@ -160,8 +161,12 @@ impl PipelineSettings {
             let m = Manifest::load(&dir.join(file)).map_err(|e| e.to_string())?;
             m.version().map_err(|e| e.to_string())
         };
-        let detector = version(&self.models.detector)?;
-        let backbone = version(&self.models.backbone)?;
+        // The models' versions as they will run: a precision that changes their numbers
+        // names its own (see `Precision::version_of`).
+        let precision = self.runtime.precision;
+        let as_run = |v: ModelVersion| precision.version_of(v).map_err(|e| e.to_string());
+        let detector = as_run(version(&self.models.detector)?)?;
+        let backbone = as_run(version(&self.models.backbone)?)?;
         let head = version(&self.models.hash_head)?;
         let code = head
             .after(&backbone)
@@ -230,6 +235,9 @@ impl PipelineSettings {
             if n == 0 || n > 64 {
                 problems.push(format!("pipeline.models.{key} must be 1..=64"));
             }
+        }
+        if let Err(problem) = self.runtime.validate(self.models.shared_intra_threads) {
+            problems.push(problem);
         }
         if self.models.shared_intra_threads > 256 {
             problems.push("pipeline.models.shared_intra_threads must be 0 (off) to 256".into());

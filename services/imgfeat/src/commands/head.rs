@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use imgfeat_app::AppSettings;
 use imgfeat_eval::{corpus, split};
-use imgfeat_model::{Backbone, Detector, OrtRuntime};
+use imgfeat_model::{Backbone, Detector, Runtime};
 use imgfeat_train::{EmbedSpec, Embeddings, HeadRecord, Method, cache, embed, head_file};
 use serde::Serialize;
 
@@ -185,7 +185,7 @@ fn embeddings_for(
         tracing::info!(cache = %path.display(), images = e.rows.len(), "embeddings from the cache");
         return Ok((e, detector_version, backbone_version));
     }
-    let runtime = OrtRuntime::get()?;
+    let runtime = Runtime::open(&pipeline.runtime, pipeline.models.shared_intra_threads)?;
     let mut detector = Detector::load(
         &runtime,
         &detector_path,
