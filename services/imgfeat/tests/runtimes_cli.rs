@@ -1,7 +1,8 @@
-//! The runtimes through the real binary. OpenVINO at f32 keeps the manifests' versions,
-//! so it must store exactly what ONNX Runtime stores: the same main box and the same
-//! code, bit for bit, on every golden photo. bf16 changes the numbers, so it must store
-//! under its own version and never under the f32 one. A model or precision this CPU
+//! The runtimes through the real binary. The fp32 pair's manifests vouch that OpenVINO
+//! at f32 keeps their versions (`same_version_on`), so it must store exactly what ONNX
+//! Runtime stores: the same main box and the same code, bit for bit, on every golden
+//! photo. bf16 changes the numbers, so it must store under its own versions and never
+//! under the f32 ones. A model or precision this CPU
 //! cannot run as its version promises is refused at start-up with the reason.
 //!
 //! OpenVINO's libraries come from `scripts/setup-openvino.sh` (scripts/test.sh runs it).
@@ -109,8 +110,12 @@ fn bf16_stores_under_its_own_version_or_is_refused_where_the_cpu_lacks_it() {
     for (name, _, code, version) in &bf16 {
         assert!(code.is_string(), "{name}: no bf16 code");
         let version = version.as_str().unwrap();
-        // detector@v.bf16+backbone@v.bf16+head@v: both networks ran at bf16.
-        assert_eq!(version.matches(".bf16").count(), 2, "{name}: {version}");
+        // detector@v.openvino-bf16+backbone@v.openvino-bf16+head@v: both networks.
+        assert_eq!(
+            version.matches(".openvino-bf16").count(),
+            2,
+            "{name}: {version}"
+        );
     }
     // Nothing was stored under the f32 version: the two never mix (`show` finds no
     // result of its version: exit 3).

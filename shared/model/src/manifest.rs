@@ -57,6 +57,11 @@ pub struct OnnxSpec {
     /// elsewhere is refused rather than storing wrong codes under its version.
     #[serde(default)]
     pub requires_cpu: Vec<String>,
+    /// Runtimes other than ONNX Runtime f32 (`openvino-f32`) whose results are stored
+    /// under this version because they are the same, bit for bit, on the golden photos
+    /// (a test backs each entry). Any other runtime stores under `name@v.RUNTIME`.
+    #[serde(default)]
+    pub same_version_on: Vec<String>,
 }
 
 /// What a detector's version hashes: the main object's crop (the reference design,

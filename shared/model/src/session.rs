@@ -136,8 +136,8 @@ pub(crate) struct OpenedModel {
 impl ModelSession {
     /// Verifies the model file's hash and that this CPU has what the model's kernels
     /// need, opens it, and checks that the graph has an output for every role the
-    /// manifest maps. The version is the manifest's, or the precision's own (see
-    /// [`crate::runtime::Precision::version_of`]).
+    /// manifest maps. The version is the manifest's, or the runtime's own (see
+    /// [`crate::RuntimeSettings::version_of`]).
     pub(crate) fn open(
         runtime: &Runtime,
         manifest: &crate::Manifest,
@@ -179,7 +179,7 @@ impl ModelSession {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let version = runtime.precision().version_of(manifest.model_version()?)?;
+        let version = runtime.settings().version_of(manifest)?;
         Ok(OpenedModel {
             session,
             outputs,

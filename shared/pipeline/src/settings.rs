@@ -157,16 +157,14 @@ impl PipelineSettings {
     /// manifests alone (no model is loaded).
     pub fn versions(&self) -> Result<(ModelVersion, ModelVersion), String> {
         let dir = self.models.resolve_dir()?;
+        // The networks' versions as they will run: a runtime that changes their numbers
+        // names its own (see `RuntimeSettings::version_of`).
         let version = |file: &str| -> Result<ModelVersion, String> {
             let m = Manifest::load(&dir.join(file)).map_err(|e| e.to_string())?;
-            m.version().map_err(|e| e.to_string())
+            self.runtime.version_of(&m).map_err(|e| e.to_string())
         };
-        // The models' versions as they will run: a precision that changes their numbers
-        // names its own (see `Precision::version_of`).
-        let precision = self.runtime.precision;
-        let as_run = |v: ModelVersion| precision.version_of(v).map_err(|e| e.to_string());
-        let detector = as_run(version(&self.models.detector)?)?;
-        let backbone = as_run(version(&self.models.backbone)?)?;
+        let detector = version(&self.models.detector)?;
+        let backbone = version(&self.models.backbone)?;
         let head = version(&self.models.hash_head)?;
         let code = head
             .after(&backbone)

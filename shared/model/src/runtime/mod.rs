@@ -4,10 +4,13 @@
 //! AVX-512, and is loaded from the library its PyPI wheel ships
 //! (`scripts/setup-openvino.sh`).
 //!
-//! A runtime that computes the reference's numbers (ONNX Runtime f32, OpenVINO f32:
-//! `tests/runtimes.rs` checks the codes are bit-identical on the golden photos) keeps
-//! the manifests' versions. A precision that does not (bf16) stores under its own
-//! version, `name@v.bf16`, so its codes never mix with f32 codes.
+//! Versions stay honest: ONNX Runtime at f32 is the reference's own runtime and keeps
+//! the manifests' versions. Any other runtime and precision stores under
+//! `name@v.RUNTIME` (`@2.openvino-f32`, `@1.openvino-bf16`), unless the manifest lists
+//! it in `same_version_on`, a claim a test must back: the fp32 pair lists
+//! `openvino-f32`, whose boxes and codes `services/imgfeat/tests/runtimes_cli.rs`
+//! checks are bit-identical to ONNX Runtime's on the golden photos. The INT8 files do
+//! not: OpenVINO's int8 kernels round otherwise than MLAS's.
 
 mod ort_loader;
 mod ort_session;
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use self::openvino_loader::{OPENVINO_VERSION, OpenVinoRuntime};
 pub use self::ort_loader::{ORT_LIB_NAME, ORT_VERSION, OrtRuntime, candidates, locate};
 use crate::session::{SessionOptions, TensorOutput};
-use crate::{ModelError, cpu};
+use crate::{Manifest, ManifestKind, ModelError, cpu};
 
 /// `[pipeline.runtime]`: which runtime runs the models, at which precision.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -65,19 +68,6 @@ impl Precision {
         }
     }
 
-    /// The version results of a model run at this precision are stored under: the
-    /// manifest's for f32, `name@v.bf16` for bf16.
-    pub fn version_of(self, version: ModelVersion) -> Result<ModelVersion, ModelError> {
-        match self {
-            Precision::F32 => Ok(version),
-            Precision::Bf16 => {
-                ModelVersion::new(format!("{version}.bf16")).map_err(|e| ModelError::Unsupported {
-                    message: e.to_string(),
-                })
-            }
-        }
-    }
-
     /// The CPU features (any one) this precision's kernels need.
     pub fn requires_cpu(self) -> &'static [&'static str] {
         match self {
@@ -88,6 +78,35 @@ impl Precision {
 }
 
 impl RuntimeSettings {
+    /// `ort`, `openvino-f32` or `openvino-bf16`: in version names, logs and benchmarks.
+    pub fn label(&self) -> String {
+        match self.backend {
+            Backend::Ort => "ort".into(),
+            Backend::Openvino => format!("openvino-{}", self.precision.as_str()),
+        }
+    }
+
+    /// The version a network's results are stored under on this runtime: the
+    /// manifest's on ONNX Runtime at f32 or on a runtime the manifest's
+    /// `same_version_on` lists; `name@v.LABEL` on any other.
+    pub fn version_of(&self, manifest: &Manifest) -> Result<ModelVersion, ModelError> {
+        let version = manifest.model_version()?;
+        let label = self.label();
+        let same = match &manifest.kind {
+            ManifestKind::Detector(spec) | ManifestKind::Backbone(spec) => {
+                label == "ort" || spec.same_version_on.contains(&label)
+            }
+            // Heads run in Rust, not on the runtime.
+            _ => true,
+        };
+        if same {
+            return Ok(version);
+        }
+        ModelVersion::new(format!("{version}.{label}")).map_err(|e| ModelError::Unsupported {
+            message: e.to_string(),
+        })
+    }
+
     /// Settings that parse but cannot run, named by key.
     pub fn validate(&self, shared_intra_threads: usize) -> Result<(), String> {
         match self.backend {
@@ -150,20 +169,15 @@ impl Runtime {
         }
     }
 
-    pub fn precision(&self) -> Precision {
+    /// The settings this runtime was opened with.
+    pub fn settings(&self) -> RuntimeSettings {
         match self {
-            Runtime::Ort(_) => Precision::F32,
+            Runtime::Ort(_) => RuntimeSettings::default(),
             #[cfg(feature = "openvino")]
-            Runtime::Openvino(rt) => rt.precision(),
-        }
-    }
-
-    /// A short name for logs and benchmark rows: `ort`, `openvino-f32`, `openvino-bf16`.
-    pub fn label(&self) -> String {
-        match self {
-            Runtime::Ort(_) => "ort".into(),
-            #[cfg(feature = "openvino")]
-            Runtime::Openvino(rt) => format!("openvino-{}", rt.precision().as_str()),
+            Runtime::Openvino(rt) => RuntimeSettings {
+                backend: Backend::Openvino,
+                precision: rt.precision(),
+            },
         }
     }
 
@@ -202,13 +216,35 @@ pub(crate) trait GraphSession: Send {
 mod tests {
     use super::*;
 
+    fn manifest(same_version_on: &str) -> Manifest {
+        let text = format!(
+            "name = \"net\"\nversion = \"2\"\nkind = \"backbone\"\nlicence = \"x\"\n\
+             provenance = \"x\"\nfile = \"net.onnx\"\nsha256 = \"00\"\n\
+             same_version_on = [{same_version_on}]\n\
+             [input]\nname = \"images\"\nlayout = \"NHWC\"\nwidth = 8\nheight = 8\n\
+             [outputs]\nembedding = \"embedding\"\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
     #[test]
-    fn bf16_is_its_own_version_and_f32_keeps_the_manifests() {
-        let v = ModelVersion::new("efficientnet_lite0_imagenet@1").unwrap();
-        assert_eq!(Precision::F32.version_of(v.clone()).unwrap(), v);
+    fn only_ort_and_the_runtimes_a_manifest_vouches_for_keep_its_version() {
+        let at = |backend, precision| RuntimeSettings { backend, precision };
+        let vouched = manifest("\"openvino-f32\"");
+        let silent = manifest("");
+        let version = |s: RuntimeSettings, m: &Manifest| s.version_of(m).unwrap().to_string();
+        assert_eq!(version(RuntimeSettings::default(), &silent), "net@2");
         assert_eq!(
-            Precision::Bf16.version_of(v).unwrap().as_str(),
-            "efficientnet_lite0_imagenet@1.bf16"
+            version(at(Backend::Openvino, Precision::F32), &vouched),
+            "net@2"
+        );
+        assert_eq!(
+            version(at(Backend::Openvino, Precision::F32), &silent),
+            "net@2.openvino-f32"
+        );
+        assert_eq!(
+            version(at(Backend::Openvino, Precision::Bf16), &vouched),
+            "net@2.openvino-bf16"
         );
     }
 
