@@ -8,12 +8,17 @@ use std::time::Duration;
 pub struct Rng(pub u64);
 
 impl Rng {
-    fn uniform(&mut self) -> f64 {
+    /// The next 64 uniform bits (also the dedup mode's random codes).
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Exponential inter-arrival time of a Poisson process of `rate` per second.

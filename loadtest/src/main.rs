@@ -7,12 +7,16 @@
 //!     target/debug/imgfeat-loadtest --images 1000
 //!
 //! `imgfeat-loadtest serve` drives `imgfeat-serve` instead (see `serve.rs`).
+//! `imgfeat-loadtest dedup` measures continuous dedup: the copy configuration's
+//! code-stored -> duplicate-found latency of `imgfeat-search` over a store of N codes,
+//! uploads coded by the fleet (see `dedup.rs`).
 //!
 //! A benchmark, never a test: it asserts no speed. It cleans up after itself: children
 //! are stopped (SIGTERM, then SIGKILL), the run's queues deleted, its temp dir removed.
 
 mod arrivals;
 mod broker;
+mod dedup;
 mod fleet;
 mod http;
 mod queue_model;
@@ -59,6 +63,13 @@ enum Mode {
     /// (`imgfeat-loadtest serve --help` lists its options).
     #[command(disable_help_flag = true)]
     Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Continuous dedup of uploads: code-stored -> duplicate-found latency of
+    /// imgfeat-search over N pre-loaded codes (`imgfeat-loadtest dedup --help`).
+    #[command(disable_help_flag = true)]
+    Dedup {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -141,6 +152,10 @@ async fn main() -> anyhow::Result<()> {
             mode: Some(Mode::Serve { args }),
             ..
         } => return serve::main(std::iter::once("serve".to_owned()).chain(args)).await,
+        Cli {
+            mode: Some(Mode::Dedup { args }),
+            ..
+        } => return dedup::main(std::iter::once("dedup".to_owned()).chain(args)).await,
         Cli { fleet, .. } => fleet,
     };
     if args.images == 0 {

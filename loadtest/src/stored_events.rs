@@ -3,6 +3,9 @@
 //! instead adds up to a polling period (and the poll's own reads) to every latency;
 //! an event arrives about a broker hop after the commit. The store poll stays the
 //! completion check, and the fallback for an ID whose event did not come.
+//!
+//! The same follower times the search's duplicate-found events (`dedup.rs`):
+//! [`StoredEvents::follow_events`] follows any event exchange keyed by image ID.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +15,7 @@ use anyhow::Context;
 use imgfeat_amqp::{AmqpConnection, ConsumerStop, EventExchange, EventFollower};
 use imgfeat_core::ImageId;
 use imgfeat_core::message::CodeStored;
+use serde::de::DeserializeOwned;
 
 /// The follower's name; its queues go with the run's others in the clean-up, which runs
 /// whether the run succeeded or not.
@@ -28,12 +32,30 @@ pub struct StoredEvents {
 
 impl StoredEvents {
     pub async fn follow(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        Self::follow_events(
+            url,
+            prefix,
+            EventExchange::CodeStored,
+            FOLLOWER,
+            |e: &CodeStored| e.image_id,
+        )
+        .await
+    }
+
+    /// Follows `exchange` as `follower` (its queues are the caller's to delete), noting
+    /// when the first event of each image (`id_of`) came.
+    pub async fn follow_events<M: DeserializeOwned + Send + 'static>(
+        url: &str,
+        prefix: &str,
+        exchange: EventExchange,
+        follower: &str,
+        id_of: fn(&M) -> ImageId,
+    ) -> anyhow::Result<Self> {
         let conn = crate::broker::connect(url, prefix).await?;
-        let mut follower =
-            EventFollower::<CodeStored>::new(&conn, EventExchange::CodeStored, FOLLOWER);
+        let mut follower = EventFollower::<M>::new(&conn, exchange, follower);
         tokio::time::timeout(Duration::from_secs(20), follower.bind())
             .await
-            .context("binding the code-stored follower")??;
+            .with_context(|| format!("binding the follower of {exchange:?}"))??;
         let stop = follower.stopper();
         let seen: Seen = Arc::default();
         let task = tokio::spawn({
@@ -42,7 +64,7 @@ impl StoredEvents {
                 while let Some(e) = follower.next().await {
                     let now = Instant::now();
                     if let Ok(mut seen) = seen.lock() {
-                        seen.entry(e.event.image_id).or_insert(now);
+                        seen.entry(id_of(&e.event)).or_insert(now);
                     }
                     let _ = e.ack().await;
                 }

@@ -1,0 +1,793 @@
+//! `imgfeat-loadtest dedup`: continuous dedup of uploads (issue 29). Pre-loads N random
+//! 128-bit codes of the copy version (the whole-image detector manifest with the
+//! DeepBit-style 128-bit head, docs/concepts.md) into the SQLite store through its bulk
+//! write (`put_codes`, one transaction per page), codes the 13 fixture photos through
+//! the fleet as the catalogue's originals and plants near copies of their codes, starts
+//! `imgfeat-search` (`search.dedup_radius = 27`, following the code-stored events),
+//! then uploads corpus photos (seeded transforms of the fixtures) through ingest at
+//! `--rate` Poisson arrivals for `--seconds`: the real fleet codes them and announces
+//! them, and the search checks each against the codes it holds.
+//!
+//!     cargo build -p imgfeat-ingest -p imgfeat-detector -p imgfeat-extractor -p imgfeat-search -p imgfeat-loadtest
+//!     target/debug/imgfeat-loadtest dedup --codes 1000000 --rate 12 --seconds 60
+//!
+//! Latency, per upload, from its code-stored event reaching this driver to:
+//! - its duplicate-found event reaching this driver, when the search found one;
+//! - otherwise the search having handled the event: the search's own
+//!   `imgfeat_search_events_total` (inserted, other_shard, other_version), scraped every
+//!   `--poll-ms`. One shard handles its queue one event at a time, in the order of the
+//!   fanout, which is the order the driver's own follower of the same fanout saw: the
+//!   k-th event this driver saw is handled once the counter reaches k. Its time is that
+//!   of the first scrape that shows it, so up to a poll period late.
+//!
+//! A benchmark, never a test: it asserts no speed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use imgfeat_amqp::EventExchange;
+use imgfeat_bench::procfs::{self, LoadAvg};
+use imgfeat_bench::{Knobs, corpus};
+use imgfeat_core::message::DuplicateFound;
+use imgfeat_core::ports::ResultStore;
+use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
+use imgfeat_store::SqliteStore;
+use serde::Serialize;
+
+use crate::arrivals::Rng;
+use crate::fleet::{self, Fleet, FleetConfig, Service, ServiceUsage, binary, free_port};
+use crate::stats::percentile;
+use crate::stored_events::{self, StoredEvents};
+
+/// The copy configuration (docs/concepts.md, "Main object or whole image").
+const DETECTOR: &str = "ssd_mobilenetv2_oidv4_24cls_whole_image.toml";
+const HASH_HEAD: &str = "deepbit128_whole_effnet_lite0.toml";
+const BITS: u32 = 128;
+
+/// ID ranges: uploads are the corpus (1..), the rest far above it.
+const ORIGINALS: u64 = 1_000_000_000;
+const PRELOADED: u64 = 2_000_000_000;
+const PLANTED: u64 = 3_000_000_000;
+
+/// The driver's follower of the duplicate-found fanout.
+const DUPLICATES_FOLLOWER: &str = "loadtest-dedup";
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "continuous dedup: code-stored -> duplicate-found latency of imgfeat-search over N codes"
+)]
+pub struct DedupArgs {
+    /// Random 128-bit codes pre-loaded into the store before the search starts.
+    #[arg(long, default_value_t = 1_000_000)]
+    codes: usize,
+    /// Near copies planted per original (the 13 fixture photos' codes), at 1..=radius
+    /// bits from it.
+    #[arg(long, default_value_t = 8)]
+    plant: usize,
+    /// Uploads per second (Poisson arrivals), each one image ID posted to ingest.
+    #[arg(long, default_value_t = 12.0)]
+    rate: f64,
+    /// Seconds of uploads.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// search.dedup_radius.
+    #[arg(long, default_value_t = 27)]
+    radius: u32,
+    /// Period of the scrape of the search's handled-events counter (the resolution of
+    /// the latency of an upload with no duplicate).
+    #[arg(long, default_value_t = 10)]
+    poll_ms: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Corpus folder (reused when its manifest matches); default under target/.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Folder with the fleet's binaries and imgfeat-search; default: this executable's.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// Keep the work dir (configs, logs, store) and print its path.
+    #[arg(long)]
+    keep: bool,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// One upload's times from its code-stored event, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timed {
+    /// To its duplicate-found event, when the search announced one.
+    pub found: Option<f64>,
+    /// To the first scrape showing the search had handled it.
+    pub handled: Option<f64>,
+}
+
+impl Timed {
+    /// The measured latency: the duplicate-found event if any, else handled.
+    pub fn latency(&self) -> Option<f64> {
+        self.found.or(self.handled)
+    }
+}
+
+/// Per code-stored event, in the order the driver saw them (`stored`: image ID and
+/// seconds since any fixed instant, sorted by time): the time to its duplicate-found
+/// event (`found`, same clock), and to the first sample of the search's handled-events
+/// counter (`handled`: time and count since the first upload, sorted by time) that
+/// covers it: the k-th event is handled once the count reaches k.
+pub fn time_uploads(
+    stored: &[(u64, f64)],
+    found: &HashMap<u64, f64>,
+    handled: &[(f64, u64)],
+) -> Vec<Timed> {
+    stored
+        .iter()
+        .enumerate()
+        .map(|(k, (id, at))| {
+            let i = handled.partition_point(|(_, count)| *count < k as u64 + 1);
+            Timed {
+                found: found.get(id).map(|f| (f - at).max(0.0)),
+                handled: handled.get(i).map(|(t, _)| (t - at).max(0.0)),
+            }
+        })
+        .collect()
+}
+
+/// Events the search has handled, from its `/metrics` text (sent back to be applied
+/// again, `failed`, is not handled).
+pub fn handled_events(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("imgfeat_search_events_total{"))
+        .filter(|l| {
+            ["inserted", "other_shard", "other_version"]
+                .iter()
+                .any(|r| l.contains(&format!("result=\"{r}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// The value of an unlabelled series in `/metrics` text (0 when absent).
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// `code` with `d` distinct bits flipped.
+fn flip(code: &[u8], d: u32, rng: &mut Rng) -> Vec<u8> {
+    let mut out = code.to_vec();
+    let bits = out.len() as u64 * 8;
+    let mut flipped = std::collections::HashSet::new();
+    while flipped.len() < d as usize {
+        let b = rng.next_u64() % bits;
+        if flipped.insert(b) {
+            out[(b / 8) as usize] ^= 1 << (b % 8);
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub count: usize,
+    pub ms_p50: Option<f64>,
+    pub ms_p90: Option<f64>,
+    pub ms_p99: Option<f64>,
+    pub ms_max: Option<f64>,
+    /// Of them, within 1 s.
+    pub within_1s: usize,
+}
+
+impl Latency {
+    fn of(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        Self {
+            count: ms.len(),
+            ms_p50: percentile(&ms, 0.50),
+            ms_p90: percentile(&ms, 0.90),
+            ms_p99: percentile(&ms, 0.99),
+            ms_max: ms.last().copied(),
+            within_1s: ms.iter().filter(|&&m| m <= 1000.0).count(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DedupReport {
+    pub code_version: String,
+    pub radius: u32,
+    pub codes_preloaded: usize,
+    pub planted: usize,
+    pub preload_seconds: f64,
+    /// From the search's start to its /readyz (the load of the whole store).
+    pub search_load_seconds: f64,
+    pub rate: f64,
+    pub seconds: f64,
+    pub uploads: usize,
+    pub coded: usize,
+    /// Uploads whose code-stored event the driver saw.
+    pub announced: usize,
+    /// Code-stored event -> duplicate-found event.
+    pub duplicates: Latency,
+    /// Code-stored event -> handled by the search, for uploads with no duplicate.
+    pub no_duplicate: Latency,
+    /// Both together: every upload, whichever came.
+    pub all: Latency,
+    /// Code-stored event -> handled by the search, every upload (a check of the
+    /// counter's timing against the duplicate-found events).
+    pub handled: Latency,
+    /// Announced uploads neither announced as duplicates nor seen handled.
+    pub untimed: usize,
+    /// The search's counters at the end: pairs found, codes held.
+    pub pairs_found: u64,
+    pub index_codes: u64,
+    pub poll_ms: u64,
+    pub pipeline: Knobs,
+    pub services: Vec<ServiceUsage>,
+    pub machine: Option<String>,
+    pub cpus: usize,
+    pub load_start: Option<LoadAvg>,
+    pub load_end: Option<LoadAvg>,
+}
+
+fn cpu_model() -> Option<String> {
+    std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    })
+}
+
+pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let args = DedupArgs::parse_from(argv);
+    if args.rate <= 0.0 || args.seconds <= 0.0 || args.radius == 0 {
+        bail!("--rate, --seconds and --radius must be positive");
+    }
+    let work = tempfile::Builder::new()
+        .prefix("imgfeat-loadtest-dedup-")
+        .tempdir()?;
+    let prefix = imgfeat_amqp::unique_prefix("loadtest-dedup");
+    let models = format!("[pipeline.models]\ndetector = {DETECTOR:?}\nhash_head = {HASH_HEAD:?}\n");
+    let models_file = work.path().join("models.toml");
+    std::fs::write(&models_file, &models)?;
+    let (settings, _) = crate::pipeline_settings(Some(&models_file))?;
+    let (_, version) = settings
+        .versions()
+        .map_err(|e| anyhow::anyhow!("model versions: {e}"))?;
+    let result = run(&args, &settings, &version, &models, &prefix, work.path()).await;
+    let cleanup = delete_queues(&args.amqp_url, &prefix, &version).await;
+    if args.keep {
+        eprintln!("work dir kept: {}", work.keep().display());
+    }
+    let report = result?;
+    if let Err(e) = cleanup {
+        eprintln!("warning: deleting the queues of {prefix}: {e:#}");
+    }
+    print(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+async fn run(
+    args: &DedupArgs,
+    settings: &imgfeat_pipeline::PipelineSettings,
+    version: &ModelVersion,
+    models: &str,
+    prefix: &str,
+    work: &Path,
+) -> anyhow::Result<DedupReport> {
+    // The arrivals first: they say how many photos to upload.
+    let mut rng = Rng(args.seed);
+    let mut due = Vec::new();
+    let mut t = rng.gap_secs(args.rate);
+    while t < args.seconds {
+        due.push(t);
+        t += rng.gap_secs(args.rate);
+    }
+    if due.is_empty() {
+        bail!("no arrival within --seconds at --rate");
+    }
+    let n = due.len();
+    let dir = args
+        .corpus
+        .clone()
+        .unwrap_or_else(|| corpus::default_dir(n, args.seed));
+    let seed = args.seed;
+    let corpus = tokio::task::spawn_blocking(move || corpus::generate(&dir, n, seed)).await??;
+    eprintln!(
+        "corpus: {} photos in {}",
+        corpus.files.len(),
+        corpus.dir.display()
+    );
+
+    // The fleet's image folder: the uploads under their corpus IDs, the fixture photos
+    // (the catalogue's originals) from ORIGINALS on.
+    let images = work.join("images");
+    std::fs::create_dir_all(&images)?;
+    for f in &corpus.files {
+        let target = std::fs::canonicalize(corpus.dir.join(&f.name))?;
+        std::os::unix::fs::symlink(&target, images.join(format!("{}.jpg", f.id)))?;
+    }
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(corpus::fixture_photos_dir())?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    fixtures.sort();
+    let mut originals = Vec::new();
+    for (i, path) in fixtures.iter().enumerate() {
+        let id = ORIGINALS + i as u64;
+        std::os::unix::fs::symlink(
+            std::fs::canonicalize(path)?,
+            images.join(format!("{id}.jpg")),
+        )?;
+        originals.push(ImageId(id));
+    }
+
+    // The catalogue: N random codes of the copy version, through the bulk write.
+    let store_path = work.join("store.sqlite3");
+    let store = {
+        let p = store_path.clone();
+        Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&p)).await??)
+    };
+    eprintln!("pre-loading {} random {BITS}-bit codes ...", args.codes);
+    let started = Instant::now();
+    let mut codes_rng = Rng(args.seed ^ 0x5eed_c0de);
+    let mut next = 0usize;
+    while next < args.codes {
+        let page: Vec<CodeRecord> = (next..(next + 50_000).min(args.codes))
+            .map(|i| {
+                let mut bytes = codes_rng.next_u64().to_be_bytes().to_vec();
+                bytes.extend(codes_rng.next_u64().to_be_bytes());
+                Ok(CodeRecord {
+                    image_id: ImageId(PRELOADED + i as u64),
+                    model_version: version.clone(),
+                    code: BinaryCode::from_bytes(BITS, bytes)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        next += page.len();
+        store.put_codes(&page).await?;
+    }
+    let preload_seconds = started.elapsed().as_secs_f64();
+    eprintln!("  {preload_seconds:.1} s");
+
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("executable folder")?
+            .to_path_buf(),
+    };
+    let search_bin = binary(&bin_dir, "imgfeat-search")?;
+    let knobs = Knobs::of(settings);
+    let cfg = FleetConfig {
+        bin_dir,
+        work_dir: work.to_path_buf(),
+        amqp_url: args.amqp_url.clone(),
+        prefix: prefix.to_string(),
+        store: store_path.clone(),
+        source_template: format!("{}/{{id}}.jpg", images.display()),
+        worker_extra: Some(models.to_string()),
+        worker_env: fleet::knob_env(&knobs),
+        extract_here: false,
+    };
+    eprintln!("starting the fleet (queue prefix {prefix}) ...");
+    let mut fleet = Fleet::start(&cfg)?;
+    fleet.wait_ready(Duration::from_secs(60)).await?;
+    let poll = Duration::from_millis(200);
+    let timeout = Duration::from_secs(600);
+
+    // The originals through the fleet (its warm-up too), then near copies of their codes.
+    eprintln!("coding the {} originals ...", originals.len());
+    crate::post_ids(&fleet.ingest_addr, &fleet.ingest_token, &originals).await?;
+    let seen = crate::wait_codes(&mut fleet, &store, version, &originals, poll, timeout).await?;
+    if seen.len() < originals.len() {
+        bail!("only {} of {} originals coded", seen.len(), originals.len());
+    }
+    let mut planted = Vec::new();
+    for id in &originals {
+        let code = store
+            .code(*id, version)
+            .await?
+            .context("an original's code")?
+            .code;
+        for _ in 0..args.plant {
+            let d = 1 + (rng.next_u64() % u64::from(args.radius)) as u32;
+            let bytes = flip(code.as_bytes(), d, &mut rng);
+            planted.push(CodeRecord {
+                image_id: ImageId(PLANTED + planted.len() as u64),
+                model_version: version.clone(),
+                code: BinaryCode::from_bytes(code.bits(), bytes)?,
+            });
+        }
+    }
+    store.put_codes(&planted).await?;
+
+    // The search, last: it loads everything above, then follows.
+    let api = format!("127.0.0.1:{}", free_port()?);
+    let probes = format!("127.0.0.1:{}", free_port()?);
+    let token = format!("loadtest-dedup-{}-{:0>16}", std::process::id(), args.seed);
+    let toml = format!(
+        "[http]\nlisten = {api:?}\ntoken = {token:?}\n[telemetry]\nlisten = {probes:?}\n[store]\npath = {:?}\n[amqp]\nurl = {:?}\nprefix = {prefix:?}\n[search]\ndedup_radius = {}\ninfer_max_queued = 0\n{models}",
+        store_path.display().to_string(),
+        args.amqp_url,
+        args.radius,
+    );
+    let file = work.join("imgfeat-search.toml");
+    std::fs::write(&file, toml)?;
+    let log = work.join("imgfeat-search.log");
+    eprintln!(
+        "starting imgfeat-search over {} codes ...",
+        args.codes + originals.len() + planted.len()
+    );
+    let search_started = Instant::now();
+    let child = Command::new(&search_bin)
+        .arg("--config")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(work.join("imgfeat-search.err"))?)
+        .spawn()
+        .with_context(|| format!("starting {}", search_bin.display()))?;
+    fleet.services.push(Service {
+        name: "imgfeat-search",
+        child,
+        log,
+        health: Some(probes.clone()),
+    });
+    loop {
+        if let Some(dead) = fleet.exited() {
+            bail!("{dead} exited while the search loaded");
+        }
+        let ready = crate::http::request(
+            &probes,
+            None,
+            "GET",
+            "/readyz",
+            None,
+            Duration::from_secs(2),
+        )
+        .await;
+        if matches!(ready, Ok((200, _))) {
+            break;
+        }
+        if search_started.elapsed() > timeout {
+            bail!("imgfeat-search not ready after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let search_load_seconds = search_started.elapsed().as_secs_f64();
+    eprintln!("  ready in {search_load_seconds:.1} s");
+
+    // Both followers bound before the first upload; the counter's baseline.
+    let stored = StoredEvents::follow(&args.amqp_url, prefix).await?;
+    let found = StoredEvents::follow_events(
+        &args.amqp_url,
+        prefix,
+        EventExchange::DuplicateFound,
+        DUPLICATES_FOLLOWER,
+        |e: &DuplicateFound| e.image_id,
+    )
+    .await?;
+    let scrape = |probes: String| async move {
+        crate::http::request(
+            &probes,
+            None,
+            "GET",
+            "/metrics",
+            None,
+            Duration::from_secs(2),
+        )
+        .await
+        .map(|(_, text)| handled_events(&text))
+    };
+    let baseline = scrape(probes.clone()).await?;
+    let samples: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn({
+        let samples = samples.clone();
+        let probes = probes.clone();
+        let every = Duration::from_millis(args.poll_ms.max(1));
+        async move {
+            let mut last = 0;
+            loop {
+                if let Ok(count) = scrape(probes.clone()).await {
+                    let count = count.saturating_sub(baseline);
+                    if count != last {
+                        last = count;
+                        if let Ok(mut s) = samples.lock() {
+                            s.push((Instant::now(), count));
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop_rx.changed() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }
+    });
+
+    let ids: Vec<ImageId> = corpus.files.iter().map(|f| ImageId(f.id)).collect();
+    eprintln!(
+        "uploading {n} photos at {:.1}/s for {:.0} s ...",
+        args.rate, args.seconds
+    );
+    let load_start = procfs::loadavg();
+    let cpu_before: HashMap<String, f64> = fleet
+        .usage()
+        .into_iter()
+        .map(|u| (u.name, u.cpu_seconds.unwrap_or(0.0)))
+        .collect();
+    let t0 = Instant::now();
+    for (id, at) in ids.iter().zip(&due) {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            t0 + Duration::from_secs_f64(*at),
+        ))
+        .await;
+        crate::post_ids(
+            &fleet.ingest_addr,
+            &fleet.ingest_token,
+            std::slice::from_ref(id),
+        )
+        .await?;
+    }
+    let coded = crate::wait_codes(&mut fleet, &store, version, &ids, poll, timeout).await?;
+    let stored = stored.finish(&ids).await?;
+    // Then until the search has handled every announced upload (or a minute).
+    let waited = Instant::now();
+    while samples
+        .lock()
+        .map(|s| s.last().map_or(0, |l| l.1) < stored.len() as u64)
+        .unwrap_or(false)
+        && waited.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let load_end = procfs::loadavg();
+    let mut services = fleet.usage();
+    for s in &mut services {
+        if let (Some(c), Some(b)) = (s.cpu_seconds, cpu_before.get(&s.name)) {
+            s.cpu_seconds = Some(c - b);
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = sampler.await;
+    let end = crate::http::request(
+        &probes,
+        None,
+        "GET",
+        "/metrics",
+        None,
+        Duration::from_secs(2),
+    )
+    .await
+    .map(|(_, text)| text)
+    .unwrap_or_default();
+    let pairs_found = metric(&end, "imgfeat_search_duplicates_found_total");
+    let index_codes = metric(&end, "imgfeat_search_index_codes");
+    let found = found.finish(&ids).await?;
+    fleet.stop(Duration::from_secs(20));
+
+    let secs = |at: Instant| at.saturating_duration_since(t0).as_secs_f64();
+    let mut order: Vec<(u64, f64)> = stored.iter().map(|(id, at)| (id.0, secs(*at))).collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let found: HashMap<u64, f64> = found.iter().map(|(id, at)| (id.0, secs(*at))).collect();
+    let handled: Vec<(f64, u64)> = samples
+        .lock()
+        .map_err(|_| anyhow::anyhow!("samples poisoned"))?
+        .iter()
+        .map(|(at, c)| (secs(*at), *c))
+        .collect();
+    let timed = time_uploads(&order, &found, &handled);
+    let ms = |f: fn(&Timed) -> Option<f64>| {
+        Latency::of(timed.iter().filter_map(f).map(|s| s * 1000.0).collect())
+    };
+    Ok(DedupReport {
+        code_version: version.to_string(),
+        radius: args.radius,
+        codes_preloaded: args.codes,
+        planted: planted.len(),
+        preload_seconds,
+        search_load_seconds,
+        rate: args.rate,
+        seconds: args.seconds,
+        uploads: n,
+        coded: coded.len(),
+        announced: order.len(),
+        duplicates: ms(|t| t.found),
+        no_duplicate: ms(|t| t.found.is_none().then_some(t.handled).flatten()),
+        all: ms(Timed::latency),
+        handled: ms(|t| t.handled),
+        untimed: timed.iter().filter(|t| t.latency().is_none()).count(),
+        pairs_found,
+        index_codes,
+        poll_ms: args.poll_ms,
+        pipeline: knobs,
+        services,
+        machine: cpu_model(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_start,
+        load_end,
+    })
+}
+
+async fn delete_queues(url: &str, prefix: &str, version: &ModelVersion) -> anyhow::Result<()> {
+    let conn = crate::broker::connect(url, prefix).await?;
+    let channel = conn.channel().await?;
+    conn.topology().delete(&channel).await?;
+    // Each may be missing when the run failed early: every one is tried.
+    let mut failed = Vec::new();
+    for (exchange, name) in [
+        (
+            EventExchange::CodeStored,
+            stored_events::FOLLOWER.to_string(),
+        ),
+        (
+            EventExchange::DuplicateFound,
+            DUPLICATES_FOLLOWER.to_string(),
+        ),
+        // The search's follower (services/search/src/follow.rs, one shard).
+        (
+            EventExchange::CodeStored,
+            format!("search.{version}.0-of-1"),
+        ),
+    ] {
+        let channel = conn.channel().await?;
+        if let Err(e) = conn
+            .topology()
+            .delete_follower(&channel, exchange, &name)
+            .await
+        {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    conn.close().await;
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(())
+}
+
+pub fn print(r: &DedupReport) {
+    let load = |l: &Option<LoadAvg>| {
+        l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let ms = |v: Option<f64>| {
+        v.map(|v| format!("{v:.0} ms"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let lat = |l: &Latency| {
+        format!(
+            "p50 {}, p90 {}, p99 {}, max {} ({} uploads, {} within 1 s)",
+            ms(l.ms_p50),
+            ms(l.ms_p90),
+            ms(l.ms_p99),
+            ms(l.ms_max),
+            l.count,
+            l.within_1s
+        )
+    };
+    println!(
+        "imgfeat dedup load test: {} random codes + {} planted copies, {} at radius {}",
+        r.codes_preloaded, r.planted, r.code_version, r.radius
+    );
+    println!("  pipeline  {}", r.pipeline);
+    println!(
+        "  catalogue pre-loaded in {:.1} s; imgfeat-search loaded it in {:.1} s",
+        r.preload_seconds, r.search_load_seconds
+    );
+    println!(
+        "  uploads   {} at {:.1}/s (Poisson) for {:.0} s: {} coded, {} announced, {} untimed",
+        r.uploads, r.rate, r.seconds, r.coded, r.announced, r.untimed
+    );
+    println!(
+        "  duplicate code-stored -> duplicate-found: {}",
+        lat(&r.duplicates)
+    );
+    println!(
+        "  no dup    code-stored -> handled (search's events counter scraped every {} ms): {}",
+        r.poll_ms,
+        lat(&r.no_duplicate)
+    );
+    println!("  all       {}", lat(&r.all));
+    println!(
+        "  check     code-stored -> handled, every upload: {}",
+        lat(&r.handled)
+    );
+    println!(
+        "  search    {} near-duplicate pairs announced; {} codes held at the end",
+        r.pairs_found, r.index_codes
+    );
+    for s in &r.services {
+        println!(
+            "  {:<18} cpu {:>6.1} s, peak RSS {}",
+            s.name,
+            s.cpu_seconds.unwrap_or(0.0),
+            s.peak_rss_mib
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+    }
+    println!(
+        "  machine   {} ({} CPUs)",
+        r.machine.as_deref().unwrap_or("n/a"),
+        r.cpus
+    );
+    println!(
+        "  load      {} at the first upload, {} at the end",
+        load(&r.load_start),
+        load(&r.load_end)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_is_timed_by_its_event_the_rest_by_the_counter_in_order() {
+        // Three events seen at 1.0, 1.1, 1.2 s; the second has a duplicate-found event.
+        let stored = [(7, 1.0), (8, 1.1), (9, 1.2)];
+        let found = HashMap::from([(8, 1.4)]);
+        // The counter: 1 at 1.05 s, 3 at 1.5 s (the scrape missed 2).
+        let handled = [(1.05, 1), (1.5, 3)];
+        let t = time_uploads(&stored, &found, &handled);
+        let ms = |v: Option<f64>| v.map(|s| (s * 1e3).round());
+        let got: Vec<_> = t
+            .iter()
+            .map(|t| (ms(t.found), ms(t.handled), ms(t.latency())))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (None, Some(50.0), Some(50.0)),
+                (Some(300.0), Some(400.0), Some(300.0)),
+                (None, Some(300.0), Some(300.0)),
+            ]
+        );
+        // Never handled: untimed.
+        let t = time_uploads(&stored, &HashMap::new(), &[(1.05, 1)]);
+        assert_eq!(t.iter().filter(|t| t.latency().is_none()).count(), 2);
+    }
+
+    #[test]
+    fn only_handled_results_count() {
+        let text = "# HELP imgfeat_search_events_total x\n\
+            imgfeat_search_events_total{result=\"inserted\"} 5\n\
+            imgfeat_search_events_total{result=\"other_shard\"} 2\n\
+            imgfeat_search_events_total{result=\"failed\"} 4\n\
+            imgfeat_search_event_lag_seconds 0.1\n";
+        assert_eq!(handled_events(text), 7);
+        assert_eq!(metric(text, "imgfeat_search_event_lag_seconds"), 0);
+        assert_eq!(
+            metric(
+                "imgfeat_search_index_codes 12\n",
+                "imgfeat_search_index_codes"
+            ),
+            12
+        );
+    }
+
+    #[test]
+    fn flip_changes_exactly_d_bits() {
+        let mut rng = Rng(3);
+        let code = [0u8; 16];
+        for d in [0, 1, 27, 128] {
+            let c = flip(&code, d, &mut rng);
+            assert_eq!(c.iter().map(|b| b.count_ones()).sum::<u32>(), d);
+        }
+    }
+}
