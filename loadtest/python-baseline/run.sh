@@ -1,20 +1,14 @@
 #!/usr/bin/env bash
-# The speed table in ONE run, interleaved: per round, the model-only ceiling (fp32 and
-# INT8), `imgfeat index` with the fp32 models, with the INT8 models, and the Python
-# worker pair, all over the same generated corpus (imgfeat bench's seeded JPEG q85
-# copies, 640-1024 px). The machine is shared and drifts, so every figure is noted with
-# the 1-minute load before it and the ratios are taken within a round.
+# The speed table in ONE run, interleaved and like with like: per round, for each runtime
+# (ONNX Runtime, OpenVINO f32, OpenVINO bf16 where the CPU has it) and each model pair
+# (fp32, INT8), the model-only ceiling, `imgfeat index`, and the two-process Python
+# worker on the SAME runtime and model files, without and with the crop JPEG and boxes
+# that `index` also stores (worker.py --crops). All over the same generated corpus
+# (imgfeat bench's seeded JPEG q85 copies, 640-1024 px). The machine is shared and
+# drifts, so every figure is noted with the 1-minute load before it and the ratios are
+# taken within a round.
 #
 #   loadtest/python-baseline/run.sh            IMAGES=1000 ROUNDS=3 PROFILE=debug|release INT8=int8|int8_vnni
-#
-# `python_pair_fp32_crops` is the same pair doing the rest of `index`'s work: the crop
-# JPEG (q90) and every box stored beside the code (worker.py --crops).
-#
-# `index_fp32_wide` is the other thread layout: one worker per model, the detector's
-# session on both cores, the backbone's on one, batches of 8 (the default until
-# 2026-11-30), against the default of one one-thread copy of each model per core;
-# `index_fp32_shared` runs one copy of each model on one shared intra-op pool of two
-# threads (ONNX Runtime's global thread pool).
 #
 # The ceiling is the two models alone on pre-decoded tensors, alternating, batch 8, in two
 # processes of one thread (the Python pair's shape). imgfeat is taken from
@@ -50,42 +44,52 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" | tee -a "$results"; }
 index_rate() { sed -n 's/.*throughput \([0-9.]*\) images\/s.*/\1/p'; }
 json_rate() { sed -n 's/.*"images_per_second": \([0-9.]*\).*/\1/p'; }
 
+# Runtimes to compare: ONNX Runtime, OpenVINO f32, and OpenVINO bf16 where the CPU has
+# bf16 kernels (AMX or AVX512-BF16). Each imgfeat row has a Python row on the same
+# runtime and the same model files.
+runtimes="ort openvino-f32"
+grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && runtimes="$runtimes openvino-bf16"
+scripts/setup-openvino.sh >/dev/null
+runtime_env() {
+  case $1 in
+    ort) echo "IMGFEAT_PIPELINE__RUNTIME__BACKEND=ort" ;;
+    openvino-*) echo "IMGFEAT_PIPELINE__RUNTIME__BACKEND=openvino IMGFEAT_PIPELINE__RUNTIME__PRECISION=${1#openvino-}" ;;
+  esac
+}
 for r in $(seq 1 "$rounds"); do
-  l=$(load1); v=$($py ceiling "$corpus" | json_rate); record "$r" ceiling_fp32 "$v" "$l"
-  l=$(load1); v=$($py ceiling "$corpus" --detector $det_int8 --backbone $bb_int8 | json_rate); record "$r" ceiling_int8 "$v" "$l"
-  rm -f "$out"/*.sqlite3*
-  l=$(load1); v=$("$imgfeat" --store "$out/fp32.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32 "$v" "$l"
-  l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__DETECTOR_WORKERS=1 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_WORKERS=1 \
-    IMGFEAT_PIPELINE__MODELS__DETECTOR_SESSION__INTRA_THREADS=2 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_SESSION__INTRA_THREADS=1 \
-    IMGFEAT_PIPELINE__MODELS__DETECTOR_SESSION__MEMORY_PATTERN=true IMGFEAT_PIPELINE__MODELS__EXTRACTOR_SESSION__MEMORY_PATTERN=true \
-    IMGFEAT_PIPELINE__DETECTOR__BATCH__MAX_BATCH=8 IMGFEAT_PIPELINE__EXTRACTOR__BATCH__MAX_BATCH=8 \
-    "$imgfeat" --store "$out/wide.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32_wide "$v" "$l"
-  l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__SHARED_INTRA_THREADS=2 \
-    IMGFEAT_PIPELINE__MODELS__DETECTOR_WORKERS=1 IMGFEAT_PIPELINE__MODELS__EXTRACTOR_WORKERS=1 \
-    "$imgfeat" --store "$out/shared.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_fp32_shared "$v" "$l"
-  l=$(load1); v=$(IMGFEAT_PIPELINE__MODELS__DETECTOR=$det_int8 IMGFEAT_PIPELINE__MODELS__BACKBONE=$bb_int8 \
-    "$imgfeat" --store "$out/int8.sqlite3" index "$corpus" --quiet | index_rate); record "$r" index_int8 "$v" "$l"
-  l=$(load1); v=$($py index "$corpus" "$out/python.sqlite3" | json_rate); record "$r" python_pair_fp32 "$v" "$l"
-  l=$(load1); v=$($py index "$corpus" "$out/python-crops.sqlite3" --crops | json_rate); record "$r" python_pair_fp32_crops "$v" "$l"
+  for rt in $runtimes; do
+    for models in fp32 int8; do
+      if [ $models = int8 ]; then det=$det_int8; bb=$bb_int8; else det=ssd_mobilenetv2_oidv4_24cls.toml; bb=efficientnet_lite0_imagenet.toml; fi
+      rm -f "$out"/*.sqlite3*
+      l=$(load1); v=$($py ceiling "$corpus" --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "ceiling_${models}_$rt" "$v" "$l"
+      l=$(load1); v=$(env $(runtime_env "$rt") IMGFEAT_PIPELINE__MODELS__DETECTOR=$det IMGFEAT_PIPELINE__MODELS__BACKBONE=$bb \
+        "$imgfeat" --store "$out/index.sqlite3" index "$corpus" --quiet | index_rate); record "$r" "index_${models}_$rt" "$v" "$l"
+      l=$(load1); v=$($py index "$corpus" "$out/python.sqlite3" --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_${models}_$rt" "$v" "$l"
+      l=$(load1); v=$($py index "$corpus" "$out/python-crops.sqlite3" --crops --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_crops_${models}_$rt" "$v" "$l"
+    done
+  done
   rm -f "$out"/*.sqlite3*
 done
 uptime | tee "$out/uptime.txt"
-"$venv/bin/python" - "$results" <<'PY'
+"$venv/bin/python" - "$results" $runtimes <<'PY'
 import csv, sys, collections
 rows = collections.defaultdict(dict)
 for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
     rows[r["round"]][r["what"]] = float(r["images_per_second"])
-ratios = [
-    ("index fp32 / python pair", "index_fp32", "python_pair_fp32"),
-    ("index fp32 / python + crops", "index_fp32", "python_pair_fp32_crops"),
-    ("wide fp32 / index fp32", "index_fp32_wide", "index_fp32"),
-    ("shared pool fp32 / index fp32", "index_fp32_shared", "index_fp32"),
-    ("index int8 / index fp32", "index_int8", "index_fp32"),
-    ("index int8 / python pair", "index_int8", "python_pair_fp32"),
-    ("index fp32 / ceiling fp32", "index_fp32", "ceiling_fp32"),
-    ("index int8 / ceiling int8", "index_int8", "ceiling_int8"),
-]
+runtimes = sys.argv[2:]
+def show(name, a, b):
+    if all(a in v and b in v and v[b] > 0 for v in rows.values()):
+        print(f"  {name:44s} " + " / ".join(f"{v[a] / v[b]:.2f}" for v in rows.values()))
 print("ratios per round: " + ", ".join(rows))
-for name, a, b in ratios:
-    print(f"  {name:28s} " + " / ".join(f"{v[a] / v[b]:.2f}" for v in rows.values()))
+for m in ("fp32", "int8"):
+    for rt in runtimes:
+        show(f"index {m} {rt} / python {m} {rt}", f"index_{m}_{rt}", f"python_{m}_{rt}")
+        show(f"index {m} {rt} / python+crops {m} {rt}", f"index_{m}_{rt}", f"python_crops_{m}_{rt}")
+        if rt != "ort":
+            show(f"index {m} {rt} / python {m} ort", f"index_{m}_{rt}", f"python_{m}_ort")
+        if m != "fp32" or rt != "ort":
+            show(f"index {m} {rt} / python fp32 ort", f"index_{m}_{rt}", "python_fp32_ort")
+        show(f"index {m} {rt} / ceiling {m} {rt}", f"index_{m}_{rt}", f"ceiling_{m}_{rt}")
+        if rt != "ort":
+            show(f"ceiling {m} {rt} / ceiling {m} ort", f"ceiling_{m}_{rt}", f"ceiling_{m}_ort")
 PY

@@ -12,6 +12,8 @@ first process start to the last one's end, model loading included as for `imgfea
 object's crop of the original as JPEG q90 (the store's crop) and store it with every box,
 so the two are compared doing the same work; without it the worker stores only the main
 box and the code, as the baseline was first specified.
+`--runtime openvino-f32|openvino-bf16` runs the same ONNX files on OpenVINO, as imgfeat's
+`[pipeline.runtime]` does, so each imgfeat row has a Python row on the same runtime.
 `ceiling` runs only the two models, alternating, on pre-decoded tensors of DIR's first
 64 images, in --procs processes of one thread: what the models alone allow.
 """
@@ -38,9 +40,9 @@ def images(folder):
     return sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(exts)), key=lambda p: (len(p), p))
 
 
-def load(det_name, bb_name):
+def load(det_name, bb_name, runtime):
     det_m, bb_m = common.Manifest(det_name), common.Manifest(bb_name)
-    return det_m, bb_m, common.session(det_m.onnx, 1), common.session(bb_m.onnx, 1), common.SimHash()
+    return det_m, bb_m, common.runtime_session(det_m.onnx, runtime), common.runtime_session(bb_m.onnx, runtime), common.SimHash()
 
 
 def crop_jpeg(im, box):
@@ -50,8 +52,8 @@ def crop_jpeg(im, box):
 
 
 def index_part(args):
-    files, db, det_name, bb_name, crops_too = args
-    det_m, bb_m, det, bb, head = load(det_name, bb_name)
+    files, db, det_name, bb_name, crops_too, runtime = args
+    det_m, bb_m, det, bb, head = load(det_name, bb_name, runtime)
     con = sqlite3.connect(db, timeout=30)
     done = 0
     for i in range(0, len(files), BATCH):
@@ -76,8 +78,8 @@ def index_part(args):
 
 
 def ceiling_part(args):
-    files, seconds, det_name, bb_name = args
-    det_m, bb_m, det, bb, _ = load(det_name, bb_name)
+    files, seconds, det_name, bb_name, runtime = args
+    det_m, bb_m, det, bb, _ = load(det_name, bb_name, runtime)
     imgs = [common.load_rgb(p) for p in files]
     x = np.stack([common.to_tensor(im, det_m.width, det_m.height) for im in imgs])
     c = np.stack([common.to_tensor(im, bb_m.width, bb_m.height) for im in imgs])
@@ -102,6 +104,7 @@ def main():
     ap.add_argument("--detector", default="ssd_mobilenetv2_oidv4_24cls.toml")
     ap.add_argument("--backbone", default="efficientnet_lite0_imagenet.toml")
     ap.add_argument("--crops", action="store_true", help="also store the crop JPEG (q90) and every box")
+    ap.add_argument("--runtime", choices=["ort", "openvino-f32", "openvino-bf16"], default="ort", help="the runtime imgfeat's row uses, for like with like")
     a = ap.parse_args()
     files = images(a.dir)
     if a.mode == "index" and a.db:
@@ -117,16 +120,16 @@ def main():
         if a.mode == "index":
             if not a.db:
                 ap.error("index needs DB")
-            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops) for k in range(a.procs)]
+            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops, a.runtime) for k in range(a.procs)]
             n = sum(pool.map(index_part, parts))
             secs = time.perf_counter() - t0
             rate = n / secs
         else:
-            parts = [(files[:64], a.seconds, a.detector, a.backbone)] * a.procs
+            parts = [(files[:64], a.seconds, a.detector, a.backbone, a.runtime)] * a.procs
             res = pool.map(ceiling_part, parts)
             n, secs = sum(r[0] for r in res), max(r[1] for r in res)
             rate = sum(r[0] / r[1] for r in res)
-    print(json.dumps({"mode": a.mode, "procs": a.procs, "images": n, "seconds": round(secs, 2), "images_per_second": round(rate, 2)}))
+    print(json.dumps({"mode": a.mode, "runtime": a.runtime, "procs": a.procs, "images": n, "seconds": round(secs, 2), "images_per_second": round(rate, 2)}))
 
 
 if __name__ == "__main__":

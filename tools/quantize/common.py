@@ -171,3 +171,29 @@ def session(path, threads=1, **extra):
     for k, v in extra.items():
         setattr(so, k, v)
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+class OpenVinoSession:
+    """An ONNX file on OpenVINO's CPU plugin, one stream of `threads` threads (imgfeat's
+    `[pipeline.runtime] backend = "openvino"` layout), answering onnxruntime's
+    `run(names, feeds)`."""
+
+    def __init__(self, path, precision, threads=1):
+        import openvino as ov
+
+        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+        self.model = ov.Core().compile_model(path, "CPU", config)
+        self.request = self.model.create_infer_request()
+        self.names = [o.get_any_name() for o in self.model.outputs]
+
+    def run(self, names, feeds):
+        out = self.request.infer({0: next(iter(feeds.values()))})
+        by_name = {o.get_any_name(): out[o] for o in self.model.outputs}
+        return [by_name[n] for n in (names or self.names)]
+
+
+def runtime_session(path, runtime, threads=1):
+    """`ort`, `openvino-f32` or `openvino-bf16`, as imgfeat's [pipeline.runtime]."""
+    if runtime == "ort":
+        return session(path, threads)
+    return OpenVinoSession(path, runtime.split("-", 1)[1], threads)

@@ -17,7 +17,10 @@ Per candidate pair (detector, backbone of one calibration method), per image:
   in interleaved rounds (median).
 
 A candidate is a tag (the files *_int8_TAG.onnx) or DETTAG+BBTAG (one candidate's
-detector with another's backbone).
+detector with another's backbone), optionally run on another runtime: RUNTIME:TAG, with
+RUNTIME `openvino-f32` or `openvino-bf16` (imgfeat's [pipeline.runtime]) and TAG `fp32`
+for the fp32 files themselves (e.g. `openvino-bf16:fp32,openvino-f32:vnni`). The
+reference stays the fp32 files on onnxruntime.
 """
 
 import argparse
@@ -69,8 +72,8 @@ def speed(models, rounds=8):
     machine state); the median over rounds, and the 1-minute load before and after."""
     rng = np.random.default_rng(0)
     runs = []
-    for name, path, w, h in models:
-        s = common.session(path, threads=1)
+    for name, path, w, h, runtime in models:
+        s = common.runtime_session(path, runtime, threads=1)
         x = rng.uniform(0, 255, (8, h, w, 3)).astype(np.float32)
         s.run(None, {"images": x})
         runs.append((name, s, x))
@@ -102,13 +105,17 @@ def main():
     _, held = common.split(common.list_photos())
     fp_det, fp_bb = common.session(det_m.onnx, 2), common.session(bb_m.onnx, 2)
     cands = {}
+    runtimes = {}
     for method in a.methods.split(","):
+        runtime, tags = method.split(":", 1) if ":" in method else ("ort", method)
         # DET+BB pairs one candidate's detector with another's backbone.
-        dt, bt = method.split("+") if "+" in method else (method, method)
-        d = os.path.join(a.candidates, f"ssd_mobilenetv2_oidv4_24cls_int8_{dt}.onnx")
-        b = os.path.join(a.candidates, f"efficientnet_lite0_imagenet_int8_{bt}.onnx")
+        dt, bt = tags.split("+") if "+" in tags else (tags, tags)
+        file = lambda model, m, tag: m.onnx if tag == "fp32" else os.path.join(a.candidates, f"{model}_int8_{tag}.onnx")
+        d = file("ssd_mobilenetv2_oidv4_24cls", det_m, dt)
+        b = file("efficientnet_lite0_imagenet", bb_m, bt)
         if os.path.exists(d) and os.path.exists(b):
-            cands[method] = (d, b, common.session(d, 2), common.session(b, 2))
+            cands[method] = (d, b, common.runtime_session(d, runtime, 2), common.runtime_session(b, runtime, 2))
+            runtimes[method] = runtime
     stats = {m: {"agree": 0, "disagree": {}, "e2e": [], "bb": [], "cos": [], "codes": []} for m in cands}
     fp_codes, groups = [], []
     n = noise_agree = 0
@@ -145,9 +152,9 @@ def main():
     if a.noise_floor and n:
         report["fp32_noise_main_object_agree"] = noise_agree / n
     if not a.no_speed:
-        models = [("fp32/detector", det_m.onnx, 300, 300), ("fp32/backbone", bb_m.onnx, 224, 224)]
+        models = [("fp32/detector", det_m.onnx, 300, 300, "ort"), ("fp32/backbone", bb_m.onnx, 224, 224, "ort")]
         for m, (d, b, _, _) in cands.items():
-            models += [(f"{m}/detector", d, 300, 300), (f"{m}/backbone", b, 224, 224)]
+            models += [(f"{m}/detector", d, 300, 300, runtimes[m]), (f"{m}/backbone", b, 224, 224, runtimes[m])]
         ms, load = speed(models, a.speed_rounds)
         report["speed_load1"] = load
         report["fp32_ms"] = {"detector": ms["fp32/detector"], "backbone": ms["fp32/backbone"]}
