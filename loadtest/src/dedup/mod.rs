@@ -31,18 +31,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use imgfeat_amqp::EventExchange;
-use imgfeat_bench::procfs::{self, LoadAvg};
+use imgfeat_bench::procfs;
 use imgfeat_bench::{Knobs, corpus};
 use imgfeat_core::message::DuplicateFound;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
 use imgfeat_store::SqliteStore;
-use serde::Serialize;
 
 use crate::arrivals::Rng;
-use crate::fleet::{self, Fleet, FleetConfig, Service, ServiceUsage, binary, free_port};
-use crate::stats::percentile;
+use crate::fleet::{self, Fleet, FleetConfig, Service, binary, free_port};
 use crate::stored_events::{self, StoredEvents};
+
+mod report;
+mod timing;
+
+use report::{DedupReport, cpu_model, print};
+use timing::{Latency, Timed, handled_events, metric, time_uploads};
 
 /// The copy configuration (docs/concepts.md, "Main object or whole image").
 const DETECTOR: &str = "ssd_mobilenetv2_oidv4_24cls_whole_image.toml";
@@ -100,68 +104,6 @@ pub struct DedupArgs {
     json: Option<PathBuf>,
 }
 
-/// One upload's times from its code-stored event, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Timed {
-    /// To its duplicate-found event, when the search announced one.
-    pub found: Option<f64>,
-    /// To the first scrape showing the search had handled it.
-    pub handled: Option<f64>,
-}
-
-impl Timed {
-    /// The measured latency: the duplicate-found event if any, else handled.
-    pub fn latency(&self) -> Option<f64> {
-        self.found.or(self.handled)
-    }
-}
-
-/// Per code-stored event, in the order the driver saw them (`stored`: image ID and
-/// seconds since any fixed instant, sorted by time): the time to its duplicate-found
-/// event (`found`, same clock), and to the first sample of the search's handled-events
-/// counter (`handled`: time and count since the first upload, sorted by time) that
-/// covers it: the k-th event is handled once the count reaches k.
-pub fn time_uploads(
-    stored: &[(u64, f64)],
-    found: &HashMap<u64, f64>,
-    handled: &[(f64, u64)],
-) -> Vec<Timed> {
-    stored
-        .iter()
-        .enumerate()
-        .map(|(k, (id, at))| {
-            let i = handled.partition_point(|(_, count)| *count < k as u64 + 1);
-            Timed {
-                found: found.get(id).map(|f| (f - at).max(0.0)),
-                handled: handled.get(i).map(|(t, _)| (t - at).max(0.0)),
-            }
-        })
-        .collect()
-}
-
-/// Events the search has handled, from its `/metrics` text (sent back to be applied
-/// again, `failed`, is not handled).
-pub fn handled_events(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("imgfeat_search_events_total{"))
-        .filter(|l| {
-            ["inserted", "other_shard", "other_version"]
-                .iter()
-                .any(|r| l.contains(&format!("result=\"{r}\"")))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
-
-/// The value of an unlabelled series in `/metrics` text (0 when absent).
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 /// `code` with `d` distinct bits flipped.
 fn flip(code: &[u8], d: u32, rng: &mut Rng) -> Vec<u8> {
     let mut out = code.to_vec();
@@ -174,78 +116,6 @@ fn flip(code: &[u8], d: u32, rng: &mut Rng) -> Vec<u8> {
         }
     }
     out
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Latency {
-    pub count: usize,
-    pub ms_p50: Option<f64>,
-    pub ms_p90: Option<f64>,
-    pub ms_p99: Option<f64>,
-    pub ms_max: Option<f64>,
-    /// Of them, within 1 s.
-    pub within_1s: usize,
-}
-
-impl Latency {
-    fn of(mut ms: Vec<f64>) -> Self {
-        ms.sort_by(f64::total_cmp);
-        Self {
-            count: ms.len(),
-            ms_p50: percentile(&ms, 0.50),
-            ms_p90: percentile(&ms, 0.90),
-            ms_p99: percentile(&ms, 0.99),
-            ms_max: ms.last().copied(),
-            within_1s: ms.iter().filter(|&&m| m <= 1000.0).count(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct DedupReport {
-    pub code_version: String,
-    pub radius: u32,
-    pub codes_preloaded: usize,
-    pub planted: usize,
-    pub preload_seconds: f64,
-    /// From the search's start to its /readyz (the load of the whole store).
-    pub search_load_seconds: f64,
-    pub rate: f64,
-    pub seconds: f64,
-    pub uploads: usize,
-    pub coded: usize,
-    /// Uploads whose code-stored event the driver saw.
-    pub announced: usize,
-    /// Code-stored event -> duplicate-found event.
-    pub duplicates: Latency,
-    /// Code-stored event -> handled by the search, for uploads with no duplicate.
-    pub no_duplicate: Latency,
-    /// Both together: every upload, whichever came.
-    pub all: Latency,
-    /// Code-stored event -> handled by the search, every upload (a check of the
-    /// counter's timing against the duplicate-found events).
-    pub handled: Latency,
-    /// Announced uploads neither announced as duplicates nor seen handled.
-    pub untimed: usize,
-    /// The search's counters at the end: pairs found, codes held.
-    pub pairs_found: u64,
-    pub index_codes: u64,
-    pub poll_ms: u64,
-    pub pipeline: Knobs,
-    pub services: Vec<ServiceUsage>,
-    pub machine: Option<String>,
-    pub cpus: usize,
-    pub load_start: Option<LoadAvg>,
-    pub load_end: Option<LoadAvg>,
-}
-
-fn cpu_model() -> Option<String> {
-    std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    })
 }
 
 pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
@@ -660,126 +530,9 @@ async fn delete_queues(url: &str, prefix: &str, version: &ModelVersion) -> anyho
     Ok(())
 }
 
-pub fn print(r: &DedupReport) {
-    let load = |l: &Option<LoadAvg>| {
-        l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let ms = |v: Option<f64>| {
-        v.map(|v| format!("{v:.0} ms"))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let lat = |l: &Latency| {
-        format!(
-            "p50 {}, p90 {}, p99 {}, max {} ({} uploads, {} within 1 s)",
-            ms(l.ms_p50),
-            ms(l.ms_p90),
-            ms(l.ms_p99),
-            ms(l.ms_max),
-            l.count,
-            l.within_1s
-        )
-    };
-    println!(
-        "imgfeat dedup load test: {} random codes + {} planted copies, {} at radius {}",
-        r.codes_preloaded, r.planted, r.code_version, r.radius
-    );
-    println!("  pipeline  {}", r.pipeline);
-    println!(
-        "  catalogue pre-loaded in {:.1} s; imgfeat-search loaded it in {:.1} s",
-        r.preload_seconds, r.search_load_seconds
-    );
-    println!(
-        "  uploads   {} at {:.1}/s (Poisson) for {:.0} s: {} coded, {} announced, {} untimed",
-        r.uploads, r.rate, r.seconds, r.coded, r.announced, r.untimed
-    );
-    println!(
-        "  duplicate code-stored -> duplicate-found: {}",
-        lat(&r.duplicates)
-    );
-    println!(
-        "  no dup    code-stored -> handled (search's events counter scraped every {} ms): {}",
-        r.poll_ms,
-        lat(&r.no_duplicate)
-    );
-    println!("  all       {}", lat(&r.all));
-    println!(
-        "  check     code-stored -> handled, every upload: {}",
-        lat(&r.handled)
-    );
-    println!(
-        "  search    {} near-duplicate pairs announced; {} codes held at the end",
-        r.pairs_found, r.index_codes
-    );
-    for s in &r.services {
-        println!(
-            "  {:<18} cpu {:>6.1} s, peak RSS {}",
-            s.name,
-            s.cpu_seconds.unwrap_or(0.0),
-            s.peak_rss_mib
-                .map(|m| format!("{m:.0} MiB"))
-                .unwrap_or_else(|| "n/a".into())
-        );
-    }
-    println!(
-        "  machine   {} ({} CPUs)",
-        r.machine.as_deref().unwrap_or("n/a"),
-        r.cpus
-    );
-    println!(
-        "  load      {} at the first upload, {} at the end",
-        load(&r.load_start),
-        load(&r.load_end)
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_duplicate_is_timed_by_its_event_the_rest_by_the_counter_in_order() {
-        // Three events seen at 1.0, 1.1, 1.2 s; the second has a duplicate-found event.
-        let stored = [(7, 1.0), (8, 1.1), (9, 1.2)];
-        let found = HashMap::from([(8, 1.4)]);
-        // The counter: 1 at 1.05 s, 3 at 1.5 s (the scrape missed 2).
-        let handled = [(1.05, 1), (1.5, 3)];
-        let t = time_uploads(&stored, &found, &handled);
-        let ms = |v: Option<f64>| v.map(|s| (s * 1e3).round());
-        let got: Vec<_> = t
-            .iter()
-            .map(|t| (ms(t.found), ms(t.handled), ms(t.latency())))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (None, Some(50.0), Some(50.0)),
-                (Some(300.0), Some(400.0), Some(300.0)),
-                (None, Some(300.0), Some(300.0)),
-            ]
-        );
-        // Never handled: untimed.
-        let t = time_uploads(&stored, &HashMap::new(), &[(1.05, 1)]);
-        assert_eq!(t.iter().filter(|t| t.latency().is_none()).count(), 2);
-    }
-
-    #[test]
-    fn only_handled_results_count() {
-        let text = "# HELP imgfeat_search_events_total x\n\
-            imgfeat_search_events_total{result=\"inserted\"} 5\n\
-            imgfeat_search_events_total{result=\"other_shard\"} 2\n\
-            imgfeat_search_events_total{result=\"failed\"} 4\n\
-            imgfeat_search_event_lag_seconds 0.1\n";
-        assert_eq!(handled_events(text), 7);
-        assert_eq!(metric(text, "imgfeat_search_event_lag_seconds"), 0);
-        assert_eq!(
-            metric(
-                "imgfeat_search_index_codes 12\n",
-                "imgfeat_search_index_codes"
-            ),
-            12
-        );
-    }
 
     #[test]
     fn flip_changes_exactly_d_bits() {
