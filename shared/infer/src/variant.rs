@@ -15,10 +15,9 @@ use imgfeat_imaging::DecodeLimits;
 use imgfeat_model::{Detector, Extractor};
 use imgfeat_pipeline::PipelineSettings;
 use imgfeat_pipeline::cpu_pool::CpuPool;
-use imgfeat_pipeline::detect_stage::{RecordSpec, build_record, detector_input};
-use imgfeat_pipeline::extract_stage::pixels_tensor;
 use imgfeat_pipeline::model_thread::ModelThread;
 use imgfeat_pipeline::parts::{self, LoadError};
+use imgfeat_pipeline::recipe::{RecordSpec, build_record, detector_input, pixels_tensor};
 use tokio::time::Instant;
 
 use crate::batcher::{Batcher, Dropped};

@@ -14,8 +14,8 @@ use imgfeat_core::{BinaryCode, CropRect, ImageId};
 use imgfeat_imaging::{DecodeLimits, RgbImage};
 use imgfeat_model::{Detector, Extractor};
 use imgfeat_pipeline::PipelineSettings;
-use imgfeat_pipeline::detect_stage::{RecordSpec, build_record};
 use imgfeat_pipeline::parts;
+use imgfeat_pipeline::recipe::{RecordSpec, build_record};
 
 type Error = Box<dyn std::error::Error>;
 

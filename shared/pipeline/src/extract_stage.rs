@@ -1,7 +1,7 @@
 //! The extractor worker: crop -> batch -> backbone + hash head -> persist -> ack.
 //!
 //! The crop arrives inside the job, already stretched to the backbone's input from the
-//! original image, losslessly (see `detect_stage::build_record`), in one process and
+//! original image, losslessly (see `recipe::build_record`), in one process and
 //! across the broker alike, so both give the reference's codes. Version 2 jobs carried
 //! a JPEG of it instead: their detector versions' codes were made from it, so it is still
 //! read for them. A job without a crop (an older detector) or of another size (a detector
@@ -29,6 +29,7 @@ use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::model_load::Busy;
 use crate::model_thread::ModelThread;
+use crate::recipe::{crop_jpeg_tensor, pixels_tensor};
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
 
@@ -345,26 +346,4 @@ impl ExtractorStage {
                 .await;
         }
     }
-}
-
-/// The backbone's input tensor from a schema-2 job's crop JPEG, already stretched to its
-/// `input` size; `Err(size)` when the crop is another size.
-pub fn crop_jpeg_tensor(
-    jpeg: &[u8],
-    limits: &DecodeLimits,
-    input: (u32, u32),
-) -> Result<Result<Vec<f32>, (u32, u32)>, FailureReason> {
-    let image = imgfeat_imaging::decode_rgb(jpeg, limits).map_err(|e| e.reason())?;
-    if image.dimensions() != input {
-        return Ok(Err(image.dimensions()));
-    }
-    pixels_tensor(image.as_raw()).map(Ok)
-}
-
-/// The backbone's input tensor from the pixels an extract job carries, in the workers
-/// and in `imgfeat-serve` alike.
-pub fn pixels_tensor(rgb: &[u8]) -> Result<Vec<f32>, FailureReason> {
-    let mut tensor = vec![0f32; rgb.len()];
-    imgfeat_imaging::rgb_to_tensor(rgb, &mut tensor).map_err(|e| e.reason())?;
-    Ok(tensor)
 }

@@ -18,7 +18,7 @@ pub mod model_load;
 pub mod model_thread;
 pub mod parts;
 mod per_item;
-pub mod search;
+pub mod recipe;
 pub mod settings;
 mod settle;
 

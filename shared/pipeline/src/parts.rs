@@ -166,7 +166,7 @@ pub fn detector_stage(
             ..settings.detector.clone()
         },
         events,
-        build_record: crate::detect_stage::build_record,
+        build_record: crate::recipe::build_record,
         cancelled: None,
     }
 }

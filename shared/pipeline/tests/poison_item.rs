@@ -14,9 +14,9 @@ use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, S
 use imgfeat_core::{Detection, DetectionRecord, FailureKind, FailureReason, ImageId};
 use imgfeat_imaging::RgbImage;
 use imgfeat_pipeline::chain::Downstream;
-use imgfeat_pipeline::detect_stage::{RecordSpec, build_record};
 use imgfeat_pipeline::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::parts::{self, StageAdapters};
+use imgfeat_pipeline::recipe::{RecordSpec, build_record};
 use imgfeat_pipeline::{Event, EventSink, Events, PipelineSettings, Worker, shutdown_pair};
 use imgfeat_store::SqliteStore;
 

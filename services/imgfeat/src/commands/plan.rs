@@ -175,7 +175,7 @@ fn capped_len(jpeg: &[u8], cap: u32) -> Option<usize> {
     }
     let whole = imgfeat_core::CropRect::whole(img.width(), img.height());
     let quality = imgfeat_pipeline::detect_stage::DetectorStageConfig::default().crop_jpeg_quality;
-    imgfeat_pipeline::detect_stage::stored_crop(&img, whole, quality, Some(cap))
+    imgfeat_pipeline::recipe::stored_crop(&img, whole, quality, Some(cap))
         .ok()
         .map(|v| v.len())
 }
