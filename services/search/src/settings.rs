@@ -9,7 +9,7 @@ use imgfeat_app::{SearchSettings, SettingsError, load_settings};
 pub use imgfeat_http::{HttpSettings, TelemetrySettings};
 use imgfeat_infer::EngineSettings;
 use imgfeat_pipeline::PipelineSettings;
-use imgfeat_pipeline::search::RadiusMethod;
+use imgfeat_search::store_loader::RadiusMethod;
 use serde::{Deserialize, Serialize};
 
 use crate::shard::ShardSpec;

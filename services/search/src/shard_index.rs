@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use imgfeat_core::ModelVersion;
 use imgfeat_core::ports::ResultStore;
-use imgfeat_pipeline::search::{RadiusIndex, RadiusMethod};
+use imgfeat_search::store_loader::{RadiusIndex, RadiusMethod};
 use imgfeat_search::{HammingIndex, Hit, SearchError};
 
 use crate::shard::ShardSpec;
@@ -94,7 +94,8 @@ impl ShardIndex {
     pub async fn load(&self, store: &dyn ResultStore) -> Result<usize, String> {
         let (spec, method) = (self.spec, self.method);
         let loaded =
-            imgfeat_pipeline::search::load_index(store, &self.version, |id| spec.owns(id.0)).await;
+            imgfeat_search::store_loader::load_index(store, &self.version, |id| spec.owns(id.0))
+                .await;
         let (next, outcome) = match loaded {
             Ok(index) => {
                 let n = index.as_ref().map_or(0, |i| i.len());
@@ -164,7 +165,7 @@ impl ShardIndex {
             State::Ready(None) => return Ok(Vec::new()),
             State::Loading | State::Failed(_) => return Err(QueryError::Loading),
         };
-        Ok(imgfeat_pipeline::search::neighbours(
+        Ok(imgfeat_search::store_loader::neighbours(
             index.as_ref(),
             code,
             q.k,

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
-use imgfeat_pipeline::search::{RadiusMethod, dedup_groups, load_index};
+use imgfeat_search::store_loader::{RadiusMethod, dedup_groups, load_index};
 use imgfeat_search_service::shard::ShardSpec;
 use imgfeat_search_service::shard_index::{ShardIndex, ShardQuery};
 use imgfeat_store::SqliteStore;

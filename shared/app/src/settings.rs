@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::layers::load_settings;
 
 use imgfeat_pipeline::PipelineSettings;
-use imgfeat_pipeline::search::RadiusMethod;
+use imgfeat_search::store_loader::RadiusMethod;
 use serde::{Deserialize, Serialize};
 
 use crate::logging::LogSettings;

@@ -24,6 +24,7 @@ mod persist;
 mod popcount;
 mod recall;
 mod scan;
+pub mod store_loader;
 mod topk;
 
 pub use approx::{ApproxMultiIndex, DEFAULT_EDGE_RECALL};

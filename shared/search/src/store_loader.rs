@@ -5,12 +5,12 @@
 //! copy detection on 128-bit codes (R = 27), the approximate probe per query and the
 //! banded join for a whole-catalogue dedup.
 
-use imgfeat_core::ports::{ResultStore, ScanCursor, StoreError};
-use imgfeat_core::{CodeRecord, ImageId, ModelVersion};
-use imgfeat_search::{
+use crate::{
     ApproxMultiIndex, DEFAULT_EDGE_RECALL, DuplicateGroup, HammingIndex, Hit, MultiIndex,
     SearchError, duplicate_groups, duplicate_groups_banded,
 };
+use imgfeat_core::ports::{ResultStore, ScanCursor, StoreError};
+use imgfeat_core::{CodeRecord, ImageId, ModelVersion};
 use serde::{Deserialize, Serialize};
 
 /// Codes per page of a scan: large enough that SQLite and CQL pages amortise their round
@@ -275,7 +275,7 @@ mod tests {
             MultiIndex::build(128, codes.iter().map(|(id, c)| (*id, c.as_slice()))).unwrap(),
             RadiusMethod::Auto,
         );
-        let mut scan = imgfeat_search::LinearScan::new(128).unwrap();
+        let mut scan = crate::LinearScan::new(128).unwrap();
         for (id, c) in &codes {
             scan.insert(*id, c).unwrap();
         }

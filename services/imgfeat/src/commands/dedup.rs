@@ -12,7 +12,7 @@ use anyhow::Context;
 use imgfeat_app::AppSettings;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{ImageId, ModelVersion};
-use imgfeat_pipeline::search::dedup_groups;
+use imgfeat_search::store_loader::dedup_groups;
 use imgfeat_search::{DuplicateGroup, HammingIndex};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;

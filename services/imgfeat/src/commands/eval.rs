@@ -153,7 +153,7 @@ async fn evaluate_version(
     );
 
     let mut codes: HashMap<u64, Vec<u8>> = HashMap::new();
-    imgfeat_pipeline::search::scan_codes(store.as_ref(), &version, |page| {
+    imgfeat_search::store_loader::scan_codes(store.as_ref(), &version, |page| {
         for rec in page {
             codes.insert(rec.image_id.0, rec.code.as_bytes().to_vec());
         }

@@ -56,7 +56,7 @@ pub async fn open(
 }
 
 async fn scan(store: &OpenStore, version: &ModelVersion) -> anyhow::Result<Option<MultiIndex>> {
-    imgfeat_pipeline::search::load_index(store.results.as_ref(), version, |_| true)
+    imgfeat_search::store_loader::load_index(store.results.as_ref(), version, |_| true)
         .await
         .map_err(|e| anyhow::anyhow!("loading the codes of {version}: {e}"))
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 use imgfeat_core::ImageId;
-use imgfeat_pipeline::search::RadiusIndex;
 use imgfeat_search::HammingIndex;
+use imgfeat_search::store_loader::RadiusIndex;
 use serde::Serialize;
 
 use super::probe;
@@ -103,7 +103,7 @@ pub async fn run(
         .map(|r| index.as_ref().map_or(r, |i| i.certified_for(r)));
     tracing::debug!(?method, ?certified_radius, "searching");
     let hits = match &index {
-        Some(index) => imgfeat_pipeline::search::neighbours(
+        Some(index) => imgfeat_search::store_loader::neighbours(
             index,
             probe.code.as_bytes(),
             args.k,
