@@ -15,19 +15,7 @@ impl PathRegistry for SqlitePathRegistry {
         &self,
         paths: &[String],
     ) -> Result<Vec<Result<ImageId, PathIdConflict>>, StoreError> {
-        Ok(self
-            .0
-            .register_paths(paths)
-            .await?
-            .into_iter()
-            .map(|r| {
-                r.map_err(|c| PathIdConflict {
-                    path: c.path,
-                    id: c.id,
-                    other: c.other,
-                })
-            })
-            .collect())
+        self.0.register_paths(paths).await
     }
 
     async fn path_of(&self, id: ImageId) -> Result<Option<String>, StoreError> {

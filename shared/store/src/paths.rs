@@ -24,15 +24,8 @@ pub const FIRST_ASSIGNED_ID: u64 = 1 << 52;
 /// Assigned IDs stay below this: the largest range a JSON reader's double holds exactly.
 const JSON_EXACT_END: u64 = 1 << 53;
 
-/// Two different paths that would stand for the same image ID.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("path {path:?} would get image ID {id}, which already belongs to {other:?}")]
-pub struct PathIdConflict {
-    pub path: String,
-    pub id: ImageId,
-    /// The path registered earlier with that ID.
-    pub other: String,
-}
+/// Two different paths that would stand for the same image ID: the port's own type.
+pub use imgfeat_core::ports::PathIdConflict;
 
 /// The ID a path's file stem names: all ASCII digits, fitting a u64.
 pub fn numeric_stem(path: &str) -> Option<u64> {

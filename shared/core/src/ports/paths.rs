@@ -5,10 +5,11 @@ use crate::ports::StoreError;
 
 /// Two files that would share one image ID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: image ID {id} is already used by {other}")]
+#[error("path {path:?} would get image ID {id}, which already belongs to {other:?}")]
 pub struct PathIdConflict {
     pub path: String,
     pub id: ImageId,
+    /// The path registered earlier with that ID.
     pub other: String,
 }
 
