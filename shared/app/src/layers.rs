@@ -130,12 +130,17 @@ fn environment_layer(
     let mut env = config::Environment::with_prefix("IMGFEAT")
         .prefix_separator("_")
         .separator("__")
-        .list_separator(",")
         .try_parsing(true);
     let mut lists = Vec::new();
     list_keys(tree, "", &mut lists);
-    for key in lists {
-        env = env.with_list_parse_key(&key);
+    // With a list separator and no key named as a list, `config` splits EVERY variable
+    // into a list (a settings type without lists, such as the load test's, then reads
+    // `backend = ["openvino"]`): the separator only comes with the keys it is for.
+    if !lists.is_empty() {
+        env = env.list_separator(",");
+        for key in lists {
+            env = env.with_list_parse_key(&key);
+        }
     }
     Ok(env.source(Some(kept)))
 }
@@ -334,6 +339,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.store.cql.nodes, ["a:9042", "b:9042"]);
         assert_eq!(s.amqp.retry_delays_ms, [10, 20, 30]);
+    }
+
+    #[test]
+    fn settings_without_lists_read_every_variable_as_one_value() {
+        #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+        #[serde(default)]
+        struct PipelineOnly {
+            pipeline: imgfeat_pipeline::PipelineSettings,
+        }
+        let s: PipelineOnly = settings_from_vars(vars(&[
+            ("IMGFEAT_PIPELINE__RUNTIME__BACKEND", "openvino"),
+            ("IMGFEAT_PIPELINE__RUNTIME__PRECISION", "bf16"),
+            ("IMGFEAT_PIPELINE__DECODE__THREADS", "3"),
+        ]))
+        .unwrap();
+        let runtime = s.pipeline.runtime;
+        assert_eq!(runtime.backend, imgfeat_model::Backend::Openvino);
+        assert_eq!(runtime.precision, imgfeat_model::Precision::Bf16);
+        assert_eq!(s.pipeline.decode.threads, 3);
     }
 
     #[test]
