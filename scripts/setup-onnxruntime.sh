@@ -20,29 +20,8 @@ if [ -f "$dest/$LIB" ] && [ -f "$dest/.wheel-sha256" ] && [ "$(cat "$dest/.wheel
   exit 0
 fi
 
-if [ "$(uname -m)" != "x86_64" ] || [ "$(uname -s)" != "Linux" ]; then
-  echo "error: this script installs the linux x86_64 wheel; on $(uname -s)/$(uname -m) set IMGFEAT_ORT_LIB to your own libonnxruntime $ORT_VERSION" >&2
-  exit 1
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-# The platform and Python tags are explicit so the same wheel is chosen whatever Python
-# runs pip; only the shared library inside it is used.
-python3 -m pip download --quiet --no-deps --only-binary=:all: \
-  --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
-  -d "$tmp" "onnxruntime==${ORT_VERSION}"
-got=$(sha256sum "$tmp/$WHEEL" | cut -d' ' -f1)
-if [ "$got" != "$WHEEL_SHA256" ]; then
-  echo "error: $WHEEL has sha256 $got, expected $WHEEL_SHA256" >&2
-  exit 1
-fi
-python3 - "$tmp/$WHEEL" "$dest" "$LIB" <<'PY'
-import sys, zipfile, shutil, os
-wheel, dest, lib = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z, z.open(f"onnxruntime/capi/{lib}") as src, open(os.path.join(dest, lib + ".part"), "wb") as out:
-    shutil.copyfileobj(src, out)
-os.replace(os.path.join(dest, lib + ".part"), os.path.join(dest, lib))
-PY
+# shellcheck source=scripts/lib/pinned-wheel.sh
+. "$root/scripts/lib/pinned-wheel.sh"
+extract_from_wheel onnxruntime "$ORT_VERSION" "$WHEEL" "$WHEEL_SHA256" "$dest" "onnxruntime/capi/$LIB"
 echo "$WHEEL_SHA256" > "$dest/.wheel-sha256"
 echo "installed onnxruntime $ORT_VERSION into $dest"

@@ -28,32 +28,10 @@ if [ -f "$libdir/libopenvino_c.so" ] && [ -f "$dest/.wheel-sha256" ] && [ "$(cat
   exit 0
 fi
 
-if [ "$(uname -m)" != "x86_64" ] || [ "$(uname -s)" != "Linux" ]; then
-  echo "error: this script installs the linux x86_64 wheel; on $(uname -s)/$(uname -m) set IMGFEAT_OPENVINO_DIR to your own OpenVINO $OV_VERSION install folder" >&2
-  exit 1
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary=:all: \
-  --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp \
-  -d "$tmp" "openvino==${OV_VERSION}"
-got=$(sha256sum "$tmp/$WHEEL" | cut -d' ' -f1)
-if [ "$got" != "$WHEEL_SHA256" ]; then
-  echo "error: $WHEEL has sha256 $got, expected $WHEEL_SHA256" >&2
-  exit 1
-fi
-python3 - "$tmp/$WHEEL" "$libdir" $LIBS <<'PY'
-import os, shutil, sys, zipfile
-wheel, libdir, *libs = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z:
-    for lib in libs:
-        part = os.path.join(libdir, lib + ".part")
-        with z.open(f"openvino/libs/{lib}") as src, open(part, "wb") as out:
-            shutil.copyfileobj(src, out)
-        os.chmod(part, 0o755)
-        os.replace(part, os.path.join(libdir, lib))
-PY
+# shellcheck source=scripts/lib/pinned-wheel.sh
+. "$root/scripts/lib/pinned-wheel.sh"
+# shellcheck disable=SC2086 # LIBS is a list of names
+extract_from_wheel openvino "$OV_VERSION" "$WHEEL" "$WHEEL_SHA256" "$libdir" $(printf 'openvino/libs/%s ' $LIBS)
 # The unversioned name is the one the crate's finder looks for.
 ln -sf libopenvino_c.so.2641 "$libdir/libopenvino_c.so"
 echo "$WHEEL_SHA256" > "$dest/.wheel-sha256"
