@@ -274,13 +274,7 @@ async fn run_fleet(
         Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&p)).await??)
     };
 
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("executable folder")?
-            .to_path_buf(),
-    };
+    let bin_dir = crate::fleet::bin_dir(args.bin_dir.as_ref())?;
     let cfg = FleetConfig {
         bin_dir,
         work_dir: work.to_path_buf(),

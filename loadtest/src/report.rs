@@ -91,6 +91,20 @@ pub fn finish(
     })
 }
 
+/// One line per service: its CPU seconds and peak RSS.
+pub fn print_usage(services: &[ServiceUsage]) {
+    for s in services {
+        println!(
+            "  {:<18} cpu {:>6.1} s, peak RSS {}",
+            s.name,
+            s.cpu_seconds.unwrap_or(0.0),
+            s.peak_rss_mib
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+    }
+}
+
 pub fn print(r: &Report) {
     let load = |l: &Option<LoadAvg>| {
         l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
@@ -128,16 +142,7 @@ pub fn print(r: &Report) {
         f.coded,
         f.poll_ms
     );
-    for s in &f.services {
-        println!(
-            "  {:<18} cpu {:>6.1} s, peak RSS {}",
-            s.name,
-            s.cpu_seconds.unwrap_or(0.0),
-            s.peak_rss_mib
-                .map(|m| format!("{m:.0} MiB"))
-                .unwrap_or_else(|| "n/a".into())
-        );
-    }
+    print_usage(&f.services);
     println!(
         "  load      {} -> {} during the fleet run",
         load(&f.load_start),

@@ -193,13 +193,7 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Target> {
     if photos.is_empty() {
         bail!("no photos in {}", dir.display());
     }
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("executable folder")?
-            .to_path_buf(),
-    };
+    let bin_dir = crate::fleet::bin_dir(args.bin_dir.as_ref())?;
     let token = format!("loadtest-{}-{}", std::process::id(), args.seed);
     let token = format!("{token:0<24}");
     let mut child = Command::new(binary(&bin_dir, "imgfeat-serve")?)

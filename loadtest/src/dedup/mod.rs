@@ -45,7 +45,7 @@ use crate::stored_events::{self, StoredEvents};
 mod report;
 mod timing;
 
-use report::{DedupReport, cpu_model, print};
+use report::{DedupReport, print};
 use timing::{Latency, Timed, handled_events, metric, time_uploads};
 
 /// The copy configuration (docs/concepts.md, "Main object or whole image").
@@ -102,6 +102,20 @@ pub struct DedupArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// The search's `/metrics` text.
+async fn metrics_text(probes: &str) -> anyhow::Result<String> {
+    let (_, text) = crate::http::request(
+        probes,
+        None,
+        "GET",
+        "/metrics",
+        None,
+        Duration::from_secs(2),
+    )
+    .await?;
+    Ok(text)
 }
 
 /// `code` with `d` distinct bits flipped.
@@ -232,13 +246,7 @@ async fn run(
     let preload_seconds = started.elapsed().as_secs_f64();
     eprintln!("  {preload_seconds:.1} s");
 
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("executable folder")?
-            .to_path_buf(),
-    };
+    let bin_dir = crate::fleet::bin_dir(args.bin_dir.as_ref())?;
     let search_bin = binary(&bin_dir, "imgfeat-search")?;
     let knobs = Knobs::of(settings);
     let cfg = FleetConfig {
@@ -350,18 +358,8 @@ async fn run(
         |e: &DuplicateFound| e.image_id,
     )
     .await?;
-    let scrape = |probes: String| async move {
-        crate::http::request(
-            &probes,
-            None,
-            "GET",
-            "/metrics",
-            None,
-            Duration::from_secs(2),
-        )
-        .await
-        .map(|(_, text)| handled_events(&text))
-    };
+    let scrape =
+        |probes: String| async move { metrics_text(&probes).await.map(|t| handled_events(&t)) };
     let baseline = scrape(probes.clone()).await?;
     let samples: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -434,17 +432,7 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = sampler.await;
-    let end = crate::http::request(
-        &probes,
-        None,
-        "GET",
-        "/metrics",
-        None,
-        Duration::from_secs(2),
-    )
-    .await
-    .map(|(_, text)| text)
-    .unwrap_or_default();
+    let end = metrics_text(&probes).await.unwrap_or_default();
     let pairs_found = metric(&end, "imgfeat_search_duplicates_found_total");
     let index_codes = metric(&end, "imgfeat_search_index_codes");
     let found = found.finish(&ids).await?;
@@ -486,7 +474,7 @@ async fn run(
         poll_ms: args.poll_ms,
         pipeline: knobs,
         services,
-        machine: cpu_model(),
+        machine: procfs::cpu_model(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_start,
         load_end,

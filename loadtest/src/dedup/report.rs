@@ -45,15 +45,6 @@ pub struct DedupReport {
     pub load_end: Option<LoadAvg>,
 }
 
-pub(super) fn cpu_model() -> Option<String> {
-    std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    })
-}
-
 pub fn print(r: &DedupReport) {
     let load = |l: &Option<LoadAvg>| {
         l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
@@ -105,16 +96,7 @@ pub fn print(r: &DedupReport) {
         "  search    {} near-duplicate pairs announced; {} codes held at the end",
         r.pairs_found, r.index_codes
     );
-    for s in &r.services {
-        println!(
-            "  {:<18} cpu {:>6.1} s, peak RSS {}",
-            s.name,
-            s.cpu_seconds.unwrap_or(0.0),
-            s.peak_rss_mib
-                .map(|m| format!("{m:.0} MiB"))
-                .unwrap_or_else(|| "n/a".into())
-        );
-    }
+    crate::report::print_usage(&r.services);
     println!(
         "  machine   {} ({} CPUs)",
         r.machine.as_deref().unwrap_or("n/a"),

@@ -173,12 +173,7 @@ pub struct Ratio {
 }
 
 fn machine() -> Machine {
-    let model_name = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    });
+    let model_name = procfs::cpu_model();
     Machine {
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())

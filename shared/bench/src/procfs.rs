@@ -16,6 +16,16 @@ pub struct LoadAvg {
     pub fifteen: f64,
 }
 
+/// The CPU's model name (`/proc/cpuinfo`), which every figure names.
+pub fn cpu_model() -> Option<String> {
+    std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    })
+}
+
 pub fn loadavg() -> Option<LoadAvg> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
