@@ -165,7 +165,9 @@ impl Runtime {
             #[cfg(feature = "openvino")]
             Backend::Openvino => Ok(Runtime::Openvino(OpenVinoRuntime::get(settings.precision)?)),
             #[cfg(not(feature = "openvino"))]
-            Backend::Openvino => unreachable!("validate refuses openvino without the feature"),
+            Backend::Openvino => Err(ModelError::Unsupported {
+                message: "this build has no OpenVINO support (cargo feature `openvino`)".into(),
+            }),
         }
     }
 
