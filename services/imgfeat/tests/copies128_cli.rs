@@ -11,9 +11,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{imgfeat_with, repo};
+use imgfeat_core::ModelVersion;
 use imgfeat_core::ports::ResultStore;
-use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
 use imgfeat_store::SqliteStore;
+use imgfeat_testkit::codes::{Rng, code_records, distance};
 use serde_json::Value;
 
 /// The shipped 128-bit head: the configured code version has 128-bit codes.
@@ -26,41 +27,6 @@ const BACKGROUND: u64 = 3_000;
 /// hardest case: the approximate probe finds each with a probability of about 0.8+).
 const NEAR: u64 = 40;
 const EDGE: u64 = 160;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn code(&mut self) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        c[..8].copy_from_slice(&self.next().to_le_bytes());
-        c[8..].copy_from_slice(&self.next().to_le_bytes());
-        c
-    }
-
-    /// `code` with `d` distinct bits flipped.
-    fn copy_at(&mut self, code: &[u8; 16], d: u32) -> [u8; 16] {
-        let mut flipped = BTreeSet::new();
-        while flipped.len() < d as usize {
-            flipped.insert((self.next() % 128) as usize);
-        }
-        let mut out = *code;
-        for bit in flipped {
-            out[bit / 8] ^= 0x80 >> (bit % 8);
-        }
-        out
-    }
-}
-
-fn distance(a: &[u8; 16], b: &[u8; 16]) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
-}
 
 fn env(models: &str, method: &'static str) -> Vec<(&'static str, String)> {
     vec![
@@ -130,24 +96,17 @@ async fn similar_and_dedup_follow_the_radius_method_and_say_which_ran() {
     let path = dir.path().join("store.sqlite3");
 
     let mut rng = Rng(0x5eed_1280_c0de_0027);
-    let probe = rng.code();
+    let probe = rng.code128();
     let mut codes = vec![(PROBE, probe)];
     for id in 0..BACKGROUND {
-        codes.push((1_000 + id, rng.code()));
+        codes.push((1_000 + id, rng.code128()));
     }
     for i in 0..NEAR + EDGE {
         let d = if i < NEAR { (i % 8) as u32 } else { RADIUS };
         codes.push((100_000 + i, rng.copy_at(&probe, d)));
     }
     let store = SqliteStore::open(&path).unwrap();
-    let records: Vec<CodeRecord> = codes
-        .iter()
-        .map(|(id, code)| CodeRecord {
-            image_id: ImageId(*id),
-            model_version: version.clone(),
-            code: BinaryCode::from_bytes(128, code.to_vec()).unwrap(),
-        })
-        .collect();
+    let records = code_records(&version, &codes);
     store.put_codes(&records).await.unwrap();
     drop(store);
     // The scan's answer: every other code within R of the probe.

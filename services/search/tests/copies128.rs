@@ -11,44 +11,21 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use imgfeat_core::ModelVersion;
 use imgfeat_core::ports::ResultStore;
-use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
 use imgfeat_search::store_loader::{RadiusMethod, dedup_groups, load_index};
 use imgfeat_search_service::shard::ShardSpec;
 use imgfeat_search_service::shard_index::{ShardIndex, ShardQuery};
 use imgfeat_store::SqliteStore;
 
 use common::Rng;
+use imgfeat_testkit::codes::{Code128, code_records, distance};
 
 const RADIUS: u32 = 27;
 const BACKGROUND: usize = 20_000;
 const ORIGINALS: usize = 120;
 
-type Code = [u8; 16];
-
-fn random_code(rng: &mut Rng) -> Code {
-    let mut c = [0u8; 16];
-    c[..8].copy_from_slice(&rng.next().to_le_bytes());
-    c[8..].copy_from_slice(&rng.next().to_le_bytes());
-    c
-}
-
-/// `code` with `d` distinct bits flipped, chosen uniformly.
-fn copy_at(rng: &mut Rng, code: &Code, d: u32) -> Code {
-    let mut out = *code;
-    let mut flipped = BTreeSet::new();
-    while flipped.len() < d as usize {
-        flipped.insert((rng.next() % 128) as usize);
-    }
-    for bit in flipped {
-        out[bit / 8] ^= 0x80 >> (bit % 8);
-    }
-    out
-}
-
-fn distance(a: &Code, b: &Code) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
-}
+type Code = Code128;
 
 /// Copy distances shaped like the shipped 128-bit head's held-out copies (half within
 /// 7 bits, most within 20), with a tail out to R and a few just past it.
@@ -76,18 +53,18 @@ fn catalogue(seed: u64) -> Catalogue {
         next_id * 7
     };
     for _ in 0..BACKGROUND {
-        codes.push((id(), random_code(&mut rng)));
+        codes.push((id(), rng.code128()));
     }
     let mut groups = Vec::new();
     for _ in 0..ORIGINALS {
-        let original = random_code(&mut rng);
+        let original = rng.code128();
         let oid = id();
         codes.push((oid, original));
         let mut copies = Vec::new();
         for _ in 0..1 + rng.next() % 3 {
             let d = copy_distance(&mut rng);
             let cid = id();
-            codes.push((cid, copy_at(&mut rng, &original, d)));
+            codes.push((cid, rng.copy_at(&original, d)));
             copies.push((cid, d));
         }
         groups.push((oid, copies));
@@ -102,15 +79,7 @@ fn version() -> ModelVersion {
 async fn store_of(cat: &Catalogue, dir: &std::path::Path) -> SqliteStore {
     let store = SqliteStore::open(&dir.join("codes.sqlite3")).unwrap();
     let version = version();
-    let records: Vec<CodeRecord> = cat
-        .codes
-        .iter()
-        .map(|(id, code)| CodeRecord {
-            image_id: ImageId(*id),
-            model_version: version.clone(),
-            code: BinaryCode::from_bytes(128, code.to_vec()).unwrap(),
-        })
-        .collect();
+    let records = code_records(&version, &cat.codes);
     for page in records.chunks(2_000) {
         store.put_codes(page).await.unwrap();
     }
@@ -205,7 +174,7 @@ async fn a_shard_finds_planted_copies_at_radius_27_and_never_a_code_beyond_it() 
 
     // A copy that arrives after the load (a code-stored event) is found the same way.
     let (original, _) = cat.groups[0];
-    let late = copy_at(&mut Rng(5), &code_of[&original], 6);
+    let late = Rng(5).copy_at(&code_of[&original], 6);
     auto.insert(1, &late, 128).unwrap();
     let hits = auto
         .query(

@@ -6,6 +6,7 @@
 //! ([`openapi`]), and the CQL node of the CQL tests ([`cql`]). A dev-dependency only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod codes;
 pub mod cql;
 pub mod openapi;
 

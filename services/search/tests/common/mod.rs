@@ -13,18 +13,7 @@ pub const TOKEN: &str = "search-test-token-0123456789";
 /// A shard running in this process (`api`, `probes`, `stop`, `task`).
 pub type Shard = imgfeat_testkit::Running;
 
-/// A small deterministic generator (SplitMix64), so the data is the same every run.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+pub use imgfeat_testkit::codes::Rng;
 
 /// A shard of the store at `store`; image queries off (these shards need no model).
 pub fn settings(
