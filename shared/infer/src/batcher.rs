@@ -8,9 +8,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use imgfeat_exec::model_load::{Busy, ModelLoad};
 use imgfeat_pipeline::BatchPolicy;
 use imgfeat_pipeline::batch_runs::run_batches;
-use imgfeat_pipeline::model_load::{Busy, ModelLoad};
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use imgfeat_pipeline::cpu_pool::CpuPool;
+use imgfeat_exec::cpu_pool::CpuPool;
 use imgfeat_pipeline::parts::{self, LoadError};
 
 use crate::metrics::BatchMetrics;

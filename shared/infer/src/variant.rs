@@ -14,8 +14,8 @@ use imgfeat_core::{
 use imgfeat_imaging::DecodeLimits;
 use imgfeat_model::{Detector, Extractor};
 use imgfeat_pipeline::PipelineSettings;
-use imgfeat_pipeline::cpu_pool::CpuPool;
-use imgfeat_pipeline::model_thread::ModelThread;
+use imgfeat_exec::cpu_pool::CpuPool;
+use imgfeat_exec::model_thread::ModelThread;
 use imgfeat_pipeline::parts::{self, LoadError};
 use imgfeat_pipeline::recipe::{RecordSpec, build_record, detector_input, pixels_tensor};
 use tokio::time::Instant;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::batcher::{Batch, BatchPolicy, next_batch};
-use crate::model_load::{Busy, ModelLoad};
+use imgfeat_exec::model_load::{Busy, ModelLoad};
 
 /// Runs `run(items, busy)` for every batch collected from `rx`, on as many tasks at once
 /// as the model has workers; returns once `rx` has ended and every batch has finished.

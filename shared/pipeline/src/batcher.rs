@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::{Event, Events, Worker};
-use crate::model_load::ModelLoad;
+use imgfeat_exec::model_load::ModelLoad;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

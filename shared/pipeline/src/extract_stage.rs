@@ -24,14 +24,14 @@ use tokio::sync::mpsc;
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
 use crate::batcher::report_closed;
-use crate::cpu_pool::CpuPool;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
-use crate::model_load::Busy;
-use crate::model_thread::ModelThread;
 use crate::recipe::{crop_jpeg_tensor, pixels_tensor};
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
+use imgfeat_exec::cpu_pool::CpuPool;
+use imgfeat_exec::model_load::Busy;
+use imgfeat_exec::model_thread::ModelThread;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -10,11 +10,11 @@ use imgfeat_model::{
 };
 
 use crate::chain::Downstream;
-use crate::cpu_pool::CpuPool;
+use imgfeat_exec::cpu_pool::CpuPool;
 use crate::detect_stage::DetectorStage;
 use crate::events::Events;
 use crate::extract_stage::ExtractorStage;
-use crate::model_thread::ModelThread;
+use imgfeat_exec::model_thread::ModelThread;
 use crate::settings::PipelineSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +24,9 @@ pub enum LoadError {
     #[error(transparent)]
     Model(#[from] imgfeat_model::ModelError),
     #[error(transparent)]
-    Thread(#[from] crate::model_thread::ModelThreadError),
+    Thread(#[from] imgfeat_exec::model_thread::ModelThreadError),
     #[error(transparent)]
-    Pool(#[from] crate::cpu_pool::PoolError),
+    Pool(#[from] imgfeat_exec::cpu_pool::PoolError),
 }
 
 pub struct DetectorParts {
