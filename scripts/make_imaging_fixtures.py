@@ -5,6 +5,9 @@
 pil/   Pillow's BILINEAR resizes of real photos (whole image to 300x300 and 224x224, and a
        centre region cropped then resized to 224x224, as the reference pipeline slices
        then resizes), saved as lossless PNGs, plus manifest.txt describing each.
+draft/ Pillow's shrink-on-load decodes (`draft("RGB", (300, 300))`, 1/2 and 1/8 scaled
+       JPEG decodes) of a photo and of a large JPEG made from it, as lossless PNGs, plus
+       manifest.txt describing each.
 odd/   Small images in forms our own encoders cannot make (CMYK JPEG, EXIF-rotated JPEG,
        16-bit PNG, ...), each with `<name>.expected.png`: what the reference decoder
        gives for it (PIL `.convert("RGB")`, after `exif_transpose` for orientation).
@@ -71,6 +74,27 @@ def make_pil_resizes():
         f = f"{stem}_centre_224x224.png"
         save_png(im.crop((x, y, x + w, y + h)).resize((224, 224), Image.BILINEAR), os.path.join(out, f))
         lines.append(f"{f} {name} {x} {y} {w} {h} 224 224")
+    with open(os.path.join(out, "manifest.txt"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def make_drafts():
+    out = os.path.join(OUT, "draft")
+    os.makedirs(out, exist_ok=True)
+    # A large JPEG (2400 x 2400: 1/8 at 300 x 300), from the kite stretched: smooth, so
+    # the file stays small.
+    kite = Image.open(os.path.join(PHOTOS, "darknet_kite.jpg")).convert("RGB")
+    kite.resize((2400, 2400), Image.BILINEAR).save(os.path.join(out, "large.jpg"), "JPEG", quality=60)
+    lines = ["# output jpeg target_width target_height shrink (Pillow draft, then convert RGB)"]
+    for path, stem in [(os.path.join(PHOTOS, "darknet_kite.jpg"), "darknet_kite"), (os.path.join(out, "large.jpg"), "large")]:
+        im = Image.open(path)
+        full = im.size
+        im.draft("RGB", (300, 300))
+        shrink = full[0] // im.size[0] if full[0] % im.size[0] == 0 else round(full[0] / im.size[0])
+        f = f"{stem}_draft300.png"
+        save_png(im.convert("RGB"), os.path.join(out, f))
+        rel = os.path.relpath(path, os.path.join(ROOT, "fixtures"))
+        lines.append(f"{f} {rel} 300 300 {shrink}")
     with open(os.path.join(out, "manifest.txt"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -152,6 +176,7 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     write_photo_sizes()
     make_pil_resizes()
+    make_drafts()
     make_odd()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)
     print(f"wrote {OUT}: {total / 1e6:.2f} MB")

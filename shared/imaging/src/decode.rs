@@ -6,6 +6,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use crate::ImagingError;
+use crate::shrink::{Decoded, shrink_factor};
 use crate::turbo;
 
 /// How much input [`decode_rgb`] accepts. Both limits are checked before any pixel
@@ -58,6 +59,28 @@ impl DecodeLimits {
 /// replicated to RGB, CMYK is converted by the JPEG decoder, 16-bit and float samples
 /// are scaled to 8 bits.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImagingError> {
+    decode(bytes, limits, None).map(|d| d.image)
+}
+
+/// [`decode_rgb`], saying what the pixels are of, with optional shrink-on-load: with
+/// `shrink_to` set, a JPEG is decoded at the smallest of 1/8, 1/4, 1/2 and full size that
+/// still covers it on both sides (Pillow's `draft("RGB", shrink_to)`), which saves most
+/// of the decode and of the resize after it for photos several times the model's input.
+/// Other formats, and JPEGs libjpeg-turbo declines, are decoded at full size (`shrink`
+/// 1), as Pillow's draft leaves them.
+pub fn decode_image(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    shrink_to: Option<(u32, u32)>,
+) -> Result<Decoded, ImagingError> {
+    decode(bytes, limits, shrink_to)
+}
+
+fn decode(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    at_least: Option<(u32, u32)>,
+) -> Result<Decoded, ImagingError> {
     if bytes.is_empty() {
         return Err(ImagingError::Empty);
     }
@@ -105,22 +128,44 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Imagi
         tracing::debug!(error = %e, "unreadable EXIF orientation, keeping the image as stored");
         image::metadata::Orientation::NoTransforms
     });
+    use image::metadata::Orientation;
+    let swaps = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let original = if swaps {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    let shrink = at_least.map_or(1, |target| shrink_factor(original, target));
     let turbo = if format == ImageFormat::Jpeg {
-        turbo::decode_rgb(bytes, width, height)
+        turbo::decode_rgb(bytes, width, height, shrink)
     } else {
         None
     };
-    let decoded = match turbo {
-        Some(rgb) => rgb,
-        None => DynamicImage::from_decoder(decoder)
-            .map_err(|e| classify(name, e))?
-            .into_rgb8(),
+    let (decoded, shrink) = match turbo {
+        Some(rgb) => (rgb, shrink),
+        None => (
+            DynamicImage::from_decoder(decoder)
+                .map_err(|e| classify(name, e))?
+                .into_rgb8(),
+            1,
+        ),
     };
 
     // Rotate after the conversion: fewer bytes per pixel to move.
     let mut rgb = DynamicImage::ImageRgb8(decoded);
     rgb.apply_orientation(orientation);
-    Ok(rgb.into_rgb8())
+    Ok(Decoded {
+        image: rgb.into_rgb8(),
+        original,
+        shrink,
+        exif_turned: orientation != Orientation::NoTransforms,
+    })
 }
 
 fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {

@@ -47,3 +47,29 @@ pub fn encode_jpeg_region(
     };
     turbo::encode_rgb(image, quality).map_err(|e| ImagingError::Encode(e.to_string()))
 }
+
+/// A crop cut from a JPEG's own data by [`crop_jpeg_lossless`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LosslessCrop {
+    pub jpeg: Vec<u8>,
+    /// What the crop shows, in the file's pixels: the region asked for, its left and top
+    /// edges moved out to the JPEG's block grid.
+    pub covers: CropRect,
+}
+
+/// `region` of the JPEG `jpeg` cut from its compressed data (libjpeg-turbo's lossless
+/// crop, `jpegtran -crop`): no decode and no second encode, so no CPU for either and no
+/// generation loss. A JPEG can only be cut on its block grid (8 or 16 pixels, by its
+/// chroma subsampling), so the crop starts up to 15 pixels left of and above `region`;
+/// its right and bottom edges are `region`'s. Metadata (EXIF, ICC) is not copied, as in
+/// a re-encoded crop.
+///
+/// `region` is in the file's own pixel grid: a caller whose image was turned by EXIF
+/// orientation must not use this. `None` when the data cannot be cut (not a JPEG, CMYK,
+/// lossless JPEG, unknown subsampling) or the region is not inside it.
+pub fn crop_jpeg_lossless(jpeg: &[u8], region: CropRect) -> Option<LosslessCrop> {
+    turbo::crop_lossless(jpeg, region)
+        .map(|(jpeg, covers)| LosslessCrop { jpeg, covers })
+        .map_err(|e| tracing::debug!(error = %e, "no lossless crop, re-encoding"))
+        .ok()
+}

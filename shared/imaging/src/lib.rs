@@ -8,11 +8,13 @@ mod encode;
 mod error;
 mod region;
 mod resize;
+mod shrink;
 mod turbo;
 
 pub use crop::crop;
-pub use decode::{DecodeLimits, decode_rgb};
-pub use encode::{encode_jpeg, encode_jpeg_region};
+pub use decode::{DecodeLimits, decode_image, decode_rgb};
+pub use encode::{LosslessCrop, crop_jpeg_lossless, encode_jpeg, encode_jpeg_region};
 pub use error::ImagingError;
 pub use image::RgbImage;
 pub use resize::{resize_rgb, resize_to_tensor, rgb_to_tensor};
+pub use shrink::Decoded;
