@@ -14,6 +14,10 @@ so the two are compared doing the same work; without it the worker stores only t
 box and the code, as the baseline was first specified.
 `--runtime openvino-f32|openvino-bf16` runs the same ONNX files on OpenVINO, as imgfeat's
 `[pipeline.runtime]` does, so each imgfeat row has a Python row on the same runtime.
+`--shrink` decodes JPEGs with Pillow's `draft("RGB", detector input)` (a 1/2, 1/4 or 1/8
+scaled decode), as `imgfeat index` does with `[pipeline.decode] shrink_on_load`: boxes and
+the main object in the original's pixels, the crop (and the crop JPEG) taken from the
+drafted image's pixels that cover it.
 `ceiling` runs only the two models, alternating, on pre-decoded tensors of DIR's first
 64 images, in --procs processes of one thread: what the models alone allow.
 """
@@ -52,21 +56,26 @@ def crop_jpeg(im, box):
 
 
 def index_part(args):
-    files, db, det_name, bb_name, crops_too, runtime = args
+    files, db, det_name, bb_name, crops_too, runtime, shrink = args
     det_m, bb_m, det, bb, head = load(det_name, bb_name, runtime)
     con = sqlite3.connect(db, timeout=30)
     done = 0
     for i in range(0, len(files), BATCH):
         chunk = files[i : i + BATCH]
-        imgs = [common.load_rgb(p) for p in chunk]
+        if shrink:
+            loaded = [common.load_drafted(p, (det_m.width, det_m.height)) for p in chunk]
+        else:
+            loaded = [(im, im.size, 1) for im in map(common.load_rgb, chunk)]
+        imgs = [im for im, _, _ in loaded]
         x = np.stack([common.to_tensor(im, det_m.width, det_m.height) for im in imgs])
         boxes, scores = det.run(["boxes", "scores"], {"images": x})
-        dets = [common.decode(boxes[j], scores[j], det_m, *im.size) for j, im in enumerate(imgs)]
-        mains = [common.main_object(d, *im.size) for d, im in zip(dets, imgs)]
-        crops = np.stack([common.to_tensor(im, bb_m.width, bb_m.height, box) for im, (_, box) in zip(imgs, mains)])
+        dets = [common.decode(boxes[j], scores[j], det_m, *full) for j, (_, full, _) in enumerate(loaded)]
+        mains = [common.main_object(d, *full) for d, (_, full, _) in zip(dets, loaded)]
+        regions = [common.covering(box, s, im.size) for (im, _, s), (_, box) in zip(loaded, mains)]
+        crops = np.stack([common.to_tensor(im, bb_m.width, bb_m.height, r) for im, r in zip(imgs, regions)])
         codes = head.codes(bb.run(["embedding"], {"images": crops})[0])
         if crops_too:
-            extra = [(json.dumps(d, default=float), crop_jpeg(im, box)) for d, im, (_, box) in zip(dets, imgs, mains)]
+            extra = [(json.dumps(d, default=float), crop_jpeg(im, r)) for d, im, r in zip(dets, imgs, regions)]
         else:
             extra = [(None, None)] * len(chunk)
         rows = [(p, label, json.dumps(box), code.tobytes(), *more) for p, (label, box), code, more in zip(chunk, mains, codes, extra)]
@@ -104,6 +113,7 @@ def main():
     ap.add_argument("--detector", default="ssd_mobilenetv2_oidv4_24cls.toml")
     ap.add_argument("--backbone", default="efficientnet_lite0_imagenet.toml")
     ap.add_argument("--crops", action="store_true", help="also store the crop JPEG (q90) and every box")
+    ap.add_argument("--shrink", action="store_true", help="decode JPEGs with Pillow's draft, as imgfeat's shrink_on_load")
     ap.add_argument("--runtime", choices=["ort", "openvino-f32", "openvino-bf16"], default="ort", help="the runtime imgfeat's row uses, for like with like")
     a = ap.parse_args()
     files = images(a.dir)
@@ -120,7 +130,7 @@ def main():
         if a.mode == "index":
             if not a.db:
                 ap.error("index needs DB")
-            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops, a.runtime) for k in range(a.procs)]
+            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops, a.runtime, a.shrink) for k in range(a.procs)]
             n = sum(pool.map(index_part, parts))
             secs = time.perf_counter() - t0
             rate = n / secs
@@ -129,7 +139,7 @@ def main():
             res = pool.map(ceiling_part, parts)
             n, secs = sum(r[0] for r in res), max(r[1] for r in res)
             rate = sum(r[0] / r[1] for r in res)
-    print(json.dumps({"mode": a.mode, "runtime": a.runtime, "procs": a.procs, "images": n, "seconds": round(secs, 2), "images_per_second": round(rate, 2)}))
+    print(json.dumps({"mode": a.mode, "runtime": a.runtime, "shrink": a.shrink, "procs": a.procs, "images": n, "seconds": round(secs, 2), "images_per_second": round(rate, 2)}))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def load_rgb(path_or_bytes):
 def transform(img, seed, index):
     """A seeded copy: crop keeping 75-100 % of each side, long side 640-1024 px,
     brightness x0.9-1.1, a flip half of the time, JPEG q85 round trip."""
+    return load_rgb(transform_jpeg(img, seed, index))
+
+
+def transform_jpeg(img, seed, index):
+    """The JPEG bytes of `transform`'s copy."""
     rng = np.random.default_rng([seed, index])
     w, h = img.size
     cw = max(1, min(w, round(w * rng.uniform(0.75, 1.0))))
@@ -60,7 +65,32 @@ def transform(img, seed, index):
         out = out.transpose(Image.FLIP_LEFT_RIGHT)
     buf = io.BytesIO()
     out.save(buf, "JPEG", quality=85)
-    return load_rgb(buf.getvalue())
+    return buf.getvalue()
+
+
+def load_drafted(path_or_bytes, size):
+    """Shrink-on-load, as imgfeat's `[pipeline.decode] shrink_on_load`: (the RGB image
+    decoded at 1/s of its size by Pillow's draft, its upright full size, s)."""
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(src) as im:
+        full = im.size
+        drafted = im.draft("RGB", size)
+        shrink = round(full[0] / drafted[1][2]) if drafted else 1
+        rgb = ImageOps.exif_transpose(im).convert("RGB")
+    if shrink > 1 and rgb.size != tuple(-(-v // shrink) for v in full):
+        full = full[::-1]  # EXIF turned it a quarter
+    return rgb, (full if shrink > 1 else rgb.size), shrink
+
+
+def covering(box, shrink, size):
+    """The drafted image's pixels that cover `box` (x1, y1, x2, y2 in the original's)."""
+    if shrink == 1:
+        return box
+    w, h = size
+    x0, y0 = min(box[0] // shrink, w - 1), min(box[1] // shrink, h - 1)
+    x1 = max(x0 + 1, min(-(-box[2] // shrink), w))
+    y1 = max(y0 + 1, min(-(-box[3] // shrink), h))
+    return (x0, y0, x1, y1)
 
 
 def to_tensor(img, w, h, box=None):

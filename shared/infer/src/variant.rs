@@ -11,13 +11,12 @@ use imgfeat_core::message::CropPixels;
 use imgfeat_core::{
     BinaryCode, Detection, DetectionRecord, FailureKind, FailureReason, ImageId, ModelVersion,
 };
-use imgfeat_imaging::DecodeLimits;
-use imgfeat_model::{Detector, Extractor};
-use imgfeat_pipeline::PipelineSettings;
 use imgfeat_exec::cpu_pool::CpuPool;
 use imgfeat_exec::model_thread::ModelThread;
+use imgfeat_model::{Detector, Extractor};
+use imgfeat_pipeline::PipelineSettings;
 use imgfeat_pipeline::parts::{self, LoadError};
-use imgfeat_pipeline::recipe::{RecordSpec, build_record, detector_input, pixels_tensor};
+use imgfeat_pipeline::recipe::{Decoding, RecordSpec, build_record, detector_input, pixels_tensor};
 use tokio::time::Instant;
 
 use crate::batcher::{Batcher, Dropped};
@@ -81,7 +80,7 @@ pub struct Variant {
     input_size: (u32, u32),
     crop_size: (u32, u32),
     spec: RecordSpec,
-    limits: DecodeLimits,
+    decoding: Decoding,
     pool: CpuPool,
     detect: Batcher<DetectIn, Vec<Detection>>,
     extract: Batcher<Vec<f32>, BinaryCode>,
@@ -161,6 +160,7 @@ impl Variant {
             rule: detector.rule,
             jpeg_quality: settings.detector.crop_jpeg_quality,
             crop_max_side: settings.detector.crop_max_side,
+            crop_encoding: settings.detector.crop_encoding,
             crop_size: detector.crop_size,
         };
         Ok(Self {
@@ -170,7 +170,7 @@ impl Variant {
             input_size: detector.input_size,
             crop_size: extractor.input_size,
             spec,
-            limits: settings.decode.limits(),
+            decoding: settings.decode.decoding(),
             pool,
             detect,
             extract,
@@ -194,15 +194,16 @@ impl Variant {
         }
         let mut timings = Timings::default();
         let started = Instant::now();
-        let (limits, input) = (self.limits, self.input_size);
+        let (decoding, input) = (self.decoding, self.input_size);
+        let file = Arc::clone(&bytes);
         let (image, tensor) = self
             .pool
-            .run(move || detector_input(&bytes, &limits, input))
+            .run(move || detector_input(&file, &decoding, input))
             .await
             .map_err(|e| InferError::Internal(e.to_string()))?
             .map_err(InferError::Input)?;
         timings.decode = started.elapsed();
-        let size = (image.width(), image.height());
+        let size = image.original;
 
         let done = self
             .detect
@@ -217,7 +218,7 @@ impl Variant {
             .pool
             .run(move || {
                 let (record, handed_on): (DetectionRecord, CropPixels) =
-                    build_record(ImageId(0), &image, done.output, &spec)?;
+                    build_record(ImageId(0), &image, Some(&bytes), done.output, &spec)?;
                 if handed_on.size() != crop_size {
                     return Err(FailureReason::new(
                         FailureKind::Internal,

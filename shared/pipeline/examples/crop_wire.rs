@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use imgfeat_core::message::{CropJpeg, CropPixels, ExtractJob, decode, encode};
 use imgfeat_core::{BinaryCode, CropRect, ImageId};
-use imgfeat_imaging::{DecodeLimits, RgbImage};
+use imgfeat_imaging::{DecodeLimits, Decoded, RgbImage};
 use imgfeat_model::{Detector, Extractor};
 use imgfeat_pipeline::PipelineSettings;
 use imgfeat_pipeline::parts;
@@ -140,6 +140,7 @@ async fn main() -> Result<(), Error> {
         rule: detector.rule,
         jpeg_quality: settings.detector.crop_jpeg_quality,
         crop_max_side: settings.detector.crop_max_side,
+        crop_encoding: settings.detector.crop_encoding,
         crop_size: detector.crop_size,
     };
     let mut candidates: Vec<Candidate> = [
@@ -189,8 +190,14 @@ async fn main() -> Result<(), Error> {
             .into_iter()
             .next()
             .unwrap_or_default();
-        let (record, _) =
-            build_record(ImageId(n as u64), &image, dets, &spec).map_err(|e| e.to_string())?;
+        let (record, _) = build_record(
+            ImageId(n as u64),
+            &Decoded::full(image.clone()),
+            None,
+            dets,
+            &spec,
+        )
+        .map_err(|e| e.to_string())?;
         // The exact pixels: the main object stretched from the original.
         let (cw, ch) = spec.crop_size;
         let rgb = imgfeat_imaging::resize_rgb(&image, record.main.crop, cw, ch)?;

@@ -13,7 +13,7 @@ use imgfeat_core::ports::{
 use imgfeat_core::{
     Detection, DetectionRecord, FailureKind, FailureReason, ImageId, ModelVersion, Stage,
 };
-use imgfeat_imaging::{DecodeLimits, RgbImage};
+use imgfeat_imaging::Decoded;
 use imgfeat_model::Detector;
 use imgfeat_model::postprocess::MainObjectRule;
 use serde::{Deserialize, Serialize};
@@ -23,15 +23,15 @@ use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
 use crate::batcher::report_closed;
 use crate::chain::{ChainSender, Downstream};
-use imgfeat_exec::cpu_pool::CpuPool;
 use crate::events::{Events, Outcome, Phase, Worker};
 use crate::intake::take_deliveries;
-use imgfeat_exec::model_load::Busy;
-use imgfeat_exec::model_thread::ModelThread;
 use crate::per_item::each_isolated;
-use crate::recipe::{RecordBuilder, RecordSpec, detector_input};
+use crate::recipe::{CropEncoding, Decoding, RecordBuilder, RecordSpec, detector_input};
 use crate::settle::{Failed, Settler};
 use imgfeat_core::shutdown::Shutdown;
+use imgfeat_exec::cpu_pool::CpuPool;
+use imgfeat_exec::model_load::Busy;
+use imgfeat_exec::model_thread::ModelThread;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,6 +45,9 @@ pub struct DetectorStageConfig {
     /// change). Unset: the object at the original's resolution (95 KB a photo of the
     /// catalogue sample); 512 stores a third of that (docs/capacity.md).
     pub crop_max_side: Option<u32>,
+    /// How the stored crop is made: re-encoded from the decoded pixels, or cut from the
+    /// photo's own JPEG data where it can be (see [`CropEncoding`]).
+    pub crop_encoding: CropEncoding,
     /// Deliveries being fetched, decoded, batched or persisted at once. Bounds memory:
     /// each holds a decoded image.
     pub max_in_flight: usize,
@@ -57,6 +60,7 @@ impl Default for DetectorStageConfig {
             main_object: MainObjectRule::default(),
             crop_jpeg_quality: 90,
             crop_max_side: None,
+            crop_encoding: CropEncoding::default(),
             max_in_flight: 32,
         }
     }
@@ -74,7 +78,7 @@ pub struct DetectorStage {
     /// The extractor's input size; see [`build_record`].
     pub crop_size: (u32, u32),
     pub pool: CpuPool,
-    pub limits: DecodeLimits,
+    pub decoding: Decoding,
     pub config: DetectorStageConfig,
     pub events: Events,
     /// [`build_record`] everywhere but in tests, which put a poison image into a batch
@@ -88,7 +92,9 @@ pub struct DetectorStage {
 struct Prepared {
     delivery: Delivery<DetectJob>,
     job: DetectJob,
-    image: RgbImage,
+    image: Decoded,
+    /// The file, kept only for a lossless crop.
+    source: Option<Vec<u8>>,
     tensor: Vec<f32>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -236,20 +242,25 @@ impl DetectorStage {
         self.events.phase(Worker::Detector, Phase::Fetch, started);
 
         let started = Instant::now();
-        let limits = self.limits;
+        let decoding = self.decoding;
         let (w, h) = self.input_size;
+        let keep = self.config.crop_encoding == CropEncoding::Lossless;
         let decoded = self
             .pool
-            .run(move || detector_input(&bytes, &limits, (w, h)))
+            .run(move || {
+                detector_input(&bytes, &decoding, (w, h))
+                    .map(|(image, tensor)| (image, tensor, keep.then_some(bytes)))
+            })
             .await
             .unwrap_or_else(|e| Err(FailureReason::new(FailureKind::Internal, e.to_string())));
         match decoded {
-            Ok((image, tensor)) => {
+            Ok((image, tensor, source)) => {
                 self.events.phase(Worker::Detector, Phase::Decode, started);
                 Some(Prepared {
                     delivery,
                     job,
                     image,
+                    source,
                     tensor,
                     _permit: permit,
                 })
@@ -267,7 +278,8 @@ impl DetectorStage {
         let mut sizes = Vec::with_capacity(items.len());
         for p in &items {
             input.extend_from_slice(&p.tensor);
-            sizes.push((p.image.width(), p.image.height()));
+            // Boxes in the original's pixels, whatever size it was decoded at.
+            sizes.push(p.image.original);
         }
         let detections = self
             .model
@@ -304,14 +316,15 @@ impl DetectorStage {
             rule: self.config.main_object,
             jpeg_quality: self.config.crop_jpeg_quality,
             crop_max_side: self.config.crop_max_side,
+            crop_encoding: self.config.crop_encoding,
             crop_size: self.crop_size,
         };
         let build = self.build_record;
         let (meta, images): (Vec<_>, Vec<_>) = items
             .into_iter()
-            .map(|p| ((p.delivery, p.job, p._permit), p.image))
+            .map(|p| ((p.delivery, p.job, p._permit), (p.image, p.source)))
             .unzip();
-        let jobs: Vec<(ImageId, RgbImage, Vec<Detection>)> = meta
+        let jobs: Vec<(ImageId, (Decoded, Option<Vec<u8>>), Vec<Detection>)> = meta
             .iter()
             .zip(images)
             .zip(detections)
@@ -322,7 +335,11 @@ impl DetectorStage {
         // dead-lettered alone while its batch-mates are stored.
         let built = self
             .pool
-            .run(move || each_isolated(jobs, |(id, image, dets)| build(id, &image, dets, &spec)))
+            .run(move || {
+                each_isolated(jobs, |(id, (image, source), dets)| {
+                    build(id, &image, source.as_deref(), dets, &spec)
+                })
+            })
             .await
             .unwrap_or_else(|e| {
                 (0..count)

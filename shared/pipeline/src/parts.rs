@@ -10,12 +10,12 @@ use imgfeat_model::{
 };
 
 use crate::chain::Downstream;
-use imgfeat_exec::cpu_pool::CpuPool;
 use crate::detect_stage::DetectorStage;
 use crate::events::Events;
 use crate::extract_stage::ExtractorStage;
-use imgfeat_exec::model_thread::ModelThread;
 use crate::settings::PipelineSettings;
+use imgfeat_exec::cpu_pool::CpuPool;
+use imgfeat_exec::model_thread::ModelThread;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -66,6 +66,8 @@ pub fn load_detector(settings: &PipelineSettings) -> Result<DetectorParts, LoadE
             (d, info)
         })
     })?;
+    let version = crate::recipe::detector_version(version, &settings.decode.decoding())
+        .map_err(|e| LoadError::Settings(e.to_string()))?;
     Ok(DetectorParts {
         model,
         version,
@@ -160,7 +162,7 @@ pub fn detector_stage(
         input_size: parts.input_size,
         crop_size: parts.crop_size,
         pool,
-        limits: settings.decode.limits(),
+        decoding: settings.decode.decoding(),
         config: crate::detect_stage::DetectorStageConfig {
             main_object: parts.rule,
             ..settings.detector.clone()

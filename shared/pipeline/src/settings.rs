@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect_stage::DetectorStageConfig;
 use crate::extract_stage::ExtractorStageConfig;
+use crate::recipe::{Decoding, detector_version};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -123,6 +124,11 @@ pub struct DecodeSettings {
     pub max_queued: usize,
     pub max_bytes: u64,
     pub max_pixels: u64,
+    /// Decode JPEGs at 1/2, 1/4 or 1/8 size inside the inverse DCT when the detector's
+    /// input needs no more (Pillow's `draft`): less CPU per image, other boxes and codes,
+    /// so results are stored under the detector version suffixed `.shrink`. Off: the
+    /// reference's full decode.
+    pub shrink_on_load: bool,
 }
 
 impl Default for DecodeSettings {
@@ -139,6 +145,7 @@ impl Default for DecodeSettings {
             max_queued: 16,
             max_bytes: limits.max_bytes,
             max_pixels: limits.max_pixels,
+            shrink_on_load: false,
         }
     }
 }
@@ -148,6 +155,14 @@ impl DecodeSettings {
         DecodeLimits {
             max_bytes: self.max_bytes,
             max_pixels: self.max_pixels,
+        }
+    }
+
+    /// How the detector's images are decoded.
+    pub fn decoding(&self) -> Decoding {
+        Decoding {
+            limits: self.limits(),
+            shrink_on_load: self.shrink_on_load,
         }
     }
 }
@@ -163,7 +178,8 @@ impl PipelineSettings {
             let m = Manifest::load(&dir.join(file)).map_err(|e| e.to_string())?;
             self.runtime.version_of(&m).map_err(|e| e.to_string())
         };
-        let detector = version(&self.models.detector)?;
+        let detector = detector_version(version(&self.models.detector)?, &self.decode.decoding())
+            .map_err(|e| e.to_string())?;
         let backbone = version(&self.models.backbone)?;
         let head = version(&self.models.hash_head)?;
         let code = head
@@ -278,6 +294,21 @@ mod tests {
         assert_eq!(s.code_bits().unwrap(), 64);
         s.models.hash_head = s.models.backbone.clone();
         assert!(s.code_bits().unwrap_err().contains("not a hash head"));
+    }
+
+    #[test]
+    fn shrink_on_load_names_its_own_detector_and_code_versions() {
+        let mut s = PipelineSettings::default();
+        let (detector, code) = s.versions().unwrap();
+        s.decode.shrink_on_load = true;
+        let (shrunk, shrunk_code) = s.versions().unwrap();
+        assert_eq!(shrunk.as_str(), format!("{detector}.shrink"));
+        // The code names the detector whose crops it embeds.
+        assert_eq!(
+            shrunk_code.as_str(),
+            code.as_str()
+                .replacen(detector.as_str(), shrunk.as_str(), 1)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob};
 use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
 use imgfeat_core::{Detection, DetectionRecord, FailureKind, FailureReason, ImageId};
-use imgfeat_imaging::RgbImage;
+use imgfeat_imaging::Decoded;
 use imgfeat_pipeline::chain::Downstream;
 use imgfeat_pipeline::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::parts::{self, StageAdapters};
@@ -57,12 +57,13 @@ impl EventSink for BatchSizes {
 /// in a decoder or encoder would.
 fn poisoned(
     id: ImageId,
-    image: &RgbImage,
+    image: &Decoded,
+    source: Option<&[u8]>,
     detections: Vec<Detection>,
     spec: &RecordSpec,
 ) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     assert_ne!(id, POISON, "image {id} trips a bug");
-    build_record(id, image, detections, spec)
+    build_record(id, image, source, detections, spec)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
