@@ -9,6 +9,10 @@
 # taken within a round.
 #
 #   loadtest/python-baseline/run.sh            IMAGES=1000 ROUNDS=3 PROFILE=debug|release INT8=int8|int8_vnni
+#                                              RUNTIMES="ort openvino-bf16" MODELS="fp32 int8" SHRINK=1
+#
+# SHRINK=1 adds, per runtime and models, `index` with `[pipeline.decode] shrink_on_load`
+# and the Python worker with --shrink --crops (Pillow's draft: the same decode).
 #
 # The ceiling is the two models alone on pre-decoded tensors, alternating, batch 8, in two
 # processes of one thread (the Python pair's shape). imgfeat is taken from
@@ -49,6 +53,7 @@ json_rate() { sed -n 's/.*"images_per_second": \([0-9.]*\).*/\1/p'; }
 # runtime and the same model files.
 runtimes="ort openvino-f32"
 grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && runtimes="$runtimes openvino-bf16"
+runtimes=${RUNTIMES:-$runtimes}
 scripts/setup-openvino.sh >/dev/null
 runtime_env() {
   case $1 in
@@ -58,7 +63,7 @@ runtime_env() {
 }
 for r in $(seq 1 "$rounds"); do
   for rt in $runtimes; do
-    for models in fp32 int8; do
+    for models in ${MODELS:-fp32 int8}; do
       if [ $models = int8 ]; then det=$det_int8; bb=$bb_int8; else det=ssd_mobilenetv2_oidv4_24cls.toml; bb=efficientnet_lite0_imagenet.toml; fi
       rm -f "$out"/*.sqlite3*
       l=$(load1); v=$($py ceiling "$corpus" --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "ceiling_${models}_$rt" "$v" "$l"
@@ -66,6 +71,11 @@ for r in $(seq 1 "$rounds"); do
         "$imgfeat" --store "$out/index.sqlite3" index "$corpus" --quiet | index_rate); record "$r" "index_${models}_$rt" "$v" "$l"
       l=$(load1); v=$($py index "$corpus" "$out/python.sqlite3" --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_${models}_$rt" "$v" "$l"
       l=$(load1); v=$($py index "$corpus" "$out/python-crops.sqlite3" --crops --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_crops_${models}_$rt" "$v" "$l"
+      if [ "${SHRINK:-0}" = 1 ]; then
+        l=$(load1); v=$(env $(runtime_env "$rt") IMGFEAT_PIPELINE__MODELS__DETECTOR=$det IMGFEAT_PIPELINE__MODELS__BACKBONE=$bb IMGFEAT_PIPELINE__DECODE__SHRINK_ON_LOAD=true \
+          "$imgfeat" --store "$out/index-shrink.sqlite3" index "$corpus" --quiet | index_rate); record "$r" "index_shrink_${models}_$rt" "$v" "$l"
+        l=$(load1); v=$($py index "$corpus" "$out/python-shrink.sqlite3" --crops --shrink --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_crops_shrink_${models}_$rt" "$v" "$l"
+      fi
     done
   done
   rm -f "$out"/*.sqlite3*
@@ -90,6 +100,11 @@ for m in ("fp32", "int8"):
         if m != "fp32" or rt != "ort":
             show(f"index {m} {rt} / python fp32 ort", f"index_{m}_{rt}", "python_fp32_ort")
         show(f"index {m} {rt} / ceiling {m} {rt}", f"index_{m}_{rt}", f"ceiling_{m}_{rt}")
+        show(f"index shrink {m} {rt} / index {m} {rt}", f"index_shrink_{m}_{rt}", f"index_{m}_{rt}")
+        show(f"index shrink {m} {rt} / python+crops shrink {m} {rt}", f"index_shrink_{m}_{rt}", f"python_crops_shrink_{m}_{rt}")
+        show(f"index shrink {m} {rt} / python {m} ort", f"index_shrink_{m}_{rt}", f"python_{m}_ort")
+        show(f"index shrink {m} {rt} / python fp32 ort", f"index_shrink_{m}_{rt}", "python_fp32_ort")
+        show(f"index shrink {m} {rt} / ceiling {m} {rt}", f"index_shrink_{m}_{rt}", f"ceiling_{m}_{rt}")
         if rt != "ort":
             show(f"ceiling {m} {rt} / ceiling {m} ort", f"ceiling_{m}_{rt}", f"ceiling_{m}_ort")
 PY

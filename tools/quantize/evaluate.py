@@ -21,6 +21,10 @@ detector with another's backbone), optionally run on another runtime: RUNTIME:TA
 RUNTIME `openvino-f32` or `openvino-bf16` (imgfeat's [pipeline.runtime]) and TAG `fp32`
 for the fp32 files themselves (e.g. `openvino-bf16:fp32,openvino-f32:vnni`). The
 reference stays the fp32 files on onnxruntime.
+
+With --shrink every candidate decodes the copies with shrink-on-load (Pillow's draft to
+the detector's input, as imgfeat's `[pipeline.decode] shrink_on_load`): `--shrink
+--methods fp32` measures shrink-on-load alone.
 """
 
 import argparse
@@ -44,6 +48,17 @@ def pipeline(det, bb, det_m, bb_m, img, head, noise=None):
     dets = common.decode(boxes[0], scores[0], det_m, *img.size)
     label, crop = common.main_object(dets, *img.size)
     return label, crop
+
+
+def pipeline_shrunk(det, det_m, shrunk, noise=None):
+    """`pipeline` on a copy decoded by `common.load_drafted`: the main object in the
+    original's pixels, and the shrunk pixels that cover it (what is embedded)."""
+    img, full, s = shrunk
+    x = common.to_tensor(img, det_m.width, det_m.height)
+    boxes, scores = det.run(None, {"images": x[None]})
+    dets = common.decode(boxes[0], scores[0], det_m, *full)
+    label, crop = common.main_object(dets, *full)
+    return label, crop, common.covering(crop, s, img.size)
 
 
 def embed(bb, bb_m, img, crop):
@@ -97,6 +112,7 @@ def main():
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-rounds", type=int, default=8)
     ap.add_argument("--noise-floor", action="store_true", help="also fp32 vs fp32 on +-1 noisy inputs: the main-object rule's own stability")
+    ap.add_argument("--shrink", action="store_true", help="candidates decode with shrink-on-load (Pillow draft)")
     ap.add_argument("--speed-only", action="store_true", help="no accuracy, only the interleaved speed")
     a = ap.parse_args()
     det_m = common.Manifest("ssd_mobilenetv2_oidv4_24cls.toml")
@@ -122,7 +138,9 @@ def main():
     for pi, path in enumerate([] if a.speed_only else held):
         src = common.load_rgb(path)
         for c in range(a.copies):
-            img = common.transform(src, EVAL_SEED, pi * 100 + c)
+            jpeg = common.transform_jpeg(src, EVAL_SEED, pi * 100 + c)
+            img = common.load_rgb(jpeg)
+            shrunk = common.load_drafted(jpeg, (det_m.width, det_m.height)) if a.shrink else None
             label, crop = pipeline(fp_det, fp_bb, det_m, bb_m, img, head)
             emb = embed(fp_bb, bb_m, img, crop)
             code = head.codes(emb)
@@ -135,13 +153,18 @@ def main():
                 noise_agree += int(nl == label and common.iou(nc, crop) >= 0.9)
             for m, (_, _, qd, qb) in cands.items():
                 s = stats[m]
-                ql, qc = pipeline(qd, qb, det_m, bb_m, img, head)
+                if shrunk:
+                    ql, qc, region = pipeline_shrunk(qd, det_m, shrunk)
+                    qimg = shrunk[0]
+                else:
+                    ql, qc = pipeline(qd, qb, det_m, bb_m, img, head)
+                    qimg, region = img, qc
                 ok = ql == label and common.iou(qc, crop) >= 0.9
                 s["agree"] += int(ok)
                 if not ok:
                     kind = "object_vs_whole" if (ql is None) != (label is None) else "other_label" if ql != label else "same_label_iou_below_0.9"
                     s["disagree"][kind] = s["disagree"].get(kind, 0) + 1
-                qcode = head.codes(embed(qb, bb_m, img, qc))
+                qcode = head.codes(embed(qb, bb_m, qimg, region))
                 s["codes"].append(qcode[0])
                 s["e2e"].append(common.hamming(qcode, code))
                 qemb = embed(qb, bb_m, img, crop)

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use imgfeat_core::{CropRect, Detection};
 use imgfeat_imaging::{
-    DecodeLimits, RgbImage, crop, decode_rgb, encode_jpeg, encode_jpeg_region, resize_rgb,
-    resize_to_tensor, rgb_to_tensor,
+    DecodeLimits, RgbImage, crop, crop_jpeg_lossless, decode_image, decode_rgb, encode_jpeg,
+    encode_jpeg_region, resize_rgb, resize_to_tensor, rgb_to_tensor,
 };
 use imgfeat_model::MainObjectRule;
 use imgfeat_model::postprocess::choose_main_object;
@@ -24,6 +24,10 @@ pub struct DecodeReport {
     pub resize_ms: f64,
     /// decode_rgb + resize_to_tensor (300x300), per image.
     pub decode_resize_ms: f64,
+    /// The same with shrink-on-load (`decode_image`, the `.shrink` versions).
+    pub shrunk_decode_resize_ms: f64,
+    /// Share of the photos shrink-on-load decoded below full size.
+    pub shrunk_share: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,6 +48,15 @@ pub struct CropChainReport {
     /// Not in the total: decoding the stored JPEG crop, which the extractor does only
     /// for jobs that arrive without pixels (what every job cost before).
     pub decode_crop_ms: f64,
+    /// encode + resize of the same main objects from the image shrink-on-load decodes.
+    pub shrunk_total_ms: f64,
+    /// Of which the encode.
+    pub shrunk_encode_ms: f64,
+    pub shrunk_crop_jpeg_kib_mean: f64,
+    /// crop_jpeg_lossless: the stored crop cut from the file (`crop_encoding =
+    /// "lossless"`), in place of encode_jpeg_region; and its size.
+    pub lossless_ms: f64,
+    pub lossless_kib_mean: f64,
 }
 
 fn ms(d: Duration, n: usize) -> f64 {
@@ -69,8 +82,8 @@ pub fn decode_and_resize(
     let (w, h) = input;
     let len = (w * h * 3) as usize;
     let mut tensor = vec![0f32; len];
-    let (mut decode, mut resize) = (Duration::ZERO, Duration::ZERO);
-    let mut pixels = 0f64;
+    let (mut decode, mut resize, mut shrunk) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut pixels, mut shrunk_count) = (0f64, 0usize);
     let mut kept = Vec::with_capacity(keep * len);
     let mut sizes = Vec::with_capacity(keep);
     // Warm the thread-local resizer and the allocator on one image, untimed.
@@ -87,6 +100,13 @@ pub fn decode_and_resize(
         resize += decoded.elapsed();
         decode += decoded - started;
         pixels += f64::from(img.width()) * f64::from(img.height());
+        let started = Instant::now();
+        let small = decode_image(&bytes, limits, Some(input)).map_err(BenchError::imaging)?;
+        let mut scratch = vec![0f32; len];
+        resize_to_tensor(&small.image, whole(&small.image), w, h, &mut scratch)
+            .map_err(BenchError::imaging)?;
+        shrunk += started.elapsed();
+        shrunk_count += usize::from(small.shrink > 1);
         if i < keep {
             kept.extend_from_slice(&tensor);
             sizes.push(img.dimensions());
@@ -107,6 +127,8 @@ pub fn decode_and_resize(
             decode_ms: ms(decode, n),
             resize_ms: ms(resize, n),
             decode_resize_ms: ms(decode + resize, n),
+            shrunk_decode_resize_ms: ms(shrunk, n),
+            shrunk_share: shrunk_count as f64 / n.max(1) as f64,
         },
         kept,
         sizes,
@@ -122,16 +144,21 @@ pub fn crop_chain(
     rule: &MainObjectRule,
     quality: u8,
     input: (u32, u32),
+    detector_input: (u32, u32),
     limits: &DecodeLimits,
 ) -> Result<(CropChainReport, Vec<f32>), BenchError> {
     let (w, h) = input;
     let len = (w * h * 3) as usize;
     let mut tensor = vec![0f32; len];
     let mut tensors = Vec::with_capacity(files.len() * len);
-    let mut t = [Duration::ZERO; 4];
-    let (mut area, mut jpeg_bytes) = (0f64, 0f64);
+    let mut t = [Duration::ZERO; 6];
+    let (mut area, mut jpeg_bytes, mut shrunk_bytes, mut cut_bytes) = (0f64, 0f64, 0f64, 0f64);
+    let mut shrunk_encode = Duration::ZERO;
     for (path, dets) in files.iter().zip(detections) {
-        let img: RgbImage = decode_rgb(&read(path)?, limits).map_err(BenchError::imaging)?;
+        let bytes = read(path)?;
+        let img: RgbImage = decode_rgb(&bytes, limits).map_err(BenchError::imaging)?;
+        let small =
+            decode_image(&bytes, limits, Some(detector_input)).map_err(BenchError::imaging)?;
         let main = choose_main_object(dets, img.width(), img.height(), rule);
         area += f64::from(main.crop.width) * f64::from(main.crop.height)
             / (f64::from(img.width()) * f64::from(img.height()));
@@ -151,7 +178,23 @@ pub fn crop_chain(
                 "encoding in place and encoding a copy gave different bytes".into(),
             ));
         }
-        for (acc, d) in t.iter_mut().zip([s1 - s0, s2 - s1, s3 - s2, s4 - s3]) {
+        let region = small.region_in_image(main.crop);
+        let s5 = Instant::now();
+        let small_jpeg =
+            encode_jpeg_region(&small.image, region, quality).map_err(BenchError::imaging)?;
+        let encoded = Instant::now();
+        resize_rgb(&small.image, region, w, h).map_err(BenchError::imaging)?;
+        let s6 = Instant::now();
+        shrunk_encode += encoded - s5;
+        shrunk_bytes += small_jpeg.len() as f64;
+        let cut = crop_jpeg_lossless(&bytes, main.crop)
+            .ok_or_else(|| BenchError::Imaging(format!("{}: no lossless crop", path.display())))?;
+        let s7 = Instant::now();
+        cut_bytes += cut.jpeg.len() as f64;
+        for (acc, d) in t
+            .iter_mut()
+            .zip([s1 - s0, s2 - s1, s3 - s2, s4 - s3, s6 - s5, s7 - s6])
+        {
             *acc += d;
         }
         jpeg_bytes += jpeg.len() as f64;
@@ -168,6 +211,11 @@ pub fn crop_chain(
             resize_ms: ms(t[1], n),
             total_ms: ms(t[0] + t[1], n),
             decode_crop_ms: ms(t[2], n),
+            shrunk_total_ms: ms(t[4], n),
+            shrunk_encode_ms: ms(shrunk_encode, n),
+            shrunk_crop_jpeg_kib_mean: shrunk_bytes / n.max(1) as f64 / 1024.0,
+            lossless_ms: ms(t[5], n),
+            lossless_kib_mean: cut_bytes / n.max(1) as f64 / 1024.0,
         },
         tensors,
     ))

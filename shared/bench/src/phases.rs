@@ -63,6 +63,7 @@ pub fn prepare(
             .map_err(|e| BenchError::Options(e.to_string()))?,
         base.detector.crop_jpeg_quality,
         (224, 224),
+        (300, 300),
         &limits,
     )?;
     tensors.backbone = backbone;

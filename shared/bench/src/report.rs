@@ -64,10 +64,26 @@ pub fn print_report(r: &BenchReport) {
             "  (not spent per image: copying the crop out then encoding it, the old way, {:.2} ms; decoding the stored crop, the fallback for jobs without pixels, {:.2} ms)",
             c.copy_then_encode_ms, c.decode_crop_ms
         );
+        println!(
+            "  crop_encoding = \"lossless\": the crop cut from the file {:.2} ms ({:.0} KiB) in place of encode_jpeg_region {:.2} ms ({:.0} KiB)",
+            c.lossless_ms, c.lossless_kib_mean, c.encode_ms, c.crop_jpeg_kib_mean
+        );
         if let Some(d) = &r.decode {
             println!(
                 "  all CPU work outside the models: {:.2} ms per image",
                 d.decode_resize_ms + c.total_ms
+            );
+            println!(
+                "  with shrink-on-load (the `.shrink` versions): decode + resize {:.2} ms ({:.0} % of the photos shrunk) + crop chain {:.2} ms ({:.0} KiB) = {:.2} ms per image",
+                d.shrunk_decode_resize_ms,
+                d.shrunk_share * 100.0,
+                c.shrunk_total_ms,
+                c.shrunk_crop_jpeg_kib_mean,
+                d.shrunk_decode_resize_ms + c.shrunk_total_ms
+            );
+            println!(
+                "  with shrink-on-load and the lossless crop: {:.2} ms per image",
+                d.shrunk_decode_resize_ms + c.shrunk_total_ms - c.shrunk_encode_ms + c.lossless_ms
             );
         }
     }
