@@ -21,6 +21,7 @@ mod fleet;
 mod http;
 mod queue_model;
 mod report;
+mod run_args;
 mod serve;
 mod stats;
 mod stored_events;
@@ -41,6 +42,7 @@ use imgfeat_store::SqliteStore;
 
 use crate::fleet::{Fleet, FleetConfig};
 use crate::report::{FleetResult, Report, finish, print};
+use crate::run_args::{FleetRunArgs, RunArgs};
 use crate::stored_events::StoredEvents;
 
 #[derive(Parser, Debug)]
@@ -80,17 +82,6 @@ struct Args {
     /// Image IDs pushed through the fleet (corpus photos, named {id}.jpg).
     #[arg(long, default_value_t = 1000)]
     images: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Corpus folder (reused when its manifest matches); default under target/.
-    #[arg(long)]
-    corpus: Option<PathBuf>,
-    /// Folder with imgfeat-ingest, imgfeat-detector and imgfeat-extractor; default: the
-    /// folder of this executable.
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    amqp_url: String,
     /// TOML with [pipeline.*] tables only: used by the embedded baseline and appended to
     /// the detector's and extractor's settings. IMGFEAT_* variables apply to both too.
     #[arg(long)]
@@ -112,12 +103,10 @@ struct Args {
     /// extractor joined by the extract queue.
     #[arg(long)]
     extract_here: bool,
-    /// Keep the work dir (configs, logs, store) and print its path.
-    #[arg(long)]
-    keep: bool,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    fleet_run: FleetRunArgs,
 }
 
 fn pipeline_settings(file: Option<&PathBuf>) -> anyhow::Result<(PipelineSettings, Option<String>)> {
@@ -169,10 +158,11 @@ async fn main() -> anyhow::Result<()> {
 
     // The corpus: {id}.jpg for id 1..=N (the embedded index reads this folder).
     let dir = args
+        .fleet_run
         .corpus
         .clone()
-        .unwrap_or_else(|| corpus::default_dir(args.images, args.seed));
-    let (n, seed) = (args.images, args.seed);
+        .unwrap_or_else(|| corpus::default_dir(args.images, args.run.seed));
+    let (n, seed) = (args.images, args.run.seed);
     let corpus = tokio::task::spawn_blocking(move || corpus::generate(&dir, n, seed)).await??;
     eprintln!(
         "corpus: {} photos in {} ({})",
@@ -211,8 +201,8 @@ async fn main() -> anyhow::Result<()> {
         work.path(),
     )
     .await;
-    let cleanup = delete_queues(&args.amqp_url, &prefix).await;
-    if args.keep {
+    let cleanup = delete_queues(&args.fleet_run.amqp_url, &prefix).await;
+    if args.fleet_run.keep {
         eprintln!("work dir kept: {}", work.keep().display());
     }
     let fleet = result?;
@@ -236,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
         load_end: procfs::loadavg(),
     };
     print(&report);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.run.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
@@ -274,11 +264,11 @@ async fn run_fleet(
         Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&p)).await??)
     };
 
-    let bin_dir = crate::fleet::bin_dir(args.bin_dir.as_ref())?;
+    let bin_dir = crate::fleet::bin_dir(args.run.bin_dir.as_ref())?;
     let cfg = FleetConfig {
         bin_dir,
         work_dir: work.to_path_buf(),
-        amqp_url: args.amqp_url.clone(),
+        amqp_url: args.fleet_run.amqp_url.clone(),
         prefix: prefix.to_string(),
         store: store_path,
         source_template: format!("{}/{{id}}.jpg", images.display()),
@@ -305,7 +295,7 @@ async fn run_fleet(
     }
 
     let ids: Vec<ImageId> = corpus.files.iter().map(|f| ImageId(f.id)).collect();
-    let announced = StoredEvents::follow(&args.amqp_url, prefix).await?;
+    let announced = StoredEvents::follow(&args.fleet_run.amqp_url, prefix).await?;
     eprintln!("pushing {n} IDs through the fleet ...");
     let load_start = procfs::loadavg();
     let cpu_before: HashMap<String, f64> = fleet

@@ -27,9 +27,6 @@ use crate::queue_model::{self, BatchCost};
 #[derive(Parser, Debug)]
 #[command(about = "imgfeat-serve under open-loop Poisson load at multiples of its capacity")]
 pub struct ServeArgs {
-    /// Folder with imgfeat-serve; default: the folder of this executable.
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
     /// Photos sent round-robin; default: the repository's fixtures/photos.
     #[arg(long)]
     photos: Option<PathBuf>,
@@ -48,11 +45,8 @@ pub struct ServeArgs {
     /// The server's batch limit for both stages (pipeline.{detector,extractor}.batch.max_batch).
     #[arg(long, default_value_t = 8)]
     max_batch: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    run: crate::run_args::RunArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,7 +169,7 @@ pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
     stop(&mut target.child).await;
     let report = report?;
     print(&report);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.run.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
@@ -193,8 +187,8 @@ async fn start(args: &ServeArgs) -> anyhow::Result<Target> {
     if photos.is_empty() {
         bail!("no photos in {}", dir.display());
     }
-    let bin_dir = crate::fleet::bin_dir(args.bin_dir.as_ref())?;
-    let token = format!("loadtest-{}-{}", std::process::id(), args.seed);
+    let bin_dir = crate::fleet::bin_dir(args.run.bin_dir.as_ref())?;
+    let token = format!("loadtest-{}-{}", std::process::id(), args.run.seed);
     let token = format!("{token:0<24}");
     let mut child = Command::new(binary(&bin_dir, "imgfeat-serve")?)
         .env("IMGFEAT_HTTP__LISTEN", "127.0.0.1:0")
@@ -319,7 +313,7 @@ async fn measure(
     );
 
     let cost = BatchCost::fitted(single_p50, capacity, args.max_batch);
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng(args.run.seed);
     let mut levels = Vec::new();
     for &level in &args.levels {
         let rate = capacity * level;
@@ -365,7 +359,7 @@ async fn measure(
             args.max_queued,
             rate,
             IDEAL_ARRIVALS,
-            args.seed,
+            args.run.seed,
         );
         levels.push(Level {
             level,

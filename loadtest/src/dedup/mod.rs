@@ -86,22 +86,10 @@ pub struct DedupArgs {
     /// the latency of an upload with no duplicate).
     #[arg(long, default_value_t = 10)]
     poll_ms: u64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Corpus folder (reused when its manifest matches); default under target/.
-    #[arg(long)]
-    corpus: Option<PathBuf>,
-    /// Folder with the fleet's binaries and imgfeat-search; default: this executable's.
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    amqp_url: String,
-    /// Keep the work dir (configs, logs, store) and print its path.
-    #[arg(long)]
-    keep: bool,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    run: crate::run_args::RunArgs,
+    #[command(flatten)]
+    fleet_run: crate::run_args::FleetRunArgs,
 }
 
 /// The search's `/metrics` text.
@@ -149,8 +137,8 @@ pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
         .versions()
         .map_err(|e| anyhow::anyhow!("model versions: {e}"))?;
     let result = run(&args, &settings, &version, &models, &prefix, work.path()).await;
-    let cleanup = delete_queues(&args.amqp_url, &prefix, &version).await;
-    if args.keep {
+    let cleanup = delete_queues(&args.fleet_run.amqp_url, &prefix, &version).await;
+    if args.fleet_run.keep {
         eprintln!("work dir kept: {}", work.keep().display());
     }
     let report = result?;
@@ -158,7 +146,7 @@ pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
         eprintln!("warning: deleting the queues of {prefix}: {e:#}");
     }
     print(&report);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.run.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
@@ -173,7 +161,7 @@ async fn run(
     work: &Path,
 ) -> anyhow::Result<DedupReport> {
     // The arrivals first: they say how many photos to upload.
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng(args.run.seed);
     let mut due = Vec::new();
     let mut t = rng.gap_secs(args.rate);
     while t < args.seconds {
@@ -185,10 +173,11 @@ async fn run(
     }
     let n = due.len();
     let dir = args
+        .fleet_run
         .corpus
         .clone()
-        .unwrap_or_else(|| corpus::default_dir(n, args.seed));
-    let seed = args.seed;
+        .unwrap_or_else(|| corpus::default_dir(n, args.run.seed));
+    let seed = args.run.seed;
     let corpus = tokio::task::spawn_blocking(move || corpus::generate(&dir, n, seed)).await??;
     eprintln!(
         "corpus: {} photos in {}",
@@ -226,7 +215,7 @@ async fn run(
     };
     eprintln!("pre-loading {} random {BITS}-bit codes ...", args.codes);
     let started = Instant::now();
-    let mut codes_rng = Rng(args.seed ^ 0x5eed_c0de);
+    let mut codes_rng = Rng(args.run.seed ^ 0x5eed_c0de);
     let mut next = 0usize;
     while next < args.codes {
         let page: Vec<CodeRecord> = (next..(next + 50_000).min(args.codes))
@@ -246,13 +235,13 @@ async fn run(
     let preload_seconds = started.elapsed().as_secs_f64();
     eprintln!("  {preload_seconds:.1} s");
 
-    let bin_dir = crate::fleet::bin_dir(args.bin_dir.as_ref())?;
+    let bin_dir = crate::fleet::bin_dir(args.run.bin_dir.as_ref())?;
     let search_bin = binary(&bin_dir, "imgfeat-search")?;
     let knobs = Knobs::of(settings);
     let cfg = FleetConfig {
         bin_dir,
         work_dir: work.to_path_buf(),
-        amqp_url: args.amqp_url.clone(),
+        amqp_url: args.fleet_run.amqp_url.clone(),
         prefix: prefix.to_string(),
         store: store_path.clone(),
         source_template: format!("{}/{{id}}.jpg", images.display()),
@@ -295,11 +284,15 @@ async fn run(
     // The search, last: it loads everything above, then follows.
     let api = format!("127.0.0.1:{}", free_port()?);
     let probes = format!("127.0.0.1:{}", free_port()?);
-    let token = format!("loadtest-dedup-{}-{:0>16}", std::process::id(), args.seed);
+    let token = format!(
+        "loadtest-dedup-{}-{:0>16}",
+        std::process::id(),
+        args.run.seed
+    );
     let toml = format!(
         "[http]\nlisten = {api:?}\ntoken = {token:?}\n[telemetry]\nlisten = {probes:?}\n[store]\npath = {:?}\n[amqp]\nurl = {:?}\nprefix = {prefix:?}\n[search]\ndedup_radius = {}\ninfer_max_queued = 0\n{models}",
         store_path.display().to_string(),
-        args.amqp_url,
+        args.fleet_run.amqp_url,
         args.radius,
     );
     let file = work.join("imgfeat-search.toml");
@@ -349,9 +342,9 @@ async fn run(
     eprintln!("  ready in {search_load_seconds:.1} s");
 
     // Both followers bound before the first upload; the counter's baseline.
-    let stored = StoredEvents::follow(&args.amqp_url, prefix).await?;
+    let stored = StoredEvents::follow(&args.fleet_run.amqp_url, prefix).await?;
     let found = StoredEvents::follow_events(
-        &args.amqp_url,
+        &args.fleet_run.amqp_url,
         prefix,
         EventExchange::DuplicateFound,
         DUPLICATES_FOLLOWER,
