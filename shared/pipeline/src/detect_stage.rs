@@ -99,6 +99,10 @@ struct Prepared {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// One image's record to build: the image, its file (kept for a lossless crop only)
+/// and its detections.
+type ToBuild = (ImageId, (Decoded, Option<Vec<u8>>), Vec<Detection>);
+
 /// A batch after inference, waiting for crops and persistence.
 struct Detected {
     items: Vec<Prepared>,
@@ -324,7 +328,7 @@ impl DetectorStage {
             .into_iter()
             .map(|p| ((p.delivery, p.job, p._permit), (p.image, p.source)))
             .unzip();
-        let jobs: Vec<(ImageId, (Decoded, Option<Vec<u8>>), Vec<Detection>)> = meta
+        let jobs: Vec<ToBuild> = meta
             .iter()
             .zip(images)
             .zip(detections)
