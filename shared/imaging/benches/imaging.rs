@@ -5,6 +5,11 @@
 //! Each benchmark processes all photos once per iteration; criterion's throughput line
 //! reads as photos per second.
 //!
+//! `phone_photo` is one 12-megapixel JPEG (4032 x 3024, q90, made from a fixture photo
+//! with grain so it does not compress like a smooth upscale): the detector's input with
+//! and without shrink-on-load (1/8 here), and the stored crop of 60 % of it encoded from
+//! pixels against cut from the file.
+//!
 //!     cargo bench -p imgfeat-imaging -- --warm-up-time 1 --measurement-time 3
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +18,10 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use imgfeat_core::CropRect;
-use imgfeat_imaging::{DecodeLimits, RgbImage, crop, decode_rgb, encode_jpeg, resize_to_tensor};
+use imgfeat_imaging::{
+    DecodeLimits, RgbImage, crop, crop_jpeg_lossless, decode_image, decode_rgb, encode_jpeg,
+    encode_jpeg_region, resize_to_tensor,
+};
 
 fn photos() -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
@@ -124,5 +132,59 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A 4032 x 3024 JPEG q90 with grain: a phone photo's size and entropy.
+fn phone_photo() -> Vec<u8> {
+    let limits = DecodeLimits::default();
+    let small = decode_rgb(&photos()[0], &limits).unwrap();
+    let mut big =
+        image::imageops::resize(&small, 4032, 3024, image::imageops::FilterType::Triangle);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for v in big.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *v = v.saturating_add((state % 9) as u8).saturating_sub(4);
+    }
+    encode_jpeg(&big, 90).unwrap()
+}
+
+fn bench_phone_photo(c: &mut Criterion) {
+    let jpeg = phone_photo();
+    let limits = DecodeLimits::default();
+    let full = decode_rgb(&jpeg, &limits).unwrap();
+    let mut tensor = vec![0f32; 300 * 300 * 3];
+    let mut group = c.benchmark_group("phone_photo");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_and_resize_300", |b| {
+        b.iter(|| {
+            let img = decode_rgb(black_box(&jpeg), &limits).unwrap();
+            let whole = CropRect::whole(img.width(), img.height());
+            resize_to_tensor(&img, whole, 300, 300, &mut tensor).unwrap();
+            black_box(&tensor);
+        })
+    });
+    group.bench_function("shrink_on_load_decode_and_resize_300", |b| {
+        b.iter(|| {
+            let d = decode_image(black_box(&jpeg), &limits, Some((300, 300))).unwrap();
+            let whole = CropRect::whole(d.image.width(), d.image.height());
+            resize_to_tensor(&d.image, whole, 300, 300, &mut tensor).unwrap();
+            black_box(&tensor);
+        })
+    });
+    let region = CropRect {
+        x: 403,
+        y: 302,
+        width: 3226,
+        height: 2419,
+    };
+    group.bench_function("crop_encode_q90", |b| {
+        b.iter(|| black_box(encode_jpeg_region(black_box(&full), region, 90).unwrap()))
+    });
+    group.bench_function("crop_lossless_cut", |b| {
+        b.iter(|| black_box(crop_jpeg_lossless(black_box(&jpeg), region).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_phone_photo);
 criterion_main!(benches);

@@ -58,8 +58,8 @@ pub struct LosslessCrop {
 }
 
 /// `region` of the JPEG `jpeg` cut from its compressed data (libjpeg-turbo's lossless
-/// crop, `jpegtran -crop`): no decode and no second encode, so no CPU for either and no
-/// generation loss. A JPEG can only be cut on its block grid (8 or 16 pixels, by its
+/// crop, `jpegtran -crop`): no pixel decode and no second encode, so no generation loss
+/// (but the whole file is entropy-decoded, which costs more than encoding a crop). A JPEG can only be cut on its block grid (8 or 16 pixels, by its
 /// chroma subsampling), so the crop starts up to 15 pixels left of and above `region`;
 /// its right and bottom edges are `region`'s. Metadata (EXIF, ICC) is not copied, as in
 /// a re-encoded crop.

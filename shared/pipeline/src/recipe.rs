@@ -47,7 +47,8 @@ pub enum CropEncoding {
     /// generation of JPEG loss, but the crop starts on the JPEG's block grid, up to 15
     /// pixels left of and above the box, and keeps the photo's own quality. Where it
     /// cannot cut (not a JPEG, turned by EXIF, a `crop_max_side` to scale to), the crop
-    /// is re-encoded.
+    /// is re-encoded. For fidelity, not speed: the cut entropy-decodes the whole file,
+    /// which costs more than the encode it spares (docs/benchmarks.md).
     Lossless,
 }
 
