@@ -97,13 +97,14 @@ for m in ("fp32", "int8"):
         show(f"index {m} {rt} / python+crops {m} {rt}", f"index_{m}_{rt}", f"python_crops_{m}_{rt}")
         if rt != "ort":
             show(f"index {m} {rt} / python {m} ort", f"index_{m}_{rt}", f"python_{m}_ort")
-        if m != "fp32" or rt != "ort":
+        if m != "fp32":
             show(f"index {m} {rt} / python fp32 ort", f"index_{m}_{rt}", "python_fp32_ort")
         show(f"index {m} {rt} / ceiling {m} {rt}", f"index_{m}_{rt}", f"ceiling_{m}_{rt}")
         show(f"index shrink {m} {rt} / index {m} {rt}", f"index_shrink_{m}_{rt}", f"index_{m}_{rt}")
         show(f"index shrink {m} {rt} / python+crops shrink {m} {rt}", f"index_shrink_{m}_{rt}", f"python_crops_shrink_{m}_{rt}")
         show(f"index shrink {m} {rt} / python {m} ort", f"index_shrink_{m}_{rt}", f"python_{m}_ort")
-        show(f"index shrink {m} {rt} / python fp32 ort", f"index_shrink_{m}_{rt}", "python_fp32_ort")
+        if m != "fp32":
+            show(f"index shrink {m} {rt} / python fp32 ort", f"index_shrink_{m}_{rt}", "python_fp32_ort")
         show(f"index shrink {m} {rt} / ceiling {m} {rt}", f"index_shrink_{m}_{rt}", f"ceiling_{m}_{rt}")
         if rt != "ort":
             show(f"ceiling {m} {rt} / ceiling {m} ort", f"ceiling_{m}_{rt}", f"ceiling_{m}_ort")
