@@ -12,7 +12,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{imgfeat_with, photo_paths, repo};
+use common::{imgfeat_with, photo_paths, reference_box, repo, shown_main_box};
 use serde_json::Value;
 
 const SHRINK: (&str, &str) = ("IMGFEAT_PIPELINE__DECODE__SHRINK_ON_LOAD", "true");
@@ -42,10 +42,8 @@ fn corpus(dir: &Path) -> Vec<PathBuf> {
 fn shown(store: &Path, env: &[(&str, &str)], photo: &Path) -> (Vec<u64>, String, String) {
     let (code, shown, stderr) = imgfeat_with(store, env, &["show", photo.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let crop = &shown["detection"]["main"]["crop"];
-    let n = |k: &str| crop[k].as_u64().unwrap();
     (
-        vec![n("x"), n("y"), n("x") + n("width"), n("y") + n("height")],
+        shown_main_box(&shown),
         shown["code_hex"].as_str().unwrap().to_owned(),
         shown["code_version"].as_str().unwrap().to_owned(),
     )
@@ -79,13 +77,7 @@ fn shrink_on_load_stores_its_own_references_boxes_and_codes_under_its_own_versio
             "{name}: stored under {version}"
         );
 
-        let their_box: Vec<u64> = reference["box"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
-        assert_eq!(ours_box, their_box, "{name}: the main box");
+        assert_eq!(ours_box, reference_box(reference), "{name}: the main box");
         if reference["shrink"] == 1 {
             // Not shrunk: exactly the default version's result, which reference_cli.rs
             // holds to the reference (where one photo's code may differ in a bit whose

@@ -60,3 +60,20 @@ pub fn photo_paths() -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The main box `show --json` reports, as the reference writes boxes: x1, y1, x2, y2.
+pub fn shown_main_box(shown: &Value) -> Vec<u64> {
+    let crop = &shown["detection"]["main"]["crop"];
+    let n = |k: &str| crop[k].as_u64().unwrap();
+    vec![n("x"), n("y"), n("x") + n("width"), n("y") + n("height")]
+}
+
+/// A golden file's `box` of one photo: x1, y1, x2, y2.
+pub fn reference_box(reference: &Value) -> Vec<u64> {
+    reference["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
