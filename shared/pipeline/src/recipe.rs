@@ -42,13 +42,14 @@ pub enum CropEncoding {
     /// exactly the box.
     #[default]
     Reencode,
-    /// Cut from the photo's own JPEG data without decoding or encoding it
-    /// ([`imgfeat_imaging::crop_jpeg_lossless`]): no CPU for the encode and no second
-    /// generation of JPEG loss, but the crop starts on the JPEG's block grid, up to 15
-    /// pixels left of and above the box, and keeps the photo's own quality. Where it
-    /// cannot cut (not a JPEG, turned by EXIF, a `crop_max_side` to scale to), the crop
-    /// is re-encoded. For fidelity, not speed: the cut entropy-decodes the whole file,
-    /// which costs more than the encode it spares (docs/benchmarks.md).
+    /// Cut from the photo's own JPEG data, without a pixel decode or a second encode
+    /// ([`imgfeat_imaging::crop_jpeg_lossless`]): no second generation of JPEG loss,
+    /// and the original's resolution even with shrink-on-load; but the crop starts on
+    /// the JPEG's block grid, up to 15 pixels left of and above the box, and keeps the
+    /// photo's own quality. Where it cannot cut (not a JPEG, turned by EXIF, a
+    /// `crop_max_side` to scale to), the crop is re-encoded. For fidelity, not speed:
+    /// the cut entropy-decodes the whole file, which costs more than the encode it
+    /// spares (docs/benchmarks.md).
     Lossless,
 }
 
@@ -95,9 +96,10 @@ pub fn detector_input(
     Ok((decoded, tensor))
 }
 
-/// Chooses the main object, crops the ORIGINAL image to it and encodes the crop for
-/// the store; and stretches the same region of the original to the extractor's input
-/// (`crop_size`), which is what the code is computed from, handed on as it is.
+/// Chooses the main object, crops the decoded image (the original, or its shrunk
+/// pixels with shrink-on-load) to it and encodes the crop for the store; and stretches
+/// the same region to the extractor's input (`crop_size`), which is what the code is
+/// computed from, handed on as it is.
 ///
 /// The code comes from the original pixels, not from the stored JPEG, because that is
 /// what the Python reference embeds (`resize(img[y1:y2, x1:x2])`), and because it
