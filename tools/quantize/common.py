@@ -222,8 +222,34 @@ class OpenVinoSession:
         return [by_name[n] for n in (names or self.names)]
 
 
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def check_cpu(path, runtime):
+    """Refuse, as imgfeat does, what this CPU cannot run as promised: a model whose
+    manifest (the .toml beside the .onnx) lists `requires_cpu`, and bf16 without
+    AMX or AVX512-BF16. The runtimes themselves fall back silently (OpenVINO computes
+    f32 instead of bf16; ONNX Runtime's u8s8 kernels saturate without VNNI), which
+    would make a baseline measure something else than its name says."""
+    flags = cpu_flags()
+    toml_path = os.path.splitext(path)[0] + ".toml"
+    if os.path.exists(toml_path):
+        with open(toml_path, "rb") as f:
+            need = tomllib.load(f).get("requires_cpu", [])
+        if need and not flags & set(need):
+            raise SystemExit(f"{os.path.basename(path)} needs one of the CPU features {need}; this CPU has none")
+    if runtime == "openvino-bf16" and not flags & {"amx_bf16", "avx512_bf16"}:
+        raise SystemExit("openvino-bf16 needs one of the CPU features ['amx_bf16', 'avx512_bf16']; this CPU has none")
+
+
 def runtime_session(path, runtime, threads=1):
     """`ort`, `openvino-f32` or `openvino-bf16`, as imgfeat's [pipeline.runtime]."""
+    check_cpu(path, runtime)
     if runtime == "ort":
         return session(path, threads)
     return OpenVinoSession(path, runtime.split("-", 1)[1], threads)
