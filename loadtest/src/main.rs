@@ -226,10 +226,7 @@ async fn main() -> anyhow::Result<()> {
         load_end: procfs::loadavg(),
     };
     print(&report);
-    if let Some(path) = &args.run.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
-    Ok(())
+    args.run.write_json(&report)
 }
 
 async fn run_fleet(

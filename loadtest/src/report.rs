@@ -105,15 +105,20 @@ pub fn print_usage(services: &[ServiceUsage]) {
     }
 }
 
+/// A load average as the reports print it (1, 5, 15 min), or `n/a`.
+pub fn load_text(l: &Option<LoadAvg>) -> String {
+    l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// Milliseconds as the reports print them, or `n/a`.
+pub fn ms_text(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0} ms"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
 pub fn print(r: &Report) {
-    let load = |l: &Option<LoadAvg>| {
-        l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let ms = |v: Option<f64>| {
-        v.map(|v| format!("{v:.0} ms"))
-            .unwrap_or_else(|| "n/a".into())
-    };
+    let (load, ms) = (load_text, ms_text);
     let f = &r.fleet;
     println!(
         "imgfeat load test: {} IDs, queue prefix {}",

@@ -16,6 +16,16 @@ pub struct RunArgs {
     pub json: Option<PathBuf>,
 }
 
+impl RunArgs {
+    /// Writes `report` as JSON where `--json` says, if it says.
+    pub fn write_json(&self, report: &impl serde::Serialize) -> anyhow::Result<()> {
+        if let Some(path) = &self.json {
+            std::fs::write(path, serde_json::to_vec_pretty(report)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// What the modes that start a fleet on the broker take besides.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FleetRunArgs {

@@ -169,10 +169,7 @@ pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
     stop(&mut target.child).await;
     let report = report?;
     print(&report);
-    if let Some(path) = &args.run.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
-    Ok(())
+    args.run.write_json(&report)
 }
 
 async fn start(args: &ServeArgs) -> anyhow::Result<Target> {

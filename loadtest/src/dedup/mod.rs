@@ -35,12 +35,13 @@ use imgfeat_bench::procfs;
 use imgfeat_bench::{Knobs, corpus};
 use imgfeat_core::message::DuplicateFound;
 use imgfeat_core::ports::ResultStore;
-use imgfeat_core::{BinaryCode, CodeRecord, ImageId, ModelVersion};
+use imgfeat_core::{ImageId, ModelVersion};
 use imgfeat_store::SqliteStore;
 
 use crate::arrivals::Rng;
 use crate::fleet::{self, Fleet, FleetConfig, Service, binary, free_port};
 use crate::stored_events::{self, StoredEvents};
+use imgfeat_testkit::codes;
 
 mod report;
 mod timing;
@@ -106,20 +107,6 @@ async fn metrics_text(probes: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// `code` with `d` distinct bits flipped.
-fn flip(code: &[u8], d: u32, rng: &mut Rng) -> Vec<u8> {
-    let mut out = code.to_vec();
-    let bits = out.len() as u64 * 8;
-    let mut flipped = std::collections::HashSet::new();
-    while flipped.len() < d as usize {
-        let b = rng.next_u64() % bits;
-        if flipped.insert(b) {
-            out[(b / 8) as usize] ^= 1 << (b % 8);
-        }
-    }
-    out
-}
-
 pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let args = DedupArgs::parse_from(argv);
     if args.rate <= 0.0 || args.seconds <= 0.0 || args.radius == 0 {
@@ -146,10 +133,7 @@ pub async fn main(argv: impl Iterator<Item = String>) -> anyhow::Result<()> {
         eprintln!("warning: deleting the queues of {prefix}: {e:#}");
     }
     print(&report);
-    if let Some(path) = &args.run.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
-    Ok(())
+    args.run.write_json(&report)
 }
 
 async fn run(
@@ -215,22 +199,16 @@ async fn run(
     };
     eprintln!("pre-loading {} random {BITS}-bit codes ...", args.codes);
     let started = Instant::now();
-    let mut codes_rng = Rng(args.run.seed ^ 0x5eed_c0de);
+    let mut codes_rng = codes::Rng(args.run.seed ^ 0x5eed_c0de);
     let mut next = 0usize;
     while next < args.codes {
-        let page: Vec<CodeRecord> = (next..(next + 50_000).min(args.codes))
-            .map(|i| {
-                let mut bytes = codes_rng.next_u64().to_be_bytes().to_vec();
-                bytes.extend(codes_rng.next_u64().to_be_bytes());
-                Ok(CodeRecord {
-                    image_id: ImageId(PRELOADED + i as u64),
-                    model_version: version.clone(),
-                    code: BinaryCode::from_bytes(BITS, bytes)?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let page: Vec<(u64, codes::Code128)> = (next..(next + 50_000).min(args.codes))
+            .map(|i| (PRELOADED + i as u64, codes_rng.code128()))
+            .collect();
         next += page.len();
-        store.put_codes(&page).await?;
+        store
+            .put_codes(&codes::code_records(version, &page))
+            .await?;
     }
     let preload_seconds = started.elapsed().as_secs_f64();
     eprintln!("  {preload_seconds:.1} s");
@@ -263,23 +241,26 @@ async fn run(
         bail!("only {} of {} originals coded", seen.len(), originals.len());
     }
     let mut planted = Vec::new();
+    let mut copies_rng = codes::Rng(args.run.seed ^ 0xc0_1e5);
     for id in &originals {
         let code = store
             .code(*id, version)
             .await?
             .context("an original's code")?
             .code;
+        let code: codes::Code128 = code
+            .as_bytes()
+            .try_into()
+            .context("the copy version's codes are 128 bits")?;
         for _ in 0..args.plant {
-            let d = 1 + (rng.next_u64() % u64::from(args.radius)) as u32;
-            let bytes = flip(code.as_bytes(), d, &mut rng);
-            planted.push(CodeRecord {
-                image_id: ImageId(PLANTED + planted.len() as u64),
-                model_version: version.clone(),
-                code: BinaryCode::from_bytes(code.bits(), bytes)?,
-            });
+            let d = 1 + (copies_rng.next() % u64::from(args.radius)) as u32;
+            let id = PLANTED + planted.len() as u64;
+            planted.push((id, copies_rng.copy_at(&code, d)));
         }
     }
-    store.put_codes(&planted).await?;
+    store
+        .put_codes(&codes::code_records(version, &planted))
+        .await?;
 
     // The search, last: it loads everything above, then follows.
     let api = format!("127.0.0.1:{}", free_port()?);
@@ -509,19 +490,4 @@ async fn delete_queues(url: &str, prefix: &str, version: &ModelVersion) -> anyho
         bail!("{}", failed.join("; "));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flip_changes_exactly_d_bits() {
-        let mut rng = Rng(3);
-        let code = [0u8; 16];
-        for d in [0, 1, 27, 128] {
-            let c = flip(&code, d, &mut rng);
-            assert_eq!(c.iter().map(|b| b.count_ones()).sum::<u32>(), d);
-        }
-    }
 }

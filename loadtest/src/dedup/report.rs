@@ -46,14 +46,7 @@ pub struct DedupReport {
 }
 
 pub fn print(r: &DedupReport) {
-    let load = |l: &Option<LoadAvg>| {
-        l.map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let ms = |v: Option<f64>| {
-        v.map(|v| format!("{v:.0} ms"))
-            .unwrap_or_else(|| "n/a".into())
-    };
+    let (load, ms) = (crate::report::load_text, crate::report::ms_text);
     let lat = |l: &Latency| {
         format!(
             "p50 {}, p90 {}, p99 {}, max {} ({} uploads, {} within 1 s)",
