@@ -1,6 +1,7 @@
-//! The benchmark corpus: seeded transforms of the fixture photos, written as JPEG q85
-//! files named by their image ID (`{id}.jpg`), so the same folder feeds `imgfeat index`
-//! and a `{id}.jpg` path template of the fleet.
+//! The benchmark corpus: seeded uploads made from the fixture photos by the evaluation's
+//! transforms (`imgfeat_eval::transform::plan_upload`: re-framed, 640-1024 px on the long
+//! side, JPEG q85), written as files named by their image ID (`{id}.jpg`), so the same
+//! folder feeds `imgfeat index` and a `{id}.jpg` path template of the fleet.
 //!
 //! Every image depends only on (seed, index): the same seed gives the same bytes, and a
 //! folder whose manifest matches is reused instead of regenerated.
@@ -8,19 +9,16 @@
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use image::imageops::{self, FilterType};
-use imgfeat_imaging::{DecodeLimits, decode_rgb, encode_jpeg};
+use imgfeat_eval::transform::{apply, plan_upload};
+use imgfeat_imaging::{DecodeLimits, decode_rgb};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::BenchError;
 
 /// Bumped whenever the transforms change, so old folders are regenerated.
-const GENERATOR: &str = "imgfeat-bench corpus v2";
+const GENERATOR: &str = "imgfeat-bench corpus v3";
 const MANIFEST: &str = "corpus.json";
-const JPEG_QUALITY: u8 = 85;
-/// Long side of a generated photo, inclusive.
-pub const LONG_SIDE: (u32, u32) = (640, 1024);
 /// ID of the first image; image `i` is `{FIRST_ID + i}.jpg`.
 pub const FIRST_ID: u64 = 1;
 
@@ -105,20 +103,19 @@ pub fn generate_from(
         .into_par_iter()
         .map(|i| -> Result<CorpusFile, BenchError> {
             let (source_name, source) = &photos[i % photos.len()];
-            let img = transform(source, seed, i as u64);
-            let jpeg = encode_jpeg(&img, JPEG_QUALITY)
-                .map_err(|e| BenchError::Corpus(format!("encoding image {i}: {e}")))?;
+            let upload = apply(source, &plan_upload(seed, i as u64))
+                .map_err(|e| BenchError::Corpus(format!("making image {i}: {e}")))?;
             let id = FIRST_ID + i as u64;
-            let name = format!("{id}.jpg");
+            let name = format!("{id}.{}", upload.extension);
             let path = dir.join(&name);
-            std::fs::write(&path, &jpeg).map_err(|e| BenchError::io(&path, e))?;
+            std::fs::write(&path, &upload.bytes).map_err(|e| BenchError::io(&path, e))?;
             Ok(CorpusFile {
                 id,
                 name,
                 source: source_name.clone(),
-                width: img.width(),
-                height: img.height(),
-                bytes: jpeg.len() as u64,
+                width: upload.width,
+                height: upload.height,
+                bytes: upload.bytes.len() as u64,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -179,67 +176,10 @@ fn load_sources(dir: &Path) -> Result<Vec<(String, RgbImage)>, BenchError> {
     Ok(photos)
 }
 
-/// SplitMix64: tiny, seedable, good enough to pick transform parameters.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, index: u64) -> Self {
-        let mut rng = Rng(seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
-        rng.next_u64();
-        rng
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
-
-/// One seeded copy: a random crop keeping 75-100 % of each side at a random offset
-/// (crop + shift), scaled so the long side is 640-1024 px, brightness x0.9-1.1, and a
-/// horizontal flip half of the time.
-pub fn transform(source: &RgbImage, seed: u64, index: u64) -> RgbImage {
-    let mut rng = Rng::new(seed, index);
-    let (w, h) = source.dimensions();
-    let cw = ((f64::from(w) * rng.range(0.75, 1.0)).round() as u32).clamp(1, w);
-    let ch = ((f64::from(h) * rng.range(0.75, 1.0)).round() as u32).clamp(1, h);
-    let x = (f64::from(w - cw) * rng.unit()).round() as u32;
-    let y = (f64::from(h - ch) * rng.unit()).round() as u32;
-    let long = rng
-        .range(f64::from(LONG_SIDE.0), f64::from(LONG_SIDE.1) + 1.0)
-        .floor();
-    let scale = long / f64::from(cw.max(ch));
-    let nw = ((f64::from(cw) * scale).round() as u32).clamp(1, LONG_SIDE.1);
-    let nh = ((f64::from(ch) * scale).round() as u32).clamp(1, LONG_SIDE.1);
-    let brightness = rng.range(0.9, 1.1);
-    let flip = rng.unit() < 0.5;
-
-    let cropped = imageops::crop_imm(source, x, y, cw, ch).to_image();
-    let mut out = imageops::resize(&cropped, nw, nh, FilterType::Triangle);
-    for p in out.as_mut().iter_mut() {
-        *p = (f64::from(*p) * brightness).round().clamp(0.0, 255.0) as u8;
-    }
-    if flip {
-        imageops::flip_horizontal_in_place(&mut out);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imgfeat_eval::transform::UPLOAD_LONG_SIDE;
 
     #[test]
     fn the_corpus_is_deterministic_for_a_seed_and_reused() {
@@ -250,7 +190,10 @@ mod tests {
         let second = generate(b.path(), 4, 7).unwrap();
         for f in &first.files {
             let long = f.width.max(f.height);
-            assert!((LONG_SIDE.0..=LONG_SIDE.1).contains(&long), "{f:?}");
+            assert!(
+                (UPLOAD_LONG_SIDE.0..=UPLOAD_LONG_SIDE.1).contains(&long),
+                "{f:?}"
+            );
             assert_eq!(
                 std::fs::read(a.path().join(&f.name)).unwrap(),
                 std::fs::read(b.path().join(&f.name)).unwrap(),

@@ -30,6 +30,9 @@ pub enum TransformKind {
     /// Issue 10's combination: crop up to 15 %, scale, flip half the time, brightness
     /// and a JPEG encode, all at once.
     Mixed,
+    /// Not a copy family: a re-framed, re-sized upload, the benchmarks' corpus
+    /// ([`plan_upload`]).
+    Upload,
 }
 
 impl TransformKind {
@@ -56,6 +59,7 @@ impl TransformKind {
             TransformKind::Rotate => "rotate",
             TransformKind::Reencode2 => "reencode2",
             TransformKind::Mixed => "mixed",
+            TransformKind::Upload => "upload",
         }
     }
 
@@ -73,6 +77,9 @@ impl TransformKind {
             TransformKind::Mixed => {
                 "crop <=15 %, scale, flip 1/2, brightness x0.8-1.2, JPEG q40-95"
             }
+            TransformKind::Upload => {
+                "crop <=25 %, long side 640-1024 px, flip 1/2, brightness x0.9-1.1, JPEG q85"
+            }
         }
     }
 }
@@ -87,6 +94,9 @@ pub struct TransformParams {
     pub second_quality: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
+    /// Scale so that the longer side is this many pixels (after the crop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long_side: Option<u32>,
     /// Left, top, right, bottom fractions cut off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crop: Option<[f64; 4]>,
@@ -98,11 +108,16 @@ pub struct TransformParams {
     pub degrees: Option<f64>,
 }
 
-/// An encoded copy and the extension its bytes need.
+/// An encoded copy, the extension its bytes need and its size in pixels.
 pub struct EncodedCopy {
     pub bytes: Vec<u8>,
     pub extension: &'static str,
+    pub width: u32,
+    pub height: u32,
 }
+
+/// Long side of an upload ([`plan_upload`]), inclusive.
+pub const UPLOAD_LONG_SIDE: (u32, u32) = (640, 1024);
 
 /// The kind of copy `copy` of photo `photo`: kinds rotate over photos and copies so each
 /// kind gets an equal share of the photos whatever `--copies` is.
@@ -114,16 +129,7 @@ pub fn kind_for(photo: usize, copy: usize) -> TransformKind {
 pub fn plan(seed: u64, photo: usize, copy: usize) -> TransformParams {
     let mut rng = rng_for(seed, photo, copy);
     let kind = kind_for(photo, copy);
-    let mut p = TransformParams {
-        kind,
-        quality: None,
-        second_quality: None,
-        scale: None,
-        crop: None,
-        flip: None,
-        brightness: None,
-        degrees: None,
-    };
+    let mut p = TransformParams::none(kind);
     match kind {
         TransformKind::Jpeg => p.quality = Some(rng.random_range(40..=95)),
         TransformKind::Scale => p.scale = Some(round3(rng.random_range(0.5..=1.5))),
@@ -147,8 +153,40 @@ pub fn plan(seed: u64, photo: usize, copy: usize) -> TransformParams {
             p.brightness = Some(round3(rng.random_range(0.8..=1.2)));
             p.quality = Some(rng.random_range(40..=95));
         }
+        TransformKind::Upload => return plan_upload(seed, photo as u64),
     }
     p
+}
+
+/// Draws upload `index` of the benchmarks' corpus under `seed`: a photo re-framed (up to
+/// 25 % off each side's length, shifted), sized to a long side of 640-1024 px, flipped
+/// half the time, brightness x0.9-1.1, JPEG q85. Uploads look like the photos a fleet
+/// ingests, where copies ([`plan`]) are each one edit of a photo.
+pub fn plan_upload(seed: u64, index: u64) -> TransformParams {
+    let mut rng = rng_for(seed, index as usize, usize::MAX);
+    let mut p = TransformParams::none(TransformKind::Upload);
+    p.crop = Some(crop_fractions(&mut rng, 0.0, 0.25));
+    p.long_side = Some(rng.random_range(UPLOAD_LONG_SIDE.0..=UPLOAD_LONG_SIDE.1));
+    p.flip = Some(rng.random_bool(0.5));
+    p.brightness = Some(round3(rng.random_range(0.9..=1.1)));
+    p.quality = Some(85);
+    p
+}
+
+impl TransformParams {
+    fn none(kind: TransformKind) -> Self {
+        TransformParams {
+            kind,
+            quality: None,
+            second_quality: None,
+            scale: None,
+            long_side: None,
+            crop: None,
+            flip: None,
+            brightness: None,
+            degrees: None,
+        }
+    }
 }
 
 /// Applies `p` to `source` and encodes the copy: JPEG where the transform is a JPEG
@@ -163,6 +201,12 @@ pub fn apply(source: &RgbImage, p: &TransformParams) -> Result<EncodedCopy, Eval
         let h = ((f64::from(img.height()) * s).round() as u32).max(1);
         img = imageops::resize(&img, w, h, FilterType::Triangle);
     }
+    if let Some(long) = p.long_side {
+        let scale = f64::from(long) / f64::from(img.width().max(img.height()));
+        let w = ((f64::from(img.width()) * scale).round() as u32).clamp(1, long);
+        let h = ((f64::from(img.height()) * scale).round() as u32).clamp(1, long);
+        img = imageops::resize(&img, w, h, FilterType::Triangle);
+    }
     if p.flip == Some(true) {
         imageops::flip_horizontal_in_place(&mut img);
     }
@@ -174,6 +218,7 @@ pub fn apply(source: &RgbImage, p: &TransformParams) -> Result<EncodedCopy, Eval
     if let Some(deg) = p.degrees {
         img = rotate_bilinear(&img, deg);
     }
+    let (width, height) = img.dimensions();
     match (p.quality, p.second_quality) {
         (Some(q1), Some(q2)) => {
             let once = jpeg(&img, q1)?;
@@ -183,11 +228,15 @@ pub fn apply(source: &RgbImage, p: &TransformParams) -> Result<EncodedCopy, Eval
             Ok(EncodedCopy {
                 bytes: jpeg(&decoded, q2)?,
                 extension: "jpg",
+                width,
+                height,
             })
         }
         (Some(q), None) => Ok(EncodedCopy {
             bytes: jpeg(&img, q)?,
             extension: "jpg",
+            width,
+            height,
         }),
         _ => {
             let mut out = Cursor::new(Vec::new());
@@ -196,6 +245,8 @@ pub fn apply(source: &RgbImage, p: &TransformParams) -> Result<EncodedCopy, Eval
             Ok(EncodedCopy {
                 bytes: out.into_inner(),
                 extension: "png",
+                width,
+                height,
             })
         }
     }
@@ -318,6 +369,24 @@ mod tests {
             let img = image::load_from_memory_with_format(&out.bytes, format).unwrap();
             assert!(img.width() >= 50 && img.height() >= 40, "{p:?}");
         }
+    }
+
+    #[test]
+    fn an_upload_is_a_jpeg_with_its_long_side_in_range_and_the_same_for_a_seed() {
+        let src = gradient(1600, 1200);
+        for index in 0..6 {
+            let p = plan_upload(3, index);
+            assert_eq!(p, plan_upload(3, index));
+            let out = apply(&src, &p).unwrap();
+            assert_eq!(out.bytes, apply(&src, &p).unwrap().bytes);
+            assert_eq!(out.extension, "jpg");
+            let img = image::load_from_memory_with_format(&out.bytes, ImageFormat::Jpeg).unwrap();
+            assert_eq!((img.width(), img.height()), (out.width, out.height));
+            let long = out.width.max(out.height);
+            assert_eq!(Some(long), p.long_side, "{p:?}");
+            assert!((UPLOAD_LONG_SIDE.0..=UPLOAD_LONG_SIDE.1).contains(&long));
+        }
+        assert_ne!(plan_upload(3, 0), plan_upload(4, 0));
     }
 
     #[test]
