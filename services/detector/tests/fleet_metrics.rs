@@ -30,12 +30,11 @@ async fn metrics_count_the_run_and_readiness_follows_the_broker() {
         r#"imgfeat_images_total{outcome="ok",reason="none",stage="detect"}"#,
     );
     assert_eq!(ok, 13.0, "{m}");
-    let batches = sample(&m, r#"imgfeat_batch_size_count{stage="detect"}"#);
+    // Batches are labelled by the stage's model version, as serve's are.
+    let detect = r#"{model="ssd_mobilenetv2_oidv4_24cls@2",stage="detect"}"#;
+    let batches = sample(&m, &format!("imgfeat_batch_size_count{detect}"));
     assert!((2.0..=13.0).contains(&batches), "batches: {batches}");
-    assert_eq!(
-        sample(&m, r#"imgfeat_batch_size_sum{stage="detect"}"#),
-        13.0
-    );
+    assert_eq!(sample(&m, &format!("imgfeat_batch_size_sum{detect}")), 13.0);
     assert_eq!(
         sample(
             &m,

@@ -3,8 +3,12 @@
 //! batch sizes, waits, queue and drops) under the `imgfeat_serve` prefix.
 
 use imgfeat_infer::EngineMetrics;
-use imgfeat_infer::metrics::LATENCY;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Request times, from an image answered at once to a full queue at its deadline.
+const REQUEST_SECONDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 #[derive(Clone)]
 pub struct ServeMetrics {
@@ -29,7 +33,7 @@ impl ServeMetrics {
                 "imgfeat_serve_request_seconds",
                 "time to answer an inference request, by HTTP status",
             )
-            .buckets(LATENCY.to_vec()),
+            .buckets(REQUEST_SECONDS.to_vec()),
             &["status"],
         )?;
         let neighbour_lookups = IntCounterVec::new(

@@ -107,8 +107,10 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let meters = Meters::new(metrics, model, stage);
         let queued = meters.queued.clone();
         tokio::spawn(async move {
-            let closed = |batch: &imgfeat_pipeline::batcher::Batch<Pending<I, O>>| {
-                meters.queued.sub(batch.items.len() as i64);
+            let started = |size: usize, waited: Duration| {
+                meters.queued.sub(size as i64);
+                meters.size.observe(size as f64);
+                meters.wait.observe(waited.as_secs_f64());
             };
             let start = |items: Vec<Pending<I, O>>, busy: Busy| {
                 let live = drop_the_late(items, Instant::now(), stage, &meters);
@@ -119,7 +121,6 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                     .unzip();
                 let expected = inputs.len();
                 let running = (expected > 0).then(|| {
-                    meters.size.observe(expected as f64);
                     meters.inferred.inc_by(expected as u64);
                     run(inputs, busy)
                 });
@@ -137,7 +138,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                     }
                 }
             };
-            run_batches(&mut rx, &policy, &load, closed, start).await;
+            run_batches(&mut rx, &policy, &load, started, start).await;
         });
         Self { tx, stage, queued }
     }
@@ -176,9 +177,6 @@ fn drop_the_late<I, O>(
             meters.expired.inc();
             let _ = p.reply.send(Err(Dropped::Expired(stage)));
         } else {
-            meters
-                .wait
-                .observe(now.duration_since(p.enqueued).as_secs_f64());
             live.push(p);
         }
     }

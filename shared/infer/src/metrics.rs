@@ -3,6 +3,9 @@
 //! Each service registers them under its own prefix (`imgfeat_serve`, `imgfeat_search`),
 //! so two services in one dashboard never mix their batches.
 
+use imgfeat_pipeline::batcher::{
+    BATCH_METRIC_LABELS, BATCH_SIZE_BUCKETS, BATCH_SIZE_HELP, BATCH_WAIT_BUCKETS, BATCH_WAIT_HELP,
+};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -24,12 +27,6 @@ pub struct BatchMetrics {
     pub inferred: IntCounterVec,
 }
 
-/// Waits, from an idle model to a full queue.
-pub const LATENCY: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-const SIZES: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0];
-
 impl EngineMetrics {
     /// Registers `<prefix>_admitted_images`, `<prefix>_admission_limit`,
     /// `<prefix>_batch_size`, `<prefix>_batch_wait_seconds`,
@@ -44,22 +41,17 @@ impl EngineMetrics {
             format!("{prefix}_admission_limit"),
             "most images admitted at once",
         )?;
-        let labels = &["model", "stage"];
+        let labels = &BATCH_METRIC_LABELS;
+        // The same families as the workers' `imgfeat_batch_*`, under this prefix.
         let batch = BatchMetrics {
             size: HistogramVec::new(
-                HistogramOpts::new(
-                    format!("{prefix}_batch_size"),
-                    "images per batch sent to a model",
-                )
-                .buckets(SIZES.to_vec()),
+                HistogramOpts::new(format!("{prefix}_batch_size"), BATCH_SIZE_HELP)
+                    .buckets(BATCH_SIZE_BUCKETS.to_vec()),
                 labels,
             )?,
             wait: HistogramVec::new(
-                HistogramOpts::new(
-                    format!("{prefix}_batch_wait_seconds"),
-                    "time an image waited in a batcher's queue before its batch ran",
-                )
-                .buckets(LATENCY.to_vec()),
+                HistogramOpts::new(format!("{prefix}_batch_wait_seconds"), BATCH_WAIT_HELP)
+                    .buckets(BATCH_WAIT_BUCKETS.to_vec()),
                 labels,
             )?,
             queued: IntGaugeVec::new(

@@ -5,15 +5,20 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
 
-use crate::batcher::{Batch, BatchPolicy, next_batch};
+use crate::batcher::{BatchPolicy, next_batch};
 use imgfeat_exec::model_load::{Busy, ModelLoad};
 
 /// Runs `run(items, busy)` for every batch collected from `rx`, on as many tasks at once
 /// as the model has workers; returns once `rx` has ended and every batch has finished.
-/// `closed` sees each batch as it closes (its size and wait, for metrics). `run` is
+/// `started(size, waited)` reports each batch as the model starts on it: its size when
+/// it closed, and how long its first item waited since leaving `rx` (collecting the
+/// batch, then a free worker). Every batcher's metrics come from here, so they mean the
+/// same everywhere ([`crate::batcher::BATCH_WAIT_HELP`]). `run` is
 /// called once a worker slot is free, so what it decides about the items (a deadline
 /// passed, the caller left) is decided just before the model, not when the batch closed.
 /// `busy` counts the batch in the model's load from the moment it closed (see
@@ -23,21 +28,22 @@ pub async fn run_batches<T, C, F, Fut>(
     rx: &mut mpsc::Receiver<T>,
     policy: &BatchPolicy,
     load: &ModelLoad,
-    closed: C,
+    started: C,
     run: F,
 ) where
-    C: Fn(&Batch<T>),
+    C: Fn(usize, Duration),
     F: Fn(Vec<T>, Busy) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let workers = load.workers();
     let slots = Arc::new(Semaphore::new(workers));
     while let Some(batch) = next_batch(rx, policy, load).await {
-        closed(&batch);
+        let closed_at = Instant::now();
         let busy = load.begin();
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        started(batch.items.len(), batch.waited + closed_at.elapsed());
         let batch = run(batch.items, busy);
         tokio::spawn(async move {
             batch.await;
@@ -85,8 +91,35 @@ mod tests {
                 done.fetch_add(items.len(), Ordering::SeqCst);
             }
         };
-        run_batches(&mut rx, &policy, &load, |_| {}, run).await;
+        run_batches(&mut rx, &policy, &load, |_, _| {}, run).await;
         (most.load(Ordering::SeqCst), done.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_reports_its_wait_for_a_free_worker() {
+        // Four items at once, batches of 2, one worker busy 20 ms a batch: the second
+        // batch closes full at once, then waits 20 ms for the worker, and says so.
+        let (tx, mut rx) = mpsc::channel(8);
+        for i in 0..4 {
+            tx.send(i).await.unwrap();
+        }
+        drop(tx);
+        let policy = BatchPolicy {
+            max_batch: 2,
+            max_wait_ms: 1000,
+        };
+        let reports = std::sync::Mutex::new(Vec::new());
+        let run = |_items: Vec<i32>, busy: Busy| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(busy);
+        };
+        let report = |size, waited| reports.lock().unwrap().push((size, waited));
+        run_batches(&mut rx, &policy, &ModelLoad::with_workers(1), report, run).await;
+        let reports = reports.into_inner().unwrap();
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert_eq!((reports[0].0, reports[1].0), (2, 2));
+        assert!(reports[0].1 < Duration::from_millis(1), "{reports:?}");
+        assert!(reports[1].1 >= Duration::from_millis(20), "{reports:?}");
     }
 
     #[tokio::test(start_paused = true)]

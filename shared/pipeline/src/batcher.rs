@@ -48,6 +48,24 @@ impl BatchPolicy {
     }
 }
 
+/// The one definition of the batch metrics every batcher reports: the worker stages and
+/// `index` as `imgfeat_batch_*`, serve and search under their own prefixes (so two
+/// services in one dashboard never mix their batches), each labelled by model version
+/// and stage, with the same buckets and the same meaning, measured by
+/// [`crate::batch_runs::run_batches`] alone.
+pub const BATCH_METRIC_LABELS: [&str; 2] = ["model", "stage"];
+pub const BATCH_SIZE_HELP: &str = "Images in each batch when it closed.";
+/// Batch sizes are small integers: a bucket at each size a batch commonly closes at
+/// (powers of two and the steps between them) up to the largest `max_batch` we run.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0,
+];
+pub const BATCH_WAIT_HELP: &str = "From a batch's first image leaving the queue to the model starting on the batch: collecting it, then waiting for a free model worker.";
+/// Up to `max_wait_ms` (at most 60 s by validation) plus a wait for a worker.
+pub const BATCH_WAIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
 /// A batch and how long its first item waited for it to close.
 #[derive(Debug)]
 pub struct Batch<T> {
@@ -93,15 +111,15 @@ pub async fn next_batch<T>(
     })
 }
 
-/// The report of a closed batch as an [`Event::BatchClosed`] of `worker`: what both
-/// stages hand [`crate::batch_runs::run_batches`].
-pub fn report_closed<T>(worker: Worker, events: &Events) -> impl Fn(&Batch<T>) + use<T> {
+/// A batch's start as an [`Event::BatchClosed`] of `worker`: what both stages hand
+/// [`crate::batch_runs::run_batches`].
+pub fn report_closed(worker: Worker, events: &Events) -> impl Fn(usize, Duration) + use<> {
     let events = events.clone();
-    move |batch| {
+    move |size, waited| {
         events.emit(Event::BatchClosed {
             worker,
-            size: batch.items.len(),
-            waited_seconds: batch.waited.as_secs_f64(),
+            size,
+            waited_seconds: waited.as_secs_f64(),
         })
     }
 }

@@ -95,6 +95,8 @@ pub enum Event {
         phase: Phase,
         seconds: f64,
     },
+    /// A batch the model starts on (`run_batches`): its size, and how long its first
+    /// image waited since leaving the queue (`batcher::BATCH_WAIT_HELP`).
     BatchClosed {
         worker: Worker,
         size: usize,

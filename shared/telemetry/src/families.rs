@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use imgfeat_pipeline::batcher::{
+    BATCH_METRIC_LABELS, BATCH_SIZE_BUCKETS, BATCH_SIZE_HELP, BATCH_WAIT_BUCKETS, BATCH_WAIT_HELP,
+};
 use imgfeat_pipeline::{Outcome, Worker};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -28,12 +31,6 @@ pub const METRIC_NAMES: &[&str] = &[
     "imgfeat_build_info",
 ];
 
-/// Batch sizes are small integers: a bucket at each size a batch commonly closes at
-/// (powers of two and the steps between them) up to the largest `max_batch` we run.
-pub const BATCH_SIZE_BUCKETS: &[f64] = &[
-    1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0,
-];
-
 /// One step of one image (fetch, decode, ...) or one batch (inference): 0.5 ms to 30 s.
 const PHASE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -44,11 +41,6 @@ const PHASE_BUCKETS: &[f64] = &[
 const END_TO_END_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
     1800.0, 3600.0,
-];
-
-/// A batch waits at most `max_wait_ms` (at most 60 s by validation).
-const BATCH_WAIT_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
 
 pub(crate) struct Inner {
@@ -68,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) model_info: IntGaugeVec,
     /// The (name, version) each stage reports now, so a model swap removes the old series.
     pub(crate) models: Mutex<HashMap<String, (String, String)>>,
+    /// The model version each stage's batches are labelled with.
+    pub(crate) batch_models: Mutex<HashMap<String, String>>,
 }
 
 // Every name, help text, label set and bucket list below is a constant of this file, so
@@ -131,14 +125,14 @@ pub(crate) fn build(service: &str) -> Inner {
     );
     let batch_size = histogram_vec(
         "imgfeat_batch_size",
-        "Images in each inference batch when it closed.",
-        &["stage"],
+        BATCH_SIZE_HELP,
+        &BATCH_METRIC_LABELS,
         BATCH_SIZE_BUCKETS,
     );
     let batch_wait = histogram_vec(
         "imgfeat_batch_wait_seconds",
-        "From a batch's first image to the batch closing.",
-        &["stage"],
+        BATCH_WAIT_HELP,
+        &BATCH_METRIC_LABELS,
         BATCH_WAIT_BUCKETS,
     );
     let in_flight = gauge_vec(
@@ -218,5 +212,6 @@ pub(crate) fn build(service: &str) -> Inner {
         ready,
         model_info,
         models: Mutex::new(HashMap::new()),
+        batch_models: Mutex::new(HashMap::new()),
     }
 }

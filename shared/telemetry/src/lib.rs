@@ -22,7 +22,7 @@ mod metrics;
 mod queues;
 mod readiness;
 
-pub use families::{BATCH_SIZE_BUCKETS, METRIC_NAMES};
+pub use families::METRIC_NAMES;
 pub use http::{health_router, router, serve};
 pub use metrics::Telemetry;
 #[cfg(feature = "amqp")]

@@ -35,8 +35,17 @@ impl Telemetry {
     }
 
     /// `imgfeat_model_info{stage,name,version} 1`; the stage's previous model, if it
-    /// had another one, is removed.
+    /// had another one, is removed. The stage's batches are labelled `name@version`.
     pub fn set_model_info(&self, stage: &str, name: &str, version: &str) {
+        self.set_model(stage, name, version, &format!("{name}@{version}"));
+    }
+
+    fn set_model(&self, stage: &str, name: &str, version: &str, label: &str) {
+        self.inner
+            .batch_models
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(stage.to_owned(), label.to_owned());
         let mut models = self
             .inner
             .models
@@ -60,13 +69,31 @@ impl Telemetry {
     /// `imgfeat_model_info` from a model version such as `backbone@1+head@2`: the
     /// parts' names and versions each joined by `+`, so a composite version stays one
     /// series per stage (one `set_model_info` per part would replace the previous part).
+    /// The stage's batches are labelled with the version itself, as serve's are.
     pub fn set_model_version(&self, stage: &str, version: &imgfeat_core::ModelVersion) {
         let (names, versions): (Vec<&str>, Vec<&str>) = version
             .as_str()
             .split('+')
             .map(|part| part.split_once('@').unwrap_or((part, "")))
             .unzip();
-        self.set_model_info(stage, &names.join("+"), &versions.join("+"));
+        self.set_model(
+            stage,
+            &names.join("+"),
+            &versions.join("+"),
+            version.as_str(),
+        );
+    }
+
+    /// The `model` label of `stage`'s batches: its model version, or "" before the
+    /// stage has announced one.
+    fn batch_model(&self, stage: &str) -> String {
+        self.inner
+            .batch_models
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(stage)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// `imgfeat_queue_messages{queue}`: ready messages in a queue (a DLQ is a queue).
@@ -149,13 +176,13 @@ impl Telemetry {
                 size,
                 waited_seconds,
             } => {
-                m.batch_size
-                    .with_label_values(&[worker.as_str()])
-                    .observe(size as f64);
+                let labels = [
+                    self.batch_model(worker.as_str()),
+                    worker.as_str().to_owned(),
+                ];
+                m.batch_size.with_label_values(&labels).observe(size as f64);
                 if let Some(s) = seconds_value(waited_seconds) {
-                    m.batch_wait
-                        .with_label_values(&[worker.as_str()])
-                        .observe(s);
+                    m.batch_wait.with_label_values(&labels).observe(s);
                 }
             }
             Event::Completed {
@@ -331,10 +358,10 @@ mod tests {
         assert_eq!(h("extract", "persist").get_sample_count(), 2);
         assert!((h("extract", "persist").get_sample_sum() - 0.002).abs() < 1e-12);
 
-        let sizes = t.inner.batch_size.with_label_values(&["detect"]);
+        let sizes = t.inner.batch_size.with_label_values(&["", "detect"]);
         assert_eq!(sizes.get_sample_count(), 2);
         assert_eq!(sizes.get_sample_sum(), 13.0);
-        let waits = t.inner.batch_wait.with_label_values(&["detect"]);
+        let waits = t.inner.batch_wait.with_label_values(&["", "detect"]);
         assert_eq!(waits.get_sample_count(), 2);
         assert_eq!(t.inner.in_flight.with_label_values(&["extract"]).get(), 4);
         assert_eq!(t.inner.in_flight.with_label_values(&["detect"]).get(), 0);
@@ -350,13 +377,13 @@ mod tests {
             phase: Phase::Decode,
             seconds: 0.01,
         });
+        t.set_model_info("detect", "ssd_mobilenetv2_oidv4_24cls", "ssd-v1");
         sink.emit(&Event::BatchClosed {
             worker: Worker::Detector,
             size: 64,
             waited_seconds: 0.0,
         });
         sink.emit(&Event::Planned { images: 1 });
-        t.set_model_info("detect", "ssd_mobilenetv2_oidv4_24cls", "ssd-v1");
         t.set_queue_depth("imgfeat.detect", 12);
         t.set_backfill("job-1", 5, 10, false);
         t.set_ready(&crate::ReadinessReport {
@@ -378,8 +405,9 @@ mod tests {
             "imgfeat_build_info{{service=\"detector\",version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         )));
-        assert!(text.contains("imgfeat_batch_size_bucket{stage=\"detect\",le=\"64\"} 1"));
-        assert!(text.contains("imgfeat_batch_size_bucket{stage=\"detect\",le=\"48\"} 0"));
+        let model = "model=\"ssd_mobilenetv2_oidv4_24cls@ssd-v1\",stage=\"detect\"";
+        assert!(text.contains(&format!("imgfeat_batch_size_bucket{{{model},le=\"64\"}} 1")));
+        assert!(text.contains(&format!("imgfeat_batch_size_bucket{{{model},le=\"48\"}} 0")));
         assert!(text.contains("imgfeat_queue_messages{queue=\"imgfeat.detect\"} 12"));
         assert!(text.contains("imgfeat_backfill_done{backfill_job=\"job-1\"} 5"));
         assert!(text.contains("imgfeat_backfill_total{backfill_job=\"job-1\"} 10"));
