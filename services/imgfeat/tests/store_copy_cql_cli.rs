@@ -17,7 +17,7 @@ use imgfeat_core::{
     ImageId, MainObject, ModelVersion, Stage,
 };
 use imgfeat_store::SqliteStore;
-use imgfeat_store::conformance::all_exports;
+use imgfeat_store_conformance::all_exports;
 use imgfeat_testkit::cql;
 
 const IMAGES: u64 = 50_000;

@@ -17,7 +17,7 @@ use imgfeat_core::{
 };
 use imgfeat_cql::{CqlConfig, CqlStore, schema};
 use imgfeat_store::SqliteStore;
-use imgfeat_store::conformance::all_exports;
+use imgfeat_store_conformance::all_exports;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -95,7 +95,7 @@ async fn cql_conformance() {
     };
     in_fresh_keyspace(&node, "conformance", |cfg| async move {
         let store = Arc::new(CqlStore::connect(&cfg).await.unwrap());
-        if let Err(report) = imgfeat_store::conformance::check_all(store).await {
+        if let Err(report) = imgfeat_store_conformance::check_all(store).await {
             panic!("{report}");
         }
     })

@@ -1,12 +1,9 @@
 //! The embedded result store of imgfeat: results, failures, backfill jobs and the folder
-//! indexer's path registry in one SQLite file ([`SqliteStore`]). With the `testkit`
-//! feature, for tests only: the conformance suite every
-//! [`ResultStore`](imgfeat_core::ports::ResultStore) implementation must pass
-//! (`conformance`).
+//! indexer's path registry in one SQLite file ([`SqliteStore`]). The conformance suite
+//! every store passes is the dev-only crate `imgfeat-store-conformance`
+//! (`tests/conformance`).
 
 mod backfill;
-#[cfg(feature = "testkit")]
-pub mod conformance;
 pub mod copy;
 mod duplicates;
 mod error;

@@ -15,8 +15,9 @@ use imgfeat_core::{
     ImageId, MainObject, ModelVersion, Stage,
 };
 use imgfeat_store::{
-    FIRST_ASSIGNED_ID, PathIdConflict, SCHEMA_VERSION, SqliteOptions, SqliteStore, conformance,
+    FIRST_ASSIGNED_ID, PathIdConflict, SCHEMA_VERSION, SqliteOptions, SqliteStore,
 };
+use imgfeat_store_conformance as conformance;
 
 fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

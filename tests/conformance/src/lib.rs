@@ -12,7 +12,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::{path::Path, sync::Arc};
 //! let store = Arc::new(imgfeat_store::SqliteStore::open(Path::new("results.sqlite"))?);
-//! imgfeat_store::conformance::check_all(store).await?;
+//! imgfeat_store_conformance::check_all(store).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -152,7 +152,7 @@ where
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)+) => {
         if !$cond {
-            return Err($crate::conformance::Violation(format!($($msg)+)));
+            return Err($crate::Violation(format!($($msg)+)));
         }
     };
 }
