@@ -190,23 +190,23 @@ pub async fn run(
     );
 
     shutdown.wait().await;
-    tracing::info!("shutting down");
-    let drained = tokio::time::timeout(settings.shutdown_grace(), async {
-        let http = server.await;
-        let _ = metrics.await;
-        backfills.wait_idle().await;
-        for t in tasks {
-            let _ = t.await;
-        }
-        http
-    })
-    .await;
+    let drained = shutdown
+        .finish_within(settings.shutdown_grace(), async {
+            let http = server.await;
+            let _ = metrics.await;
+            backfills.wait_idle().await;
+            for t in tasks {
+                let _ = t.await;
+            }
+            http
+        })
+        .await;
     conn.close().await;
     match drained {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(IngestError::Http(e)),
-        Ok(Err(join)) => Err(IngestError::Http(std::io::Error::other(join))),
-        Err(_) => {
+        Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(IngestError::Http(e)),
+        Some(Err(join)) => Err(IngestError::Http(std::io::Error::other(join))),
+        None => {
             tracing::warn!("grace period over; exiting with work in flight (it will be redone)");
             Ok(())
         }

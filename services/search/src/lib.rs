@@ -37,7 +37,8 @@ use crate::metrics::SearchMetrics;
 use crate::peers::Peers;
 use crate::shard_index::ShardIndex;
 
-/// Serves until `shutdown`; the index (and, with image queries on, the models) load in
+/// Serves until `shutdown`, then answers what is in flight for at most
+/// `shutdown_grace_ms`; the index (and, with image queries on, the models) load in
 /// the background, `/readyz` says when. Models that fail to load end the run.
 pub async fn run(
     settings: Settings,
@@ -146,6 +147,7 @@ pub async fn run(
         bits,
     };
     let api_stop = shutdown.clone();
+    let (grace_stop, grace) = (shutdown.clone(), settings.shutdown_grace());
     let app = imgfeat_http::assemble(api::routes(state), axum::Router::new(), &settings.http)
         .layer(axum::middleware::map_response(imgfeat_http::with_reasons));
     let api = axum::serve(listeners.api, app)
@@ -158,14 +160,24 @@ pub async fn run(
         api.context("serving the API")?;
         probes.context("serving the probes")
     };
-    tokio::pin!(serving);
-    let served = tokio::select! {
-        r = &mut serving => r,
-        loaded = loading => match loaded {
-            Ok(Ok(())) => serving.await,
-            Ok(Err(e)) => Err(e.context("loading the models of image queries")),
-            Err(e) => Err(anyhow::anyhow!("the model loader failed: {e}")),
-        },
+    let serving = async {
+        tokio::pin!(serving);
+        tokio::select! {
+            r = &mut serving => r,
+            loaded = loading => match loaded {
+                Ok(Ok(())) => serving.await,
+                Ok(Err(e)) => Err(e.context("loading the models of image queries")),
+                Err(e) => Err(anyhow::anyhow!("the model loader failed: {e}")),
+            },
+        }
+    };
+    // Answering what is in flight may take the grace, no more (a slow peer or client).
+    let served = match grace_stop.finish_within(grace, serving).await {
+        Some(served) => served,
+        None => {
+            tracing::warn!("grace period over; exiting with queries unanswered");
+            Ok(())
+        }
     };
     if let Some(conn) = conn {
         conn.close().await;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use imgfeat_search_service::{Listeners, Settings, shutdown_pair};
+use imgfeat_search_service::{Listeners, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -25,10 +25,6 @@ async fn main() -> anyhow::Result<()> {
     let listeners = Listeners::bind(&settings.http, &settings.telemetry).await?;
     // On stdout, for scripts and tests that start us on port 0.
     listeners.announce()?;
-    let (trigger, shutdown) = shutdown_pair();
-    tokio::spawn(async move {
-        imgfeat_app::signals::wait_for_signal().await;
-        trigger.trigger();
-    });
+    let shutdown = imgfeat_app::signals::shutdown_on_signal();
     imgfeat_search_service::run(settings, listeners, shutdown).await
 }

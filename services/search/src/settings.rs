@@ -33,6 +33,9 @@ pub struct Settings {
     /// fleet's `[amqp]`: same prefix and exchange names).
     pub amqp: AmqpConfig,
     pub log: LogSettings,
+    /// After SIGTERM, how long queries in flight may take to be answered before the
+    /// process exits (the same setting as every service's).
+    pub shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -99,6 +102,7 @@ impl Default for Settings {
             search: ServiceSettings::default(),
             amqp: AmqpConfig::default(),
             log: LogSettings::default(),
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -212,11 +216,20 @@ impl Settings {
         Ok(s)
     }
 
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_grace_ms)
+    }
+
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.http
             .validate(&self.telemetry)
             .map_err(SettingsError::Invalid)?;
         self.pipeline.validate().map_err(SettingsError::Invalid)?;
+        if self.shutdown_grace_ms == 0 {
+            return Err(SettingsError::Invalid(
+                "shutdown_grace_ms must be over 0".into(),
+            ));
+        }
         if self.search.follow {
             self.amqp
                 .validate()

@@ -27,7 +27,7 @@ use crate::metrics::ServeMetrics;
 use crate::neighbours::SearchClient;
 
 /// Serves until `shutdown`, then refuses new work (503), lets every admitted image
-/// finish (at most `serve.drain_timeout_ms`) and returns. The models load in the
+/// finish (at most `shutdown_grace_ms`) and returns. The models load in the
 /// background: until then `/v1/infer` answers 503 and `/readyz` says why.
 pub async fn run(
     settings: Settings,
@@ -66,18 +66,18 @@ pub async fn run(
     let (stop_servers, servers_stop) = shutdown_pair();
     {
         let admission = engine.admission().clone();
-        let grace = Duration::from_millis(settings.serve.drain_timeout_ms);
+        let grace = settings.shutdown_grace();
         tokio::spawn(async move {
-            shutdown.wait().await;
-            admission.close();
-            tracing::info!(
-                admitted = admission.in_use(),
-                "shutting down: finishing the admitted images"
-            );
-            if tokio::time::timeout(grace, admission.drained())
-                .await
-                .is_err()
-            {
+            let drain = async {
+                shutdown.wait().await;
+                admission.close();
+                tracing::info!(
+                    admitted = admission.in_use(),
+                    "shutting down: finishing the admitted images"
+                );
+                admission.drained().await
+            };
+            if shutdown.finish_within(grace, drain).await.is_none() {
                 tracing::warn!(
                     left = admission.in_use(),
                     "drain timeout: exiting with images unanswered"

@@ -22,6 +22,9 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub serve: ServeSettings,
     pub log: LogSettings,
+    /// After SIGTERM, how long admitted images may take to finish before the process
+    /// exits (the same setting as every service's).
+    pub shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -43,8 +46,6 @@ pub struct ServeSettings {
     pub detectors: Vec<String>,
     /// `Retry-After` of a 429, in seconds.
     pub retry_after_s: u64,
-    /// On SIGTERM, how long admitted images may take to finish before the process exits.
-    pub drain_timeout_ms: u64,
     /// Base URL of imgfeat-search (`http://imgfeat-search:8080`), asked by code for
     /// `?neighbours=k`. Unset: `?neighbours=` is a 400.
     pub search_url: Option<String>,
@@ -63,7 +64,6 @@ impl Default for ServeSettings {
             max_images_per_request: None,
             detectors: Vec::new(),
             retry_after_s: 1,
-            drain_timeout_ms: 30_000,
             search_url: None,
             search_timeout_ms: 1_000,
             search_token: None,
@@ -83,6 +83,7 @@ impl Default for Settings {
             pipeline: PipelineSettings::default(),
             serve: ServeSettings::default(),
             log: LogSettings::default(),
+            shutdown_grace_ms: 30_000,
         }
     }
 }
@@ -100,6 +101,10 @@ impl Settings {
         let s: Self = load_settings(file)?;
         s.validate()?;
         Ok(s)
+    }
+
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_grace_ms)
     }
 
     /// What the inference engine takes from these settings.
@@ -126,8 +131,8 @@ impl Settings {
         if s.images_per_request() == 0 || s.images_per_request() > s.max_queued {
             return invalid("serve.max_images_per_request must be 1..=serve.max_queued");
         }
-        if s.drain_timeout_ms == 0 {
-            return invalid("serve.drain_timeout_ms must be over 0");
+        if self.shutdown_grace_ms == 0 {
+            return invalid("shutdown_grace_ms must be over 0");
         }
         if s.search_timeout_ms == 0 {
             return invalid("serve.search_timeout_ms must be over 0");

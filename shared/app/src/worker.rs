@@ -39,24 +39,6 @@ fn on_signal(trigger: imgfeat_pipeline::ShutdownTrigger, stop: imgfeat_amqp::Con
     });
 }
 
-/// Runs `work` until it ends, or until `grace` after shutdown fires.
-async fn with_grace(
-    work: impl std::future::Future<Output = ()>,
-    shutdown: Shutdown,
-    grace: Duration,
-) {
-    tokio::pin!(work);
-    tokio::select! {
-        _ = &mut work => return,
-        _ = shutdown.wait() => {}
-    }
-    if tokio::time::timeout(grace, work).await.is_err() {
-        tracing::warn!(
-            "grace period of {grace:?} over; exiting with deliveries unacked (the broker redelivers them)"
-        );
-    }
-}
-
 /// Runs a stage until its queue ends or SIGTERM (plus the grace period), then closes
 /// the broker connection.
 async fn serve<F, Fut>(
@@ -70,12 +52,16 @@ async fn serve<F, Fut>(
 {
     let (trigger, shutdown) = shutdown_pair();
     on_signal(trigger, stop);
-    with_grace(
-        run(shutdown.clone()),
-        shutdown,
-        Duration::from_millis(grace_ms),
-    )
-    .await;
+    let grace = Duration::from_millis(grace_ms);
+    if shutdown
+        .finish_within(grace, run(shutdown.clone()))
+        .await
+        .is_none()
+    {
+        tracing::warn!(
+            "grace period of {grace:?} over; exiting with deliveries unacked (the broker redelivers them)"
+        );
+    }
     conn.close().await;
 }
 
