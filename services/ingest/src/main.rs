@@ -22,16 +22,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only where a person reads them, never into a log file or collector.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
     let mut settings = Settings::load(args.config.as_deref()).context("invalid configuration")?;
+    imgfeat_app::logging::init(&settings.log);
     if let Some(dir) = args.watch {
         settings.watch.dir = Some(dir);
     }

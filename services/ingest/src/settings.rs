@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use imgfeat_amqp::AmqpConfig;
+use imgfeat_app::logging::LogSettings;
 pub use imgfeat_app::settings::{StoreKind, StoreSettings};
 use imgfeat_core::ModelVersion;
 pub use imgfeat_http::{AuthMode, HttpSettings, MIN_TOKEN_LEN, TelemetrySettings, Token};
@@ -25,6 +26,7 @@ pub struct Settings {
     pub backfill: BackfillSettings,
     pub uploads: UploadsSettings,
     pub watch: WatchSettings,
+    pub log: LogSettings,
     /// How long SIGTERM may take: running chunks finish and are saved, the upload
     /// batch in hand is forwarded and acked, then the process exits regardless.
     pub shutdown_grace_ms: u64,
@@ -42,6 +44,11 @@ impl Default for Settings {
             backfill: BackfillSettings::default(),
             uploads: UploadsSettings::default(),
             watch: WatchSettings::default(),
+            // Backfill progress and refusals are worth reading by default.
+            log: LogSettings {
+                level: "info".into(),
+                ..LogSettings::default()
+            },
             shutdown_grace_ms: 10_000,
         }
     }
