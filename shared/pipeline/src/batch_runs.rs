@@ -64,16 +64,21 @@ mod tests {
     /// Runs 12 items in batches of 2 through `workers` slots, each batch holding its
     /// slot (and the model) for 20 ms; returns the most batches seen running at once
     /// and the items done when `run_batches` returned.
-    async fn run_with(workers: usize) -> (usize, usize) {
-        let (tx, mut rx) = mpsc::channel(32);
-        for i in 0..12 {
+    /// A closed queue holding `n` items, and batches of at most 2.
+    async fn queued(n: i32) -> (mpsc::Receiver<i32>, BatchPolicy) {
+        let (tx, rx) = mpsc::channel(32);
+        for i in 0..n {
             tx.send(i).await.unwrap();
         }
-        drop(tx);
         let policy = BatchPolicy {
             max_batch: 2,
             max_wait_ms: 1000,
         };
+        (rx, policy)
+    }
+
+    async fn run_with(workers: usize) -> (usize, usize) {
+        let (mut rx, policy) = queued(12).await;
         let load = ModelLoad::with_workers(workers);
         let (running, most, done) = (
             Arc::new(AtomicUsize::new(0)),
@@ -99,15 +104,7 @@ mod tests {
     async fn a_batch_reports_its_wait_for_a_free_worker() {
         // Four items at once, batches of 2, one worker busy 20 ms a batch: the second
         // batch closes full at once, then waits 20 ms for the worker, and says so.
-        let (tx, mut rx) = mpsc::channel(8);
-        for i in 0..4 {
-            tx.send(i).await.unwrap();
-        }
-        drop(tx);
-        let policy = BatchPolicy {
-            max_batch: 2,
-            max_wait_ms: 1000,
-        };
+        let (mut rx, policy) = queued(4).await;
         let reports = std::sync::Mutex::new(Vec::new());
         let run = |_items: Vec<i32>, busy: Busy| async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
