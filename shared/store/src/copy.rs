@@ -244,26 +244,7 @@ mod tests {
     }
 
     async fn everything(store: &SqliteStore) -> Vec<ImageResults> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (page, next) = store.export_page(cursor.as_ref(), 1000).await.unwrap();
-            out.extend(page);
-            match next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        for r in &mut out {
-            r.detections
-                .sort_by(|a, b| a.model_version.cmp(&b.model_version));
-            r.codes
-                .sort_by(|a, b| a.model_version.cmp(&b.model_version));
-            r.failures
-                .sort_by(|a, b| (&a.model_version, a.stage).cmp(&(&b.model_version, b.stage)));
-        }
-        out.sort_by_key(|r| r.image_id);
-        out
+        imgfeat_store_conformance::all_exports(store).await.unwrap()
     }
 
     #[tokio::test]

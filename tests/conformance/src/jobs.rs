@@ -191,8 +191,8 @@ fn normalise(mut r: ImageResults) -> ImageResults {
     r
 }
 
-/// Every image's results, read page by page and sorted by image ID: what a copy or a
-/// round trip must leave unchanged.
+/// Every image's results, read page by page, sorted by image ID and with each image's
+/// lists in one order: what a copy or a round trip must leave unchanged.
 pub async fn all_exports<S: ExportStore + ?Sized>(
     store: &S,
 ) -> Result<Vec<ImageResults>, StoreError> {
@@ -206,6 +206,7 @@ pub async fn all_exports<S: ExportStore + ?Sized>(
             None => break,
         }
     }
+    let mut out: Vec<ImageResults> = out.into_iter().map(normalise).collect();
     out.sort_by_key(|r| r.image_id);
     Ok(out)
 }
