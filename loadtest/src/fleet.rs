@@ -101,10 +101,7 @@ pub struct Fleet {
     pub ingest_token: String,
 }
 
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
+pub use imgfeat_testkit::free_port;
 
 /// The folder of the services' binaries: the one given, or this executable's.
 pub fn bin_dir(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {

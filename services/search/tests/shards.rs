@@ -199,15 +199,6 @@ impl Drop for Process {
     }
 }
 
-/// A free port on 127.0.0.1 (free when asked: the processes bind it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts shard `index` of 2 on `port`, the peers as `IMGFEAT_SEARCH__SHARD_URLS`
 /// (commas between shards, `|` between a shard's replicas), hedging after `hedge_ms`.
 fn spawn_shard(
@@ -321,7 +312,8 @@ async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
         })
         .collect();
 
-    let (pa, pb1, pb2) = (free_port(), free_port(), free_port());
+    let port = || imgfeat_testkit::free_port().unwrap();
+    let (pa, pb1, pb2) = (port(), port(), port());
     let urls = format!("http://127.0.0.1:{pa},http://127.0.0.1:{pb1}|http://127.0.0.1:{pb2}");
     let hedge_ms = 50;
     let a = spawn_shard(&path, 0, pa, &urls, hedge_ms);

@@ -104,6 +104,18 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// [`metric`], 0 when there is no such sample yet (a counter not yet incremented).
+pub fn sample(text: &str, series: &str) -> f64 {
+    metric(text, series).unwrap_or(0.0)
+}
+
+/// A free port on 127.0.0.1: free when asked, for a process that binds it a moment later.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// `{probes}/metrics`, as text.
 pub async fn metrics(client: &reqwest::Client, probes: &str) -> String {
     client

@@ -31,14 +31,9 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn photos() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/photos"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
+// The kit's, for the tests that `use common::*`.
+#[allow(unused_imports)]
+pub use imgfeat_testkit::{photos, sample};
 
 pub fn rabbitmqctl(args: &[&str]) -> String {
     let out = Command::new("rabbitmqctl").args(args).output().unwrap();
@@ -617,19 +612,7 @@ impl Drop for BrokerStopped {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The value of one sample line `name{labels} value` (labels in the exporter's order).
-pub fn sample(metrics: &str, name_and_labels: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    imgfeat_testkit::free_port().unwrap()
 }
 
 pub async fn get(url: &str) -> (u16, String) {

@@ -153,11 +153,7 @@ pub async fn post_many(
     answer(res).await
 }
 
-/// The value of the first sample whose line starts with `series` (name and labels); 0
-/// when there is none yet.
-pub fn metric(text: &str, series: &str) -> f64 {
-    imgfeat_testkit::metric(text, series).unwrap_or(0.0)
-}
+pub use imgfeat_testkit::sample as metric;
 
 /// Polls `/metrics` until `series` reaches `at_least`.
 pub async fn wait_metric(server: &Server, series: &str, at_least: f64) {
