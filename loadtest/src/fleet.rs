@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -80,7 +80,8 @@ pub fn knob_env(k: &imgfeat_bench::Knobs) -> Vec<(String, String)> {
 
 pub struct Service {
     pub name: &'static str,
-    pub child: Child,
+    /// Killed when the fleet is dropped, whatever path got us there.
+    pub child: KilledOnDrop,
     pub log: PathBuf,
     /// `/readyz` address (telemetry listener), when the service has one.
     pub health: Option<String>,
@@ -101,6 +102,7 @@ pub struct Fleet {
     pub ingest_token: String,
 }
 
+use imgfeat_testkit::KilledOnDrop;
 pub use imgfeat_testkit::free_port;
 
 /// The folder of the services' binaries: the one given, or this executable's.
@@ -171,7 +173,7 @@ impl Fleet {
                 .with_context(|| format!("starting {}", bin.display()))?;
             services.push(Service {
                 name,
-                child,
+                child: KilledOnDrop(child),
                 log,
                 health: Some(health),
             });
@@ -213,7 +215,7 @@ impl Fleet {
         });
         services.push(Service {
             name: "imgfeat-ingest",
-            child,
+            child: KilledOnDrop(child),
             log,
             health: None,
         });
@@ -317,18 +319,6 @@ impl Fleet {
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(50)),
                 }
-            }
-        }
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        // Never leave children behind, whatever path got us here.
-        for s in &mut self.services {
-            if matches!(s.child.try_wait(), Ok(None)) {
-                let _ = s.child.kill();
-                let _ = s.child.wait();
             }
         }
     }

@@ -294,7 +294,7 @@ async fn run(
         .with_context(|| format!("starting {}", search_bin.display()))?;
     fleet.services.push(Service {
         name: "imgfeat-search",
-        child,
+        child: imgfeat_testkit::KilledOnDrop(child),
         log,
         health: Some(probes.clone()),
     });

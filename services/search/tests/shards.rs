@@ -187,16 +187,9 @@ async fn two_shards_answer_for_the_whole_version_like_a_scan() {
 
 /// An `imgfeat-search` process, configured from the environment only.
 struct Process {
-    child: std::process::Child,
+    child: imgfeat_testkit::KilledOnDrop,
     api: String,
     probes: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts shard `index` of 2 on `port`, the peers as `IMGFEAT_SEARCH__SHARD_URLS`
@@ -247,7 +240,7 @@ fn spawn_shard(
     // Keep reading, so that nothing the process prints blocks it.
     std::thread::spawn(move || lines.for_each(drop));
     Process {
-        child,
+        child: imgfeat_testkit::KilledOnDrop(child),
         api: api.unwrap(),
         probes: probes.unwrap(),
     }

@@ -39,6 +39,30 @@ pub fn local_telemetry() -> TelemetrySettings {
     TelemetrySettings::at("127.0.0.1:0")
 }
 
+/// A child process killed (and reaped) when dropped, so a failing test or an aborted
+/// run leaves nothing running. Derefs to the [`std::process::Child`].
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KilledOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KilledOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A service running in this process: its two base URLs, and how to stop it.
 pub struct Running {
     pub api: String,

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use imgfeat_amqp::lapin::BasicProperties;
@@ -45,8 +45,8 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// A child process killed when dropped, so a failing test leaves nothing running.
-pub struct ChildGuard(pub Child, pub PathBuf);
+/// A detector child process (killed when dropped) and its log file.
+pub struct ChildGuard(pub imgfeat_testkit::KilledOnDrop, pub PathBuf);
 
 impl ChildGuard {
     pub fn kill(&mut self) -> std::io::Result<()> {
@@ -54,13 +54,6 @@ impl ChildGuard {
     }
     pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.0.wait()
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -281,7 +274,7 @@ listen = "127.0.0.1:0"
             .stderr(file)
             .spawn()
             .unwrap();
-        ChildGuard(child, log)
+        ChildGuard(imgfeat_testkit::KilledOnDrop(child), log)
     }
 
     async fn post(&self, path: &str, body: String) -> serde_json::Value {
