@@ -201,6 +201,18 @@ fn spawn_shard(
     shard_urls: &str,
     hedge_ms: u64,
 ) -> Process {
+    spawn_shard_with(store, index, port, shard_urls, hedge_ms, &[])
+}
+
+/// [`spawn_shard`] with more `IMGFEAT_*` settings, which win over the defaults above.
+fn spawn_shard_with(
+    store: &std::path::Path,
+    index: u32,
+    port: u16,
+    shard_urls: &str,
+    hedge_ms: u64,
+    extra: &[(&str, &str)],
+) -> Process {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imgfeat-search"));
     for (k, _) in std::env::vars() {
@@ -221,6 +233,7 @@ fn spawn_shard(
         .env("IMGFEAT_SEARCH__PEER_TIMEOUT_MS", "3000")
         .env("IMGFEAT_SEARCH__HEDGE_MS", hedge_ms.to_string())
         .env("RUST_LOG", "warn")
+        .envs(extra.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -405,6 +418,61 @@ async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
     assert!(metric(&text, &failovers("0")).unwrap() >= 1.0, "{text}");
     assert_eq!(metric(&text, &failovers("1")), Some(0.0), "{text}");
     drop((a, b1, b2));
+}
+
+/// SIGTERM while a query waits on a peer that never answers (SIGSTOP, with a 60 s peer
+/// timeout): the shard gives what is in flight its `shutdown_grace_ms` (1 s) and exits,
+/// instead of waiting for the query as long as the peer timeout allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_the_grace_while_a_query_waits_on_a_frozen_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("codes.sqlite3");
+    let (_, version) = Settings::default().pipeline.versions().unwrap();
+    let (records, seeds) = catalogue(&version);
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    store.put_codes(&records).await.unwrap();
+    drop(store);
+
+    let port = || imgfeat_testkit::free_port().unwrap();
+    let (pa, pb) = (port(), port());
+    let urls = format!("http://127.0.0.1:{pa},http://127.0.0.1:{pb}");
+    let slow_peers = [
+        ("IMGFEAT_SEARCH__PEER_TIMEOUT_MS", "60000"),
+        ("IMGFEAT_SHUTDOWN_GRACE_MS", "1000"),
+    ];
+    let mut a = spawn_shard_with(&path, 0, pa, &urls, 50, &slow_peers);
+    let b = spawn_shard_with(&path, 1, pb, &urls, 50, &slow_peers);
+    let client = reqwest::Client::new();
+    for p in [&a, &b] {
+        imgfeat_testkit::wait_ready(&client, &p.probes).await;
+    }
+    signal(&b, "-STOP");
+    let url = format!("{}/v1/images/{}/similar?k=10", a.api, seeds[0]);
+    let stuck = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(url).bearer_auth(TOKEN).send().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!stuck.is_finished(), "the query waits on the frozen peer");
+    signal(&a, "-TERM");
+    let termed = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = a.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            termed.elapsed() < std::time::Duration::from_secs(20),
+            "still running 20 s after SIGTERM with a 1 s grace"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "exited {exited} {:.2} s after SIGTERM",
+        termed.elapsed().as_secs_f64()
+    );
+    assert!(exited.success(), "{exited}");
+    signal(&b, "-CONT");
+    drop((a, b));
 }
 
 #[test]
