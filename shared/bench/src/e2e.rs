@@ -92,7 +92,7 @@ impl EventSink for PhaseSink {
                 e.0 += 1;
                 e.1 += seconds;
             }
-            Event::BatchClosed {
+            Event::BatchStarted {
                 worker,
                 size,
                 waited_seconds,

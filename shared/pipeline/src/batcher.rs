@@ -111,12 +111,12 @@ pub async fn next_batch<T>(
     })
 }
 
-/// A batch's start as an [`Event::BatchClosed`] of `worker`: what both stages hand
+/// A batch's start as an [`Event::BatchStarted`] of `worker`: what both stages hand
 /// [`crate::batch_runs::run_batches`].
-pub fn report_closed(worker: Worker, events: &Events) -> impl Fn(usize, Duration) + use<> {
+pub fn report_started(worker: Worker, events: &Events) -> impl Fn(usize, Duration) + use<> {
     let events = events.clone();
     move |size, waited| {
-        events.emit(Event::BatchClosed {
+        events.emit(Event::BatchStarted {
             worker,
             size,
             waited_seconds: waited.as_secs_f64(),

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
-use crate::batcher::report_closed;
+use crate::batcher::report_started;
 use crate::chain::{ChainSender, Downstream};
 use crate::events::{Events, Outcome, Phase, Worker};
 use crate::intake::take_deliveries;
@@ -133,7 +133,7 @@ impl DetectorStage {
                         let _ = det_tx.send(detected).await;
                     }
                 };
-                let closed = report_closed(Worker::Detector, &events);
+                let closed = report_started(Worker::Detector, &events);
                 run_batches(&mut prep_rx, &policy, &load, closed, run).await;
             })
         };

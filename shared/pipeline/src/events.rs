@@ -97,7 +97,7 @@ pub enum Event {
     },
     /// A batch the model starts on (`run_batches`): its size, and how long its first
     /// image waited since leaving the queue (`batcher::BATCH_WAIT_HELP`).
-    BatchClosed {
+    BatchStarted {
         worker: Worker,
         size: usize,
         waited_seconds: f64,

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::batch_runs::run_batches;
 use crate::batcher::BatchPolicy;
-use crate::batcher::report_closed;
+use crate::batcher::report_started;
 use crate::events::{Events, Phase, Worker};
 use crate::intake::take_deliveries;
 use crate::recipe::{crop_jpeg_tensor, pixels_tensor};
@@ -93,7 +93,7 @@ impl ExtractorStage {
                     let this = this.clone();
                     async move { this.process(items, busy).await }
                 };
-                let closed = report_closed(Worker::Extractor, &events);
+                let closed = report_started(Worker::Extractor, &events);
                 run_batches(&mut prep_rx, &policy, &load, closed, run).await;
             })
         };

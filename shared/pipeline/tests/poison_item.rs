@@ -41,7 +41,7 @@ struct BatchSizes {
 
 impl EventSink for BatchSizes {
     fn emit(&self, event: &Event) {
-        if let Event::BatchClosed {
+        if let Event::BatchStarted {
             worker: Worker::Detector,
             size,
             ..

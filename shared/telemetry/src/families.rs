@@ -58,10 +58,16 @@ pub(crate) struct Inner {
     pub(crate) backfill_waiting: IntGaugeVec,
     pub(crate) ready: IntGaugeVec,
     pub(crate) model_info: IntGaugeVec,
-    /// The (name, version) each stage reports now, so a model swap removes the old series.
-    pub(crate) models: Mutex<HashMap<String, (String, String)>>,
-    /// The model version each stage's batches are labelled with.
-    pub(crate) batch_models: Mutex<HashMap<String, String>>,
+    /// What each stage runs now.
+    pub(crate) models: Mutex<HashMap<String, StageModel>>,
+}
+
+/// A stage's model: `imgfeat_model_info`'s labels (kept so a model swap removes the old
+/// series) and the `model` label of the stage's batches.
+pub(crate) struct StageModel {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) batch_label: String,
 }
 
 // Every name, help text, label set and bucket list below is a constant of this file, so
@@ -212,6 +218,5 @@ pub(crate) fn build(service: &str) -> Inner {
         ready,
         model_info,
         models: Mutex::new(HashMap::new()),
-        batch_models: Mutex::new(HashMap::new()),
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use imgfeat_pipeline::{Event, EventSink};
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::families::{Inner, build};
+use crate::families::{Inner, StageModel, build};
 
 /// The metrics of one service; cheap to clone (all clones share one registry).
 #[derive(Clone)]
@@ -40,25 +40,24 @@ impl Telemetry {
         self.set_model(stage, name, version, &format!("{name}@{version}"));
     }
 
-    fn set_model(&self, stage: &str, name: &str, version: &str, label: &str) {
-        self.inner
-            .batch_models
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(stage.to_owned(), label.to_owned());
+    fn set_model(&self, stage: &str, name: &str, version: &str, batch_label: &str) {
         let mut models = self
             .inner
             .models
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let new = (name.to_owned(), version.to_owned());
-        if let Some(old) = models.insert(stage.to_owned(), new.clone())
-            && old != new
+        let new = StageModel {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            batch_label: batch_label.to_owned(),
+        };
+        if let Some(old) = models.insert(stage.to_owned(), new)
+            && (old.name != name || old.version != version)
         {
             let _ = self
                 .inner
                 .model_info
-                .remove_label_values(&[stage, &old.0, &old.1]);
+                .remove_label_values(&[stage, &old.name, &old.version]);
         }
         self.inner
             .model_info
@@ -88,11 +87,11 @@ impl Telemetry {
     /// stage has announced one.
     fn batch_model(&self, stage: &str) -> String {
         self.inner
-            .batch_models
+            .models
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(stage)
-            .cloned()
+            .map(|m| m.batch_label.clone())
             .unwrap_or_default()
     }
 
@@ -171,7 +170,7 @@ impl Telemetry {
                         .observe(s);
                 }
             }
-            Event::BatchClosed {
+            Event::BatchStarted {
                 worker,
                 size,
                 waited_seconds,
@@ -327,12 +326,12 @@ mod tests {
             phase(Worker::Extractor, Phase::Persist, 0.002),
             phase(Worker::Extractor, Phase::Persist, f64::NAN),
             phase(Worker::Extractor, Phase::Persist, -1.0),
-            Event::BatchClosed {
+            Event::BatchStarted {
                 worker: Worker::Detector,
                 size: 8,
                 waited_seconds: 0.01,
             },
-            Event::BatchClosed {
+            Event::BatchStarted {
                 worker: Worker::Detector,
                 size: 5,
                 waited_seconds: 0.02,
@@ -378,7 +377,7 @@ mod tests {
             seconds: 0.01,
         });
         t.set_model_info("detect", "ssd_mobilenetv2_oidv4_24cls", "ssd-v1");
-        sink.emit(&Event::BatchClosed {
+        sink.emit(&Event::BatchStarted {
             worker: Worker::Detector,
             size: 64,
             waited_seconds: 0.0,

@@ -296,7 +296,7 @@ fn every_dashboard_query_names_an_exported_metric() {
             phase: Phase::Fetch,
             seconds: 0.1,
         },
-        Event::BatchClosed {
+        Event::BatchStarted {
             worker: Worker::Detector,
             size: 1,
             waited_seconds: 0.1,
