@@ -284,6 +284,19 @@ async fn ask(client: &reqwest::Client, url: &str) -> (u16, Vec<(u64, u32)>, usiz
     (status, pairs(&body), missing, took)
 }
 
+/// The [`catalogue`] of the default code version in a SQLite store under `dir`: the
+/// store's path, the records and the seeds.
+async fn stored_catalogue(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, Vec<CodeRecord>, Vec<u64>) {
+    let path = dir.join("codes.sqlite3");
+    let (_, version) = Settings::default().pipeline.versions().unwrap();
+    let (records, seeds) = catalogue(&version);
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    store.put_codes(&records).await.unwrap();
+    (path, records, seeds)
+}
+
 /// Three processes: shard 0 (A) and shard 1 twice (B1, B2), over one SQLite store.
 /// Under the load of 4 concurrent clients (on A and B2), B1 is first frozen (SIGSTOP:
 /// answers come from B2 after the hedge delay, well inside the peer timeout), then
@@ -292,12 +305,7 @@ async fn ask(client: &reqwest::Client, url: &str) -> (u16, Vec<(u64, u32)>, usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("codes.sqlite3");
-    let (_, version) = Settings::default().pipeline.versions().unwrap();
-    let (records, seeds) = catalogue(&version);
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
-    store.put_codes(&records).await.unwrap();
-    drop(store);
+    let (path, records, seeds) = stored_catalogue(dir.path()).await;
     let mut oracle = LinearScan::new(64).unwrap();
     for r in &records {
         oracle.insert(r.image_id.0, r.code.as_bytes()).unwrap();
@@ -426,12 +434,7 @@ async fn a_replica_frozen_or_killed_under_load_costs_no_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_within_the_grace_while_a_query_waits_on_a_frozen_peer() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("codes.sqlite3");
-    let (_, version) = Settings::default().pipeline.versions().unwrap();
-    let (records, seeds) = catalogue(&version);
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
-    store.put_codes(&records).await.unwrap();
-    drop(store);
+    let (path, _, seeds) = stored_catalogue(dir.path()).await;
 
     let port = || imgfeat_testkit::free_port().unwrap();
     let (pa, pb) = (port(), port());

@@ -32,6 +32,14 @@ pub fn imgfeat_with(store: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, 
     (out.status.code().unwrap_or(-1), json, stderr)
 }
 
+/// `imgfeat index FOLDER` into `store` under `env`, which must succeed and process
+/// `processed` images.
+pub fn index_ok(store: &Path, env: &[(&str, &str)], folder: &str, processed: u64) {
+    let (code, summary, stderr) = imgfeat_with(store, env, &["index", folder]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["processed"], processed, "{summary}");
+}
+
 /// A transformed copy as a user would upload it again: shifted by a 4 % border crop,
 /// scaled to 0.6x and re-encoded as JPEG quality 60.
 pub fn degraded_copy(original: &Path, out: &Path) {
