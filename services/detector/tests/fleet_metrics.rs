@@ -1,6 +1,6 @@
 //! A detector's metrics and probes in a real fleet run: the counters and histograms move
-//! by exactly what the run did, and /readyz turns unready while the broker is away and
-//! ready again when it returns. Own test binary: it stops the broker.
+//! by exactly what the run did, and /readyz turns unready while the image folder or the
+//! broker is away and ready again when it returns. Own test binary: it stops the broker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_the_run_and_readiness_follows_the_broker() {
+async fn metrics_count_the_run_and_readiness_follows_the_source_and_broker() {
     let fleet = Fleet::start("metrics", 13).await;
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -61,6 +61,21 @@ async fn metrics_count_the_run_and_readiness_follows_the_broker() {
         ),
         "{m}"
     );
+
+    // The source's check came with the source: the image folder gone (a lost mount)
+    // turns the detector unready, and back.
+    let images = fleet.dir.path().join("images");
+    let moved = fleet.dir.path().join("images-away");
+    std::fs::rename(&images, &moved).unwrap();
+    let body = wait_status(&format!("{base}/readyz"), 503, Duration::from_secs(10)).await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["checks"]["broker"], "ok", "{body}");
+    assert!(
+        json["checks"]["source"].as_str().unwrap().contains("images"),
+        "{body}"
+    );
+    std::fs::rename(&moved, &images).unwrap();
+    wait_status(&format!("{base}/readyz"), 200, Duration::from_secs(10)).await;
 
     {
         let _stopped = BrokerStopped::stop();

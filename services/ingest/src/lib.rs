@@ -21,7 +21,7 @@ pub mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgfeat_amqp::{AmqpConnection, AmqpPublisher, WorkQueue};
+use imgfeat_amqp::{AmqpPublisher, WorkQueue};
 use imgfeat_core::message::DetectJob;
 use imgfeat_core::ports::{BackfillStore, JobPublisher, ResultStore, StoreError};
 use imgfeat_core::{ImageId, ModelVersion};
@@ -74,9 +74,12 @@ pub async fn run(
             "http.auth = \"none\": the API accepts requests from anyone who can reach it"
         );
     }
-    let store = imgfeat_app::stores::open_store(&settings.store).await?;
-
-    let conn = AmqpConnection::new(settings.amqp.clone());
+    let store = settings.store.open().await?;
+    let broker = settings.amqp.open();
+    let readiness = imgfeat_telemetry::Readiness::new()
+        .check("broker", broker.ready)
+        .check("store", store.ready);
+    let conn = broker.port;
     {
         // Connect (and declare the topology) now rather than on the first request, so
         // that /readyz turns green as soon as the broker is there.
@@ -154,9 +157,6 @@ pub async fn run(
         backfill_admission: tokio::sync::Mutex::new(()),
     });
     let telemetry = imgfeat_telemetry::Telemetry::new("ingest");
-    let readiness = imgfeat_telemetry::Readiness::new()
-        .check("broker", imgfeat_telemetry::broker_check(&conn))
-        .check("store", imgfeat_telemetry::store_check(results.clone()));
     tasks.push(tokio::spawn(imgfeat_telemetry::poll_queue_depths(
         conn.clone(),
         imgfeat_telemetry::fleet_queues(conn.topology()),

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use imgfeat_core::ModelVersion;
+use imgfeat_core::ports::ReadyCheck;
 use imgfeat_core::shutdown::Shutdown;
 use imgfeat_infer::{Engine, EngineMetrics};
 use imgfeat_telemetry::{Readiness, Telemetry};
@@ -45,9 +46,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let store = imgfeat_app::stores::open_store(&settings.store)
-        .await
-        .context("opening the store")?;
+    let store = settings.store.open().await.context("opening the store")?;
     let (_, version) = settings
         .pipeline
         .versions()
@@ -77,19 +76,13 @@ pub async fn run(
     let readiness = {
         let index = index.clone();
         let mut readiness = Readiness::new()
-            .check("index", move || {
-                let status = index.readiness();
-                Box::pin(async move { status })
-            })
-            .check(
-                "store",
-                imgfeat_telemetry::store_check(store.results.clone()),
-            );
+            .check("index", ReadyCheck::from_status(move || index.readiness()))
+            .check("store", store.ready.clone());
         if let Some(engine) = engine.clone() {
-            readiness = readiness.check("models", move || {
-                let status = engine.readiness();
-                Box::pin(async move { status })
-            });
+            readiness = readiness.check(
+                "models",
+                ReadyCheck::from_status(move || engine.readiness()),
+            );
         }
         readiness
     };

@@ -14,6 +14,7 @@ pub mod settings;
 use std::time::Duration;
 
 use anyhow::Context;
+use imgfeat_core::ports::ReadyCheck;
 use imgfeat_core::shutdown::Shutdown;
 use imgfeat_infer::Engine;
 use imgfeat_telemetry::{Readiness, Telemetry};
@@ -57,10 +58,10 @@ pub async fn run(
 
     let readiness = {
         let engine = engine.clone();
-        Readiness::new().check("models", move || {
-            let status = engine.readiness();
-            Box::pin(async move { status })
-        })
+        Readiness::new().check(
+            "models",
+            ReadyCheck::from_status(move || engine.readiness()),
+        )
     };
 
     let (stop_servers, servers_stop) = shutdown_pair();

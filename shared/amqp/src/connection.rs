@@ -11,6 +11,8 @@ use futures_lite::StreamExt;
 use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::{Mutex, watch};
 
+use imgfeat_core::ports::{Opened, ReadyCheck};
+
 use crate::{AmqpConfig, AmqpError, Topology};
 
 /// How long `close` may take before the connection is simply dropped.
@@ -26,6 +28,17 @@ pub enum BrokerState {
     Disconnected,
     /// [`AmqpConnection::close`] was called.
     Closed,
+}
+
+impl AmqpConfig {
+    /// The service's broker connection, opening on first use, and its readiness check.
+    pub fn open(&self) -> Opened<AmqpConnection> {
+        let conn = AmqpConnection::new(self.clone());
+        Opened {
+            ready: conn.ready_check(),
+            port: conn,
+        }
+    }
 }
 
 /// A cheaply cloneable handle on the shared connection.
@@ -76,6 +89,16 @@ impl AmqpConnection {
     /// Broker state for readiness probes; `changed()` wakes on every transition.
     pub fn state(&self) -> watch::Receiver<BrokerState> {
         self.inner.state.subscribe()
+    }
+
+    /// Ready while the connection is up. It reads the state watch and never opens
+    /// anything, so a probe cannot pile up connection attempts.
+    pub fn ready_check(&self) -> ReadyCheck {
+        let state = self.state();
+        ReadyCheck::from_status(move || match *state.borrow() {
+            BrokerState::Connected => Ok(()),
+            other => Err(format!("broker {}", format!("{other:?}").to_lowercase())),
+        })
     }
 
     pub fn is_connected(&self) -> bool {

@@ -410,7 +410,7 @@ mod tests {
             ("IMGFEAT_SOURCE__URL_TEMPLATE", "http://x/{id}"),
         ]))
         .unwrap();
-        assert!(matches!(s.source, crate::stores::SourceSettings::Http(_)));
+        assert!(matches!(s.source, imgfeat_sources::SourceSettings::Http(_)));
     }
 
     #[test]

@@ -11,9 +11,9 @@ use imgfeat_pipeline::cancelled::CancelledBackfills;
 use imgfeat_pipeline::chain::{Downstream, chain};
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, Shutdown, shutdown_pair};
+use imgfeat_telemetry::Readiness;
 
 pub use crate::signals::wait_for_signal;
-use crate::stores::{open_source, open_store};
 pub use crate::worker_settings::{StagesHere, TelemetrySettings, WorkerSettings};
 use crate::worker_telemetry::WorkerTelemetry;
 
@@ -22,7 +22,7 @@ pub enum WorkerError {
     #[error("store: {0}")]
     Store(#[from] imgfeat_core::ports::StoreError),
     #[error(transparent)]
-    Source(#[from] crate::stores::SourceSetupError),
+    Source(#[from] imgfeat_sources::OpenSourceError),
     #[error(transparent)]
     Load(#[from] imgfeat_pipeline::parts::LoadError),
     #[error("telemetry: {0}")]
@@ -66,10 +66,19 @@ async fn serve<F, Fut>(
 }
 
 pub async fn run_detector(settings: WorkerSettings, events: Events) -> Result<(), WorkerError> {
-    let conn = AmqpConnection::new(settings.amqp.clone());
-    let store = open_store(&settings.store).await?;
-    let telemetry = WorkerTelemetry::start("detector", &settings, &conn, &store).await?;
-    let source = open_source(&settings.source, settings.pipeline.decode.max_bytes).await?;
+    let broker = settings.amqp.open();
+    let store = settings.store.open().await?;
+    let source = settings
+        .source
+        .open(settings.pipeline.decode.max_bytes)
+        .await?;
+    let adapters = Readiness::new()
+        .check("broker", broker.ready)
+        .check("store", store.ready.clone())
+        .check("source", source.ready);
+    let conn = broker.port;
+    let source = source.port;
+    let telemetry = WorkerTelemetry::start("detector", &settings, &conn, adapters).await?;
     let parts = parts::load_detector(&settings.pipeline)?;
     let pool = parts::cpu_pool(&settings.pipeline)?;
     telemetry.loaded("detect", &parts.version);
@@ -148,9 +157,13 @@ fn cancelled_backfills(store: &crate::stores::OpenStore) -> Arc<CancelledBackfil
 }
 
 pub async fn run_extractor(settings: WorkerSettings, events: Events) -> Result<(), WorkerError> {
-    let conn = AmqpConnection::new(settings.amqp.clone());
-    let store = open_store(&settings.store).await?;
-    let telemetry = WorkerTelemetry::start("extractor", &settings, &conn, &store).await?;
+    let broker = settings.amqp.open();
+    let store = settings.store.open().await?;
+    let adapters = Readiness::new()
+        .check("broker", broker.ready)
+        .check("store", store.ready.clone());
+    let conn = broker.port;
+    let telemetry = WorkerTelemetry::start("extractor", &settings, &conn, adapters).await?;
     let parts = parts::load_extractor(&settings.pipeline)?;
     let pool = parts::cpu_pool(&settings.pipeline)?;
     telemetry.loaded("extract", &parts.version);

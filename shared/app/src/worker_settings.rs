@@ -5,12 +5,12 @@ use std::path::Path;
 
 use imgfeat_amqp::AmqpConfig;
 use imgfeat_pipeline::PipelineSettings;
+use imgfeat_sources::SourceSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::settings_from;
 use crate::logging::LogSettings;
 use crate::settings::{SettingsError, StoreSettings};
-use crate::stores::SourceSettings;
 pub use imgfeat_http::TelemetrySettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

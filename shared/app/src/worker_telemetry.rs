@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgfeat_amqp::AmqpConnection;
+use imgfeat_core::ports::ReadyCheck;
 use imgfeat_pipeline::Events;
+use imgfeat_telemetry::Readiness;
 
 use crate::worker::{WorkerError, WorkerSettings};
 
@@ -18,11 +20,13 @@ pub(crate) struct WorkerTelemetry {
 }
 
 impl WorkerTelemetry {
+    /// `adapters` holds the readiness checks of what the worker opened (broker, store,
+    /// source); the model's is added here, green once [`Self::loaded`] is called.
     pub(crate) async fn start(
         service: &str,
         settings: &WorkerSettings,
         conn: &AmqpConnection,
-        store: &crate::stores::OpenStore,
+        adapters: Readiness,
     ) -> Result<Self, WorkerError> {
         use std::sync::atomic::{AtomicBool, Ordering};
         let telemetry = imgfeat_telemetry::Telemetry::new(service);
@@ -33,21 +37,17 @@ impl WorkerTelemetry {
                 .await
                 .map_err(|e| WorkerError::Telemetry(format!("binding {listen}: {e}")))?;
             tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "telemetry listening");
-            let results = store.results.clone();
             let loaded = model_loaded.clone();
-            let readiness = imgfeat_telemetry::Readiness::new()
-                .check("broker", imgfeat_telemetry::broker_check(conn))
-                .check("store", imgfeat_telemetry::store_check(results))
-                .check("model", move || {
-                    let ok = loaded.load(Ordering::Acquire);
-                    Box::pin(async move {
-                        if ok {
-                            Ok(())
-                        } else {
-                            Err("loading".to_string())
-                        }
-                    })
-                });
+            let readiness = adapters.check(
+                "model",
+                ReadyCheck::from_status(move || {
+                    if loaded.load(Ordering::Acquire) {
+                        Ok(())
+                    } else {
+                        Err("loading".to_string())
+                    }
+                }),
+            );
             let t = telemetry.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) =

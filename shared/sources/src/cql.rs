@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use imgfeat_core::ImageId;
-use imgfeat_core::ports::{ImageSource, SourceError};
+use imgfeat_core::ports::{ImageSource, ReadyCheck, SourceError};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::Semaphore;
@@ -90,6 +90,23 @@ impl CqlImageSource {
             select,
             permits: Semaphore::new(cfg.max_concurrent_fetches),
             cfg: cfg.clone(),
+        })
+    }
+}
+
+impl CqlImageSource {
+    /// Ready while a node of the image cluster answers a query of its own system table.
+    pub fn ready_check(self: &Arc<Self>) -> ReadyCheck {
+        let session = self.session.clone();
+        ReadyCheck::new(move || {
+            let session = session.clone();
+            Box::pin(async move {
+                session
+                    .query_unpaged("SELECT release_version FROM system.local", ())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("image cluster: {e}"))
+            })
         })
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use imgfeat_core::ImageId;
-use imgfeat_core::ports::{ImageSource, SourceError};
+use imgfeat_core::ports::{ImageSource, ReadyCheck, SourceError};
 
 /// Reads images whose paths are known up front.
 pub struct PathMapSource {
@@ -47,6 +47,39 @@ impl TemplateSource {
             template,
             max_bytes,
         })
+    }
+
+    /// Ready while the folder the template names (its part before the first `{id}`)
+    /// is a directory: a lost mount turns `/readyz` red instead of failing every image.
+    pub fn ready_check(&self) -> ReadyCheck {
+        let dir = template_dir(&self.template);
+        ReadyCheck::new(move || {
+            let dir = dir.clone();
+            Box::pin(async move {
+                match tokio::fs::metadata(&dir).await {
+                    Ok(m) if m.is_dir() => Ok(()),
+                    Ok(_) => Err(format!("{} is not a directory", dir.display())),
+                    Err(e) => Err(format!("{}: {e}", dir.display())),
+                }
+            })
+        })
+    }
+}
+
+/// The directory every path of `template` lies under.
+fn template_dir(template: &str) -> PathBuf {
+    let fixed = template.split("{id}").next().unwrap_or_default();
+    let dir = if fixed.ends_with('/') {
+        std::path::Path::new(fixed)
+    } else {
+        std::path::Path::new(fixed)
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+    };
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir.to_path_buf()
     }
 }
 
@@ -106,5 +139,21 @@ mod tests {
         let missing = src.fetch(ImageId(3)).await.unwrap_err();
         assert_eq!(missing.reason().kind, FailureKind::NotFound);
         assert!(TemplateSource::new("/x/y.jpg", 1).is_err());
+    }
+
+    #[tokio::test]
+    async fn ready_while_the_templates_folder_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        let src = TemplateSource::new(format!("{}/{{id}}.jpg", images.display()), 10).unwrap();
+        assert_eq!(src.ready_check().run().await, Ok(()));
+        std::fs::remove_dir(&images).unwrap();
+        let why = src.ready_check().run().await.unwrap_err();
+        assert!(why.contains("images"), "{why}");
+
+        assert_eq!(template_dir("/data/{id}/full.jpg"), PathBuf::from("/data/"));
+        assert_eq!(template_dir("/data/img-{id}.jpg"), PathBuf::from("/data"));
+        assert_eq!(template_dir("{id}.jpg"), PathBuf::from("."));
     }
 }

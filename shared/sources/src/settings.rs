@@ -6,6 +6,26 @@ use std::path::PathBuf;
 use imgfeat_cql::config::{ConfigError, ConsistencyLevel, CqlTls, RetryConfig, check_identifier};
 use serde::{Deserialize, Serialize};
 
+/// Where workers read images from; [`SourceSettings::open`] opens the one chosen.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSettings {
+    /// A path template with `{id}`, e.g. `/data/images/{id}.jpg`.
+    Folder { template: String },
+    /// A URL template with `{id}`, fetched with timeouts and bounded concurrency.
+    Http(HttpSourceConfig),
+    /// A CQL blob table.
+    Cql(Box<CqlSourceConfig>),
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings::Folder {
+            template: "images/{id}.jpg".into(),
+        }
+    }
+}
+
 /// An HTTP(S) URL template (see `crate::http`, feature `http`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,18 +1,10 @@
-//! `/readyz`: named checks (broker connected, store reachable, model loaded), each an
-//! async closure; the service is ready when every check passes.
+//! `/readyz`: named checks (broker connected, store reachable, model loaded); the
+//! service is ready when every check passes. The adapters' checks come with the
+//! adapters, opened from their settings (`imgfeat_core::ports::Opened`).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(feature = "amqp")]
-use imgfeat_amqp::{AmqpConnection, BrokerState};
-
-/// What a readiness check returns: a boxed future, so checks of any shape fit one list.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-type Check = Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
+use imgfeat_core::ports::ReadyCheck;
 
 /// A check that does not answer within this time counts as failed: a probe must answer
 /// before the kubelet's own timeout, and a hung store is not a ready one.
@@ -21,7 +13,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The named checks of one service; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(String, Check)>,
+    checks: Vec<(String, ReadyCheck)>,
 }
 
 /// One check's result.
@@ -66,12 +58,8 @@ impl Readiness {
     }
 
     /// Adds a named check, run on every `/readyz` request.
-    pub fn check(
-        mut self,
-        name: &str,
-        f: impl Fn() -> BoxFuture<Result<(), String>> + Send + Sync + 'static,
-    ) -> Self {
-        self.checks.push((name.to_owned(), Arc::new(f)));
+    pub fn check(mut self, name: &str, check: ReadyCheck) -> Self {
+        self.checks.push((name.to_owned(), check));
         self
     }
 
@@ -79,7 +67,7 @@ impl Readiness {
     pub async fn report(&self) -> ReadinessReport {
         let mut set = tokio::task::JoinSet::new();
         for (i, (_, check)) in self.checks.iter().enumerate() {
-            let fut = check();
+            let fut = check.run();
             set.spawn(async move {
                 let status = match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
                     Ok(Ok(())) => CheckStatus::Ok,
@@ -109,40 +97,5 @@ impl Readiness {
                 .zip(statuses)
                 .collect(),
         }
-    }
-}
-
-#[cfg(feature = "amqp")]
-/// The broker check: ready while the shared connection is up. It reads the connection's
-/// state watch and never opens anything, so a probe cannot pile up connection attempts.
-pub fn broker_check(
-    conn: &AmqpConnection,
-) -> impl Fn() -> BoxFuture<Result<(), String>> + Send + Sync + 'static {
-    let state = conn.state();
-    move || {
-        let s = *state.borrow();
-        Box::pin(async move {
-            match s {
-                BrokerState::Connected => Ok(()),
-                other => Err(format!("broker {}", format!("{other:?}").to_lowercase())),
-            }
-        })
-    }
-}
-
-/// The store check: one read of one key, which needs a live store and costs nothing.
-pub fn store_check(
-    results: Arc<dyn imgfeat_core::ports::ResultStore>,
-) -> impl Fn() -> BoxFuture<Result<(), String>> + Send + Sync + 'static {
-    move || {
-        let results = results.clone();
-        Box::pin(async move {
-            let probe = imgfeat_core::ModelVersion::new("readyz@0").map_err(|e| e.to_string())?;
-            results
-                .coded(&[imgfeat_core::ImageId(0)], &probe)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use imgfeat_amqp::lapin::BasicProperties;
 use imgfeat_amqp::lapin::options::BasicPublishOptions;
 use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue, depth};
-use imgfeat_telemetry::{Telemetry, broker_check, fleet_queues, poll_queue_depths};
+use imgfeat_telemetry::{Telemetry, fleet_queues, poll_queue_depths};
 
 fn config(name: &str) -> AmqpConfig {
     AmqpConfig {
@@ -93,8 +93,8 @@ async fn depths_reach_the_gauges_and_missing_queues_are_none() {
     poller.await.unwrap();
 
     // The readiness check follows the connection's state.
-    let check = broker_check(&conn);
-    assert_eq!(check().await, Ok(()));
+    let check = conn.ready_check();
+    assert_eq!(check.run().await, Ok(()));
 
     // A missing queue is None, and the queues after it are still answered.
     let names = vec![
@@ -120,7 +120,7 @@ async fn depths_reach_the_gauges_and_missing_queues_are_none() {
     assert_eq!(again, vec![(names[1].clone(), None)]);
 
     conn.close().await;
-    assert_eq!(check().await, Err("broker closed".to_owned()));
+    assert_eq!(check.run().await, Err("broker closed".to_owned()));
 }
 
 /// lapin reports a channel-level refusal (here the 404 of a passive declare) on the
@@ -141,5 +141,5 @@ async fn a_missing_queue_does_not_make_the_broker_look_disconnected() {
     within(depth::queue_depths(&conn, &detect)).await.unwrap();
     tokio::task::yield_now().await;
     assert!(conn.is_connected());
-    assert_eq!(broker_check(&conn)().await, Ok(()));
+    assert_eq!(conn.ready_check().run().await, Ok(()));
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use imgfeat_core::ports::ReadyCheck;
 use imgfeat_pipeline::{Event, Outcome, Worker};
 use imgfeat_telemetry::{Readiness, Telemetry, serve};
 use tokio::net::TcpListener;
@@ -49,17 +50,20 @@ async fn metrics_healthz_and_readyz_answer() {
     let store_up = Arc::new(AtomicBool::new(true));
     let flag = store_up.clone();
     let readiness = Readiness::new()
-        .check("model", || Box::pin(async { Ok(()) }))
-        .check("store", move || {
-            let up = flag.load(Ordering::SeqCst);
-            Box::pin(async move {
-                if up {
-                    Ok(())
-                } else {
-                    Err("store unreachable".to_owned())
-                }
-            })
-        });
+        .check("model", ReadyCheck::from_status(|| Ok(())))
+        .check(
+            "store",
+            ReadyCheck::new(move || {
+                let up = flag.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("store unreachable".to_owned())
+                    }
+                })
+            }),
+        );
     let mut server = start(telemetry.clone(), readiness).await;
 
     let (status, _, body) = get(server.addr, "/healthz").await;
@@ -117,7 +121,10 @@ async fn a_readiness_without_checks_is_ready_and_a_hung_check_is_not() {
         serde_json::json!({"ready": true, "checks": {}})
     );
 
-    let hung = Readiness::new().check("store", || Box::pin(std::future::pending()));
+    let hung = Readiness::new().check(
+        "store",
+        ReadyCheck::new(|| Box::pin(std::future::pending())),
+    );
     let report = hung.report().await;
     assert!(!report.is_ready());
     let json = report.to_json();

@@ -11,7 +11,7 @@ use imgfeat_amqp::lapin::BasicProperties;
 use imgfeat_amqp::lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use imgfeat_amqp::{AmqpConfig, AmqpConnection, WorkQueue};
 use imgfeat_app::settings::StoreSettings;
-use imgfeat_app::stores::{OpenStore, open_store};
+use imgfeat_app::stores::OpenStore;
 use imgfeat_app::worker::WorkerSettings;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
@@ -187,7 +187,7 @@ listen = "127.0.0.1:0"
         let settings = WorkerSettings::load(Some(&config_path)).unwrap();
         let (_, code_version) = settings.pipeline.versions().unwrap();
         // Open (and migrate) the store once before several processes race to.
-        drop(open_store(&settings.store).await.unwrap());
+        drop(settings.store.open().await.unwrap());
 
         let mut ingest = imgfeat_ingest::Settings {
             amqp: settings.amqp.clone(),
@@ -325,7 +325,7 @@ listen = "127.0.0.1:0"
 
     /// The fleet's store, opened anew (its own connections, as another process's).
     pub async fn open_store(&self) -> OpenStore {
-        open_store(&self.store).await.unwrap()
+        self.store.open().await.unwrap()
     }
 
     pub async fn snapshot(&self) -> Snapshot {

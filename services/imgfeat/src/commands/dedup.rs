@@ -60,9 +60,7 @@ pub async fn run(
     format: DedupFormat,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = imgfeat_app::stores::open_store(&settings.store)
-        .await
-        .context("opening the store")?;
+    let store = settings.store.open().await.context("opening the store")?;
     let (detector, version) = settings
         .pipeline
         .versions()

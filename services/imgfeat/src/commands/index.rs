@@ -20,7 +20,9 @@ pub async fn run(
     if !dir.is_dir() {
         anyhow::bail!("{} is not a folder", dir.display());
     }
-    let store = imgfeat_app::stores::open_embedded(&settings.store)
+    let store = settings
+        .store
+        .open_embedded()
         .with_context(|| format!("opening the store {}", settings.store.path.display()))?;
     let pipeline = &settings.pipeline;
     let detector = parts::load_detector(pipeline).context("loading the detector")?;

@@ -61,7 +61,9 @@ pub async fn run(settings: &AppSettings, args: PlanArgs, json: bool) -> anyhow::
         args.per_core > 0.0 && args.backfill_days > 0.0 && args.shards > 0,
         "--per-core, --backfill-days and --shards must be over 0"
     );
-    let store = imgfeat_app::stores::open_store(&settings.store)
+    let store = settings
+        .store
+        .open()
         .await
         .context("opening the store to measure a sample of it")?;
     let mut per_image = measure(store.export.as_ref(), args.sample, args.crop_max_side).await?;

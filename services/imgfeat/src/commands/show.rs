@@ -19,7 +19,7 @@ struct Shown {
 }
 
 pub async fn run(settings: &AppSettings, image: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let store = imgfeat_app::stores::open_embedded(&settings.store)?;
+    let store = settings.store.open_embedded()?;
     let (detector, code) = settings
         .pipeline
         .versions()

@@ -65,9 +65,7 @@ pub async fn run(
     args: SimilarArgs<'_>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = imgfeat_app::stores::open_store(&settings.store)
-        .await
-        .context("opening the store")?;
+    let store = settings.store.open().await.context("opening the store")?;
     let embedded = store.embedded.as_ref();
     let (_, version) = settings
         .pipeline

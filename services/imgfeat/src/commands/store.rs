@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 use imgfeat_app::settings::{StoreKind, StoreSettings};
-use imgfeat_app::stores::{OpenStore, open_store};
+use imgfeat_app::stores::OpenStore;
 use serde::Serialize;
 
 use crate::cli::StoreCommand;
@@ -73,7 +73,7 @@ async fn migrate(store: &StoreSettings, json: bool) -> anyhow::Result<ExitCode> 
     let out = match store.kind {
         StoreKind::Embedded => {
             // Opening migrates; the version is the one this build writes.
-            imgfeat_app::stores::open_embedded(store)?;
+            store.open_embedded()?;
             Migrated {
                 store: store.path.display().to_string(),
                 schema_version: i64::from(imgfeat_store::SCHEMA_VERSION),
@@ -122,5 +122,5 @@ async fn open_named(base: &StoreSettings, name: &str) -> anyhow::Result<OpenStor
             settings.path = name.into();
         }
     }
-    Ok(open_store(&settings).await?)
+    Ok(settings.open().await?)
 }

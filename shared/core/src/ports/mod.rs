@@ -6,6 +6,7 @@ pub mod duplicates;
 pub mod export;
 pub mod paths;
 pub mod queue;
+pub mod ready;
 pub mod source;
 pub mod store;
 
@@ -14,5 +15,6 @@ pub use duplicates::DuplicateStore;
 pub use export::{ExportCursor, ExportStore, ImageResults};
 pub use paths::{PathIdConflict, PathRegistry};
 pub use queue::{Delivery, DeliveryHandle, JobConsumer, JobPublisher, QueueError};
+pub use ready::{BoxFuture, Opened, ReadyCheck};
 pub use source::{ImageSource, SourceError};
 pub use store::{CodePage, ResultStore, ScanCursor, StoreError};
