@@ -79,10 +79,7 @@ pub fn knob_env(k: &imgfeat_bench::Knobs) -> Vec<(String, String)> {
 }
 
 pub struct Service {
-    pub name: &'static str,
-    /// Killed when the fleet is dropped, whatever path got us there.
-    pub child: KilledOnDrop,
-    pub log: PathBuf,
+    pub process: ServiceProcess,
     /// `/readyz` address (telemetry listener), when the service has one.
     pub health: Option<String>,
 }
@@ -103,6 +100,7 @@ pub struct Fleet {
 }
 
 use imgfeat_testkit::KilledOnDrop;
+use imgfeat_testkit::fleet::{ServiceProcess, StoreAt, WorkerFile};
 pub use imgfeat_testkit::free_port;
 
 /// The folder of the services' binaries: the one given, or this executable's.
@@ -132,49 +130,34 @@ impl Fleet {
         let ingest_bin = binary(&cfg.bin_dir, "imgfeat-ingest")?;
         let detector_bin = binary(&cfg.bin_dir, "imgfeat-detector")?;
         let extractor_bin = binary(&cfg.bin_dir, "imgfeat-extractor")?;
-        let amqp = format!(
-            "[amqp]\nurl = {:?}\nprefix = {:?}\n",
-            cfg.amqp_url, cfg.prefix
-        );
         let mut services = Vec::new();
 
         let mut workers = vec![("imgfeat-detector", &detector_bin)];
         if !cfg.extract_here {
             workers.push(("imgfeat-extractor", &extractor_bin));
         }
-        let here = if cfg.extract_here {
-            "[worker]\nextract_here = true\n"
-        } else {
-            ""
-        };
         for (name, bin) in workers {
             let health = format!("127.0.0.1:{}", free_port()?);
-            let mut toml = format!(
-                "{amqp}{here}[store]\npath = {:?}\n[source]\nkind = \"folder\"\ntemplate = {:?}\n[telemetry]\nlisten = {health:?}\n",
-                cfg.store.display().to_string(),
-                cfg.source_template
+            let mut file = WorkerFile::new(
+                &cfg.amqp_url,
+                &cfg.prefix,
+                StoreAt::Sqlite(cfg.store.clone()),
+                &cfg.source_template,
             );
-            if let Some(extra) = &cfg.worker_extra {
-                toml.push_str(extra);
-            }
-            let file = cfg.work_dir.join(format!("{name}.toml"));
-            std::fs::write(&file, toml)?;
-            let log = cfg.work_dir.join(format!("{name}.log"));
-            let child = Command::new(bin)
-                .arg("--config")
-                .arg(&file)
-                .envs(cfg.worker_env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log)?)
-                .stderr(std::fs::File::create(
-                    cfg.work_dir.join(format!("{name}.err")),
-                )?)
-                .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?;
-            services.push(Service {
+            file.telemetry_listen = health.clone();
+            file.extract_here = cfg.extract_here;
+            file.tables = cfg.worker_extra.clone().unwrap_or_default();
+            let config = cfg.work_dir.join(format!("{name}.toml"));
+            file.write(&config)?;
+            let process = ServiceProcess::spawn(
                 name,
-                child: KilledOnDrop(child),
-                log,
+                bin,
+                &config,
+                cfg.worker_env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                &cfg.work_dir.join(format!("{name}.log")),
+            )?;
+            services.push(Service {
+                process,
                 health: Some(health),
             });
         }
@@ -189,7 +172,9 @@ impl Fleet {
                 .unwrap_or_default()
         );
         let toml = format!(
-            "{amqp}[http]\nlisten = \"127.0.0.1:0\"\ntoken = {ingest_token:?}\n[telemetry]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
+            "[amqp]\nurl = {:?}\nprefix = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = {ingest_token:?}\n[telemetry]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {:?}\n[uploads]\nenabled = false\n",
+            cfg.amqp_url,
+            cfg.prefix,
             cfg.work_dir.join("ingest.sqlite3").display().to_string()
         );
         let file = cfg.work_dir.join("imgfeat-ingest.toml");
@@ -214,9 +199,11 @@ impl Fleet {
             }
         });
         services.push(Service {
-            name: "imgfeat-ingest",
-            child: KilledOnDrop(child),
-            log,
+            process: ServiceProcess {
+                name: "imgfeat-ingest".into(),
+                child: KilledOnDrop(child),
+                log,
+            },
             health: None,
         });
         let mut fleet = Fleet {
@@ -242,8 +229,8 @@ impl Fleet {
             .services
             .iter()
             .map(|s| match &s.health {
-                Some(h) => (s.name.to_string(), h.clone()),
-                None => (s.name.to_string(), self.ingest_addr.clone()),
+                Some(h) => (s.process.name.clone(), h.clone()),
+                None => (s.process.name.clone(), self.ingest_addr.clone()),
             })
             .collect();
         while !targets.is_empty() {
@@ -280,15 +267,16 @@ impl Fleet {
     /// The name of a service that has exited, if any.
     pub fn exited(&mut self) -> Option<String> {
         self.services.iter_mut().find_map(|s| {
-            matches!(s.child.try_wait(), Ok(Some(_)))
-                .then(|| format!("{} (logs: {}, .err beside it)", s.name, s.log.display()))
+            let p = &mut s.process;
+            matches!(p.try_wait(), Ok(Some(_)))
+                .then(|| format!("{} (log: {}):\n{}", p.name, p.log.display(), p.log_tail(20)))
         })
     }
 
     pub fn usage(&self) -> Vec<ServiceUsage> {
         self.services
             .iter()
-            .map(|s| (s.name.to_string(), s.child.id()))
+            .map(|s| (s.process.name.clone(), s.process.id()))
             .chain(bystanders())
             .map(|(name, pid)| ServiceUsage {
                 name,
@@ -304,17 +292,18 @@ impl Fleet {
         for s in &self.services {
             let _ = Command::new("kill")
                 .arg("-TERM")
-                .arg(s.child.id().to_string())
+                .arg(s.process.id().to_string())
                 .status();
         }
         let deadline = Instant::now() + grace;
         for s in &mut self.services {
+            let p = &mut s.process;
             loop {
-                match s.child.try_wait() {
+                match p.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
                     Ok(None) if Instant::now() >= deadline => {
-                        let _ = s.child.kill();
-                        let _ = s.child.wait();
+                        let _ = p.kill();
+                        let _ = p.wait();
                         break;
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(50)),

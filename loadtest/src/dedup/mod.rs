@@ -24,7 +24,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +41,7 @@ use crate::arrivals::Rng;
 use crate::fleet::{self, Fleet, FleetConfig, Service, binary, free_port};
 use crate::stored_events::{self, StoredEvents};
 use imgfeat_testkit::codes;
+use imgfeat_testkit::fleet::ServiceProcess;
 
 mod report;
 mod timing;
@@ -278,24 +278,20 @@ async fn run(
     );
     let file = work.join("imgfeat-search.toml");
     std::fs::write(&file, toml)?;
-    let log = work.join("imgfeat-search.log");
     eprintln!(
         "starting imgfeat-search over {} codes ...",
         args.codes + originals.len() + planted.len()
     );
     let search_started = Instant::now();
-    let child = Command::new(&search_bin)
-        .arg("--config")
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(std::fs::File::create(work.join("imgfeat-search.err"))?)
-        .spawn()
-        .with_context(|| format!("starting {}", search_bin.display()))?;
+    let process = ServiceProcess::spawn(
+        "imgfeat-search",
+        &search_bin,
+        &file,
+        [],
+        &work.join("imgfeat-search.log"),
+    )?;
     fleet.services.push(Service {
-        name: "imgfeat-search",
-        child: imgfeat_testkit::KilledOnDrop(child),
-        log,
+        process,
         health: Some(probes.clone()),
     });
     loop {

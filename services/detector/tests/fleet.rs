@@ -245,7 +245,7 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let pid = detector.0.id().to_string();
+    let pid = detector.id().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -253,7 +253,7 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let exit = loop {
-        if let Some(exit) = detector.0.try_wait().unwrap() {
+        if let Some(exit) = detector.try_wait().unwrap() {
             break exit;
         }
         assert!(

@@ -26,7 +26,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -252,18 +252,12 @@ fn prometheus_binary() -> Option<PathBuf> {
 /// A Prometheus server on a free port with its config, rules and data in a temporary
 /// directory; killed, and the directory deleted, when dropped.
 struct Prometheus {
-    child: Child,
+    // Fields drop in order: the server (it starts no children of its own) before its
+    // directory.
+    child: imgfeat_testkit::KilledOnDrop,
     url: String,
     http: reqwest::Client,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        // Prometheus starts no children of its own; the directory goes after it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Prometheus {
@@ -304,7 +298,7 @@ impl Prometheus {
             .spawn()
             .unwrap();
         let mut p = Prometheus {
-            child,
+            child: imgfeat_testkit::KilledOnDrop(child),
             url: format!("http://{listen}"),
             http: reqwest::Client::new(),
             dir,
@@ -701,7 +695,7 @@ async fn a_real_prometheus_sees_every_panel_and_fires_the_alerts() {
     let detector_addrs: Vec<String> = (0..2)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
-    let mut detectors: Vec<ChildGuard> = detector_addrs
+    let mut detectors: Vec<imgfeat_testkit::fleet::ServiceProcess> = detector_addrs
         .iter()
         .map(|a| fleet.spawn_detector_with(&[("IMGFEAT_TELEMETRY__LISTEN", a.as_str())]))
         .collect();

@@ -3,11 +3,14 @@
 //! it ([`wait_ready`], [`eventually`]), its answers ([`Answer`]) and metrics
 //! ([`metric`]), the 13 fixture photos ([`photos`]) indexed into a real SQLite store by
 //! the real pipeline ([`index_photos`]), and answers checked against an OpenAPI file
-//! ([`openapi`]), and the CQL node of the CQL tests ([`cql`]). A dev-dependency only.
+//! ([`openapi`]), the CQL node of the CQL tests ([`cql`]), and a fleet's worker
+//! processes as the fleet tests and the load test start them ([`fleet`]). A
+//! dev-dependency only (and the load test's).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod codes;
 pub mod cql;
+pub mod fleet;
 pub mod openapi;
 
 use std::future::Future;

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use imgfeat_amqp::lapin::BasicProperties;
@@ -16,6 +16,7 @@ use imgfeat_app::worker::WorkerSettings;
 use imgfeat_core::ports::ResultStore;
 use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
 use imgfeat_store::SqliteStore;
+use imgfeat_testkit::fleet::{ServiceProcess, StoreAt, WorkerFile};
 
 const PREFIX: &str = "t";
 /// The API token of the fleet's ingest.
@@ -43,18 +44,6 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// A detector child process (killed when dropped) and its log file.
-pub struct ChildGuard(pub imgfeat_testkit::KilledOnDrop, pub PathBuf);
-
-impl ChildGuard {
-    pub fn kill(&mut self) -> std::io::Result<()> {
-        self.0.kill()
-    }
-    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.0.wait()
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -139,51 +128,34 @@ impl Fleet {
             let src = &photos[((id - 1) % photos.len() as u64) as usize];
             std::fs::copy(src, dir.path().join(format!("images/{id}.img"))).unwrap();
         }
-        let store_path = dir.path().join("store.sqlite3");
-        let store_section = match &store {
-            FleetStore::Sqlite => format!("path = \"{}\"", store_path.display()),
-            FleetStore::Cql { node } => format!(
-                "kind = \"cql\"\n[store.cql]\nnodes = [\"{node}\"]\nkeyspace = \"{}\"\n\
-                 request_timeout_ms = 20000",
-                vhost.replace('-', "_")
-            ),
+        let store_at = match &store {
+            FleetStore::Sqlite => StoreAt::Sqlite(dir.path().join("store.sqlite3")),
+            FleetStore::Cql { node } => StoreAt::Cql {
+                node: node.clone(),
+                keyspace: vhost.replace('-', "_"),
+            },
         };
         let url = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
         let config_path = dir.path().join("worker.toml");
-        std::fs::write(
-            &config_path,
-            format!(
-                r#"shutdown_grace_ms = 5000
-[amqp]
-url = "{url}"
-prefix = "{PREFIX}"
-# Small prefetch (2 x max_batch) bounds what a worker holds in flight, so the
-# mid-run tests know how far a run can go between "seen" and "stopped".
-prefetch = 16
-retry_delays_ms = {delays:?}
-max_attempts = {attempts}
-[store]
-{store_section}
-[source]
-kind = "folder"
-template = "{images}/{{id}}.img"
-[pipeline.decode]
-threads = 1
-[pipeline.models.detector_session]
-intra_threads = 1
-[pipeline.models.extractor_session]
-intra_threads = 1
-[log]
-level = "warn"
-[telemetry]
-listen = "127.0.0.1:0"
-"#,
-                images = dir.path().join("images").display(),
-                delays = retries.delays_ms,
-                attempts = retries.max_attempts,
-            ),
-        )
-        .unwrap();
+        let mut file = WorkerFile::new(
+            &url,
+            PREFIX,
+            store_at,
+            &format!("{}/{{id}}.img", dir.path().join("images").display()),
+        );
+        file.top = "shutdown_grace_ms = 5000\n".into();
+        // Small prefetch (2 x max_batch) bounds what a worker holds in flight, so the
+        // mid-run tests know how far a run can go between "seen" and "stopped".
+        file.amqp = format!(
+            "prefetch = 16\nretry_delays_ms = {:?}\nmax_attempts = {}\n",
+            retries.delays_ms, retries.max_attempts
+        );
+        file.tables = "[pipeline.decode]\nthreads = 1\n\
+            [pipeline.models.detector_session]\nintra_threads = 1\n\
+            [pipeline.models.extractor_session]\nintra_threads = 1\n\
+            [log]\nlevel = \"warn\"\n"
+            .into();
+        file.write(&config_path).unwrap();
         let settings = WorkerSettings::load(Some(&config_path)).unwrap();
         let (_, code_version) = settings.pipeline.versions().unwrap();
         // Open (and migrate) the store once before several processes race to.
@@ -252,12 +224,12 @@ listen = "127.0.0.1:0"
         self.dir.path().join(format!("images/{id}.img"))
     }
 
-    pub fn spawn_detector(&self) -> ChildGuard {
+    pub fn spawn_detector(&self) -> ServiceProcess {
         self.spawn_detector_with(&[])
     }
 
     /// A detector with extra `IMGFEAT_*` settings from the environment.
-    pub fn spawn_detector_with(&self, env: &[(&str, &str)]) -> ChildGuard {
+    pub fn spawn_detector_with(&self, env: &[(&str, &str)]) -> ServiceProcess {
         let log = self.dir.path().join(format!(
             "detector-{}.log",
             std::time::SystemTime::now()
@@ -265,16 +237,14 @@ listen = "127.0.0.1:0"
                 .unwrap()
                 .as_nanos()
         ));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_imgfeat-detector"))
-            .arg("--config")
-            .arg(&self.config_path)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        ChildGuard(imgfeat_testkit::KilledOnDrop(child), log)
+        ServiceProcess::spawn(
+            "imgfeat-detector",
+            Path::new(env!("CARGO_BIN_EXE_imgfeat-detector")),
+            &self.config_path,
+            env.iter().copied(),
+            &log,
+        )
+        .unwrap()
     }
 
     async fn post(&self, path: &str, body: String) -> serde_json::Value {
@@ -450,12 +420,10 @@ listen = "127.0.0.1:0"
         if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
             for e in entries.flatten() {
                 if e.path().extension().is_some_and(|x| x == "log") {
-                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(20).collect();
                     out.push_str(&format!(
                         "== {}\n{}\n",
                         e.path().display(),
-                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        imgfeat_testkit::fleet::tail(&e.path(), 20)
                     ));
                 }
             }
