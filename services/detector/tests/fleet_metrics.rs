@@ -71,7 +71,10 @@ async fn metrics_count_the_run_and_readiness_follows_the_source_and_broker() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["checks"]["broker"], "ok", "{body}");
     assert!(
-        json["checks"]["source"].as_str().unwrap().contains("images"),
+        json["checks"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("images"),
         "{body}"
     );
     std::fs::rename(&moved, &images).unwrap();

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imgfeat_app::paths::SqlitePathRegistry;
-use imgfeat_pipeline::{Event, EventSink, Events, IndexOptions, IndexRun, PipelineSettings, parts};
+use imgfeat_embedded::{IndexOptions, IndexRun};
+use imgfeat_pipeline::{Event, EventSink, Events, PipelineSettings, parts};
 use imgfeat_store::SqliteStore;
 use serde::Serialize;
 

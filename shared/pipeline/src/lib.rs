@@ -1,6 +1,6 @@
 //! The pipeline stages and their plumbing: fetch -> decode -> batch -> infer -> crop
 //! -> persist -> publish -> ack. Stages know ports, never adapters; services (and the
-//! embedded `index` run) choose the adapters.
+//! embedded `index` run, `imgfeat-embedded`) choose the adapters.
 
 pub mod batch_runs;
 pub mod batcher;
@@ -10,9 +10,7 @@ pub mod code_events;
 pub mod detect_stage;
 pub mod events;
 pub mod extract_stage;
-pub mod index;
 mod intake;
-pub mod local_queue;
 pub mod parts;
 mod per_item;
 pub mod recipe;
@@ -22,5 +20,4 @@ mod settle;
 pub use batcher::BatchPolicy;
 pub use events::{Event, EventSink, Events, Outcome, Phase, Worker};
 pub use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
-pub use index::{IndexOptions, IndexRun, IndexSummary};
 pub use settings::PipelineSettings;

@@ -22,8 +22,9 @@ use imgfeat_app::paths::SqlitePathRegistry;
 use imgfeat_core::ports::PathRegistry;
 use imgfeat_core::shutdown::{Shutdown, ShutdownTrigger, shutdown_pair};
 use imgfeat_core::{BinaryCode, ImageId, ModelVersion};
+use imgfeat_embedded::{IndexOptions, IndexRun};
 use imgfeat_http::{HttpSettings, Listeners, TelemetrySettings, Token};
-use imgfeat_pipeline::{Events, IndexOptions, IndexRun, PipelineSettings, parts};
+use imgfeat_pipeline::{Events, PipelineSettings, parts};
 use imgfeat_store::SqliteStore;
 use serde_json::Value;
 

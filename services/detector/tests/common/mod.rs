@@ -377,7 +377,7 @@ impl Fleet {
         let detector = imgfeat_pipeline::parts::load_detector(&settings.pipeline).unwrap();
         let extractor = imgfeat_pipeline::parts::load_extractor(&settings.pipeline).unwrap();
         let registry = imgfeat_app::paths::SqlitePathRegistry(store.clone());
-        let run = imgfeat_pipeline::IndexRun {
+        let run = imgfeat_embedded::IndexRun {
             settings: &settings.pipeline,
             detector: &detector,
             extractor: &extractor,
@@ -386,7 +386,7 @@ impl Fleet {
             events: imgfeat_pipeline::Events::new(),
         };
         let summary = run
-            .run(&dir, imgfeat_pipeline::IndexOptions::default())
+            .run(&dir, imgfeat_embedded::IndexOptions::default())
             .await
             .unwrap();
         assert_eq!(summary.processed, 13, "{summary:?}");

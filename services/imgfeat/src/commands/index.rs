@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use imgfeat_app::AppSettings;
 use imgfeat_app::paths::SqlitePathRegistry;
-use imgfeat_pipeline::{Events, IndexOptions, IndexRun, IndexSummary, parts};
+use imgfeat_embedded::{IndexOptions, IndexRun, IndexSummary};
+use imgfeat_pipeline::{Events, parts};
 
 use crate::progress::ProgressSink;
 

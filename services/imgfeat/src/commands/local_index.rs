@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use imgfeat_app::paths::SqlitePathRegistry;
 use imgfeat_core::ModelVersion;
-use imgfeat_pipeline::{Events, IndexOptions, IndexRun, IndexSummary, PipelineSettings, parts};
+use imgfeat_embedded::{IndexOptions, IndexRun, IndexSummary};
+use imgfeat_pipeline::{Events, PipelineSettings, parts};
 use imgfeat_store::SqliteStore;
 
 /// Loads the models `pipeline` names, codes `files` into `store`, and says under which

@@ -15,9 +15,9 @@ use imgfeat_core::ports::{
     BackfillJob, BackfillState, BackfillStore, ImageSource, JobConsumer, JobPublisher, ResultStore,
     SourceError,
 };
+use imgfeat_embedded::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::cancelled::CancelledBackfills;
 use imgfeat_pipeline::chain::Downstream;
-use imgfeat_pipeline::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, PipelineSettings, shutdown_pair};
 use imgfeat_store::SqliteStore;

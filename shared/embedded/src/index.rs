@@ -12,12 +12,12 @@ use imgfeat_core::{ImageId, ModelVersion, now_ms};
 use serde::Serialize;
 use walkdir::WalkDir;
 
-use crate::chain::Downstream;
-use crate::events::{Event, EventSink, Events, Outcome, Worker};
 use crate::local_queue::{in_process_retry, local_queue};
-use crate::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
-use crate::settings::PipelineSettings;
 use imgfeat_core::shutdown::Shutdown;
+use imgfeat_pipeline::chain::Downstream;
+use imgfeat_pipeline::events::{Event, EventSink, Events, Outcome, Worker};
+use imgfeat_pipeline::parts::{self, DetectorParts, ExtractorParts, StageAdapters};
+use imgfeat_pipeline::settings::PipelineSettings;
 use imgfeat_sources::PathMapSource;
 
 /// File endings the folder scan treats as images. Anything else is ignored; a file with
