@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use imgfeat_core::ImageId;
 use imgfeat_core::ports::{ImageSource, SourceError};
-use imgfeat_sources::{CqlImageSource, CqlSourceConfig, IdType};
+use imgfeat_sources::{CqlImageSource, CqlSourceConfig, IdType, SourceSettings};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -43,7 +43,7 @@ async fn cql_image_source_reads_blobs_and_sorts_errors() {
         )
         .await
         .unwrap();
-    let outcome = tokio::spawn(exercise(Arc::clone(&session), ks.clone())).await;
+    let outcome = tokio::spawn(exercise(Arc::clone(&session), node, ks.clone())).await;
     let dropped = session
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
         .await;
@@ -54,7 +54,7 @@ async fn cql_image_source_reads_blobs_and_sorts_errors() {
     dropped.unwrap();
 }
 
-async fn exercise(session: Arc<Session>, ks: String) {
+async fn exercise(session: Arc<Session>, node: String, ks: String) {
     let ks = &ks;
     for ddl in [
         format!("CREATE TABLE {ks}.images (image_id bigint PRIMARY KEY, data blob)"),
@@ -124,6 +124,22 @@ async fn exercise(session: Arc<Session>, ks: String) {
     .await
     .unwrap();
     assert_eq!(by_text.fetch(ImageId(77)).await.unwrap(), vec![7; 5]);
+
+    // Opened from its settings, as the detector opens it: the port and its readiness
+    // check, which asks the cluster.
+    let opened = SourceSettings::Cql(Box::new(CqlSourceConfig {
+        nodes: vec![node],
+        keyspace: ks.clone(),
+        table: "images".into(),
+        id_column: "image_id".into(),
+        bytes_column: "data".into(),
+        ..Default::default()
+    }))
+    .open(50)
+    .await
+    .unwrap();
+    assert_eq!(opened.port.fetch(ImageId(1)).await.unwrap(), vec![1; 10]);
+    assert_eq!(opened.ready.run().await, Ok(()));
 
     // A wrong column is caught when the source is built, not per image.
     let wrong = CqlImageSource::with_session(
