@@ -3,17 +3,16 @@
 //! handed on, nothing dead-lettered; the running job's and live jobs are done.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use common::Photos;
 use imgfeat_core::ImageId;
 use imgfeat_core::message::{DetectJob, ExtractJob};
 use imgfeat_core::ports::{
-    BackfillJob, BackfillState, BackfillStore, ImageSource, JobConsumer, JobPublisher, ResultStore,
-    SourceError,
+    BackfillJob, BackfillState, BackfillStore, JobConsumer, JobPublisher, ResultStore,
 };
 use imgfeat_embedded::local_queue::{LocalRetry, local_queue};
 use imgfeat_pipeline::cancelled::CancelledBackfills;
@@ -21,15 +20,6 @@ use imgfeat_pipeline::chain::Downstream;
 use imgfeat_pipeline::parts::{self, StageAdapters};
 use imgfeat_pipeline::{Events, PipelineSettings, shutdown_pair};
 use imgfeat_store::SqliteStore;
-
-struct Photos(HashMap<ImageId, Vec<u8>>);
-
-#[async_trait]
-impl ImageSource for Photos {
-    async fn fetch(&self, id: ImageId) -> Result<Vec<u8>, SourceError> {
-        Ok(self.0[&id].clone())
-    }
-}
 
 fn job(id: &str, state: BackfillState) -> BackfillJob {
     BackfillJob {
@@ -49,15 +39,7 @@ fn job(id: &str, state: BackfillState) -> BackfillJob {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_backfills_jobs_are_acked_and_not_done() {
     let dir = tempfile::tempdir().unwrap();
-    let photos_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
-    let mut names: Vec<_> = std::fs::read_dir(&photos_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    let photos: HashMap<ImageId, Vec<u8>> = (1..=4)
-        .map(|i| (ImageId(i), std::fs::read(&names[i as usize]).unwrap()))
-        .collect();
+    let photos = Photos::fixtures(1..=4, 1);
 
     let settings = PipelineSettings::default();
     let detector = parts::load_detector(&settings).unwrap();
@@ -78,7 +60,7 @@ async fn a_cancelled_backfills_jobs_are_acked_and_not_done() {
         &detector,
         pool,
         StageAdapters {
-            source: Arc::new(Photos(photos)),
+            source: Arc::new(photos),
             store: store.clone(),
             downstream: Downstream::Queue(Arc::new(extract_tx)),
         },

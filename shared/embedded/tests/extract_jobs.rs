@@ -4,15 +4,16 @@
 //! which carried the same pixels raw (~200 KB a job).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine;
+use common::Photos;
 use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob, decode, encode};
-use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
+use imgfeat_core::ports::{JobConsumer, JobPublisher, ResultStore};
 use imgfeat_core::{ImageId, ModelVersion};
 use imgfeat_embedded::local_queue::{LocalRetry, local_queue};
 use imgfeat_imaging::DecodeLimits;
@@ -27,26 +28,8 @@ const MAX_JOB_BYTES: usize = 224 * 224 * 4 + 512;
 /// Version 1 twins of job N are image N + OLD.
 const OLD: u64 = 100;
 
-struct Photos(HashMap<ImageId, Vec<u8>>);
-
-#[async_trait]
-impl ImageSource for Photos {
-    async fn fetch(&self, id: ImageId) -> Result<Vec<u8>, SourceError> {
-        Ok(self.0[&id].clone())
-    }
-}
-
 fn photos() -> HashMap<ImageId, Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    (1..)
-        .map(ImageId)
-        .zip(paths.iter().map(|p| std::fs::read(p).unwrap()))
-        .collect()
+    Photos::fixtures(1..=common::fixture_paths().len() as u64, 0).0
 }
 
 /// The extract jobs the detector stage publishes for `photos`, and the store holding

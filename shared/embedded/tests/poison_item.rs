@@ -3,14 +3,14 @@
 //! on, the poison one alone is recorded and dead-lettered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::path::Path;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use common::Photos;
 use imgfeat_core::message::{CropPixels, DetectJob, ExtractJob};
-use imgfeat_core::ports::{ImageSource, JobConsumer, JobPublisher, ResultStore, SourceError};
+use imgfeat_core::ports::{JobConsumer, JobPublisher, ResultStore};
 use imgfeat_core::{Detection, DetectionRecord, FailureKind, FailureReason, ImageId};
 use imgfeat_embedded::local_queue::{LocalRetry, local_queue};
 use imgfeat_imaging::Decoded;
@@ -22,15 +22,6 @@ use imgfeat_store::SqliteStore;
 
 const BATCH: u64 = 6;
 const POISON: ImageId = ImageId(3);
-
-struct Photos(HashMap<ImageId, Vec<u8>>);
-
-#[async_trait]
-impl ImageSource for Photos {
-    async fn fetch(&self, id: ImageId) -> Result<Vec<u8>, SourceError> {
-        Ok(self.0[&id].clone())
-    }
-}
 
 /// Detector batch sizes; the first batch to close also frees the model (see below).
 #[derive(Default)]
@@ -69,15 +60,7 @@ fn poisoned(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let photos_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/photos");
-    let mut names: Vec<_> = std::fs::read_dir(&photos_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    let photos: HashMap<ImageId, Vec<u8>> = (1..=BATCH)
-        .map(|i| (ImageId(i), std::fs::read(&names[i as usize]).unwrap()))
-        .collect();
+    let photos = Photos::fixtures(1..=BATCH, 1);
 
     let mut settings = PipelineSettings::default();
     // One worker, which the holder below keeps busy: with more, a free one would take
@@ -115,7 +98,7 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
         &detector,
         pool,
         StageAdapters {
-            source: Arc::new(Photos(photos)),
+            source: Arc::new(photos),
             store: store.clone(),
             downstream: Downstream::Queue(Arc::new(extract_tx)),
         },
