@@ -80,12 +80,7 @@ async fn a_cancelled_backfills_jobs_are_acked_and_not_done() {
     detect_tx.publish(&jobs).await.unwrap();
     drop(detect_tx);
     let (_trigger, shutdown) = shutdown_pair();
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        Arc::new(stage).run(detect_rx, shutdown),
-    )
-    .await
-    .expect("the stage settles every delivery and ends with its queue");
+    common::until_the_queue_ends(Arc::new(stage).run(detect_rx, shutdown)).await;
 
     assert!(dead.snapshot().is_empty(), "{:?}", dead.snapshot());
     let mut handed_on = Vec::new();

@@ -110,12 +110,7 @@ async fn a_panicking_image_is_dead_lettered_alone_and_its_batch_mates_are_stored
     detect_tx.publish(&jobs).await.unwrap();
     drop(detect_tx);
     let (_trigger, shutdown) = shutdown_pair();
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        Arc::new(stage).run(detect_rx, shutdown),
-    )
-    .await
-    .expect("the stage settles every delivery and ends with its queue");
+    common::until_the_queue_ends(Arc::new(stage).run(detect_rx, shutdown)).await;
 
     holder.await.unwrap().unwrap();
     assert_eq!(

@@ -19,6 +19,14 @@ pub fn fixture_paths() -> Vec<PathBuf> {
     paths
 }
 
+/// Waits for a stage's run, which ends when its queue does after every delivery is
+/// settled; two minutes at most.
+pub async fn until_the_queue_ends(run: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the stage settles every delivery and ends with its queue");
+}
+
 /// Images held in memory, by ID.
 pub struct Photos(pub HashMap<ImageId, Vec<u8>>);
 
