@@ -10,7 +10,7 @@ use imgfeat_core::message::{CodeStored, DetectJob, ExtractJob};
 use imgfeat_pipeline::cancelled::CancelledBackfills;
 use imgfeat_pipeline::chain::{Downstream, chain};
 use imgfeat_pipeline::parts::{self, StageAdapters};
-use imgfeat_pipeline::{Events, Shutdown, shutdown_pair};
+use imgfeat_pipeline::{Events, Shutdown};
 use imgfeat_telemetry::Readiness;
 
 pub use crate::signals::wait_for_signal;
@@ -29,16 +29,6 @@ pub enum WorkerError {
     Telemetry(String),
 }
 
-/// Fires the shutdown and stops the consumer on SIGTERM or Ctrl-C.
-fn on_signal(trigger: imgfeat_pipeline::ShutdownTrigger, stop: imgfeat_amqp::ConsumerStop) {
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing the batch in hand");
-        trigger.trigger();
-        stop.stop();
-    });
-}
-
 /// Runs a stage until its queue ends or SIGTERM (plus the grace period), then closes
 /// the broker connection.
 async fn serve<F, Fut>(
@@ -50,8 +40,15 @@ async fn serve<F, Fut>(
     F: FnOnce(Shutdown) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let (trigger, shutdown) = shutdown_pair();
-    on_signal(trigger, stop);
+    let shutdown = crate::signals::shutdown_on_signal();
+    {
+        // The consumer takes no more deliveries once the shutdown fires.
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            stop.stop();
+        });
+    }
     let grace = Duration::from_millis(grace_ms);
     if shutdown
         .finish_within(grace, run(shutdown.clone()))

@@ -61,9 +61,6 @@ mod tests {
 
     use super::*;
 
-    /// Runs 12 items in batches of 2 through `workers` slots, each batch holding its
-    /// slot (and the model) for 20 ms; returns the most batches seen running at once
-    /// and the items done when `run_batches` returned.
     /// A closed queue holding `n` items, and batches of at most 2.
     async fn queued(n: i32) -> (mpsc::Receiver<i32>, BatchPolicy) {
         let (tx, rx) = mpsc::channel(32);
@@ -77,6 +74,9 @@ mod tests {
         (rx, policy)
     }
 
+    /// Runs 12 items in batches of 2 through `workers` slots, each batch holding its
+    /// slot (and the model) for 20 ms; returns the most batches seen running at once
+    /// and the items done when `run_batches` returned.
     async fn run_with(workers: usize) -> (usize, usize) {
         let (mut rx, policy) = queued(12).await;
         let load = ModelLoad::with_workers(workers);
