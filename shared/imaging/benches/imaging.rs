@@ -8,7 +8,8 @@
 //! `phone_photo` is one 12-megapixel JPEG (4032 x 3024, q90, made from a fixture photo
 //! with grain so it does not compress like a smooth upscale): the detector's input with
 //! and without shrink-on-load (1/8 here), and the stored crop of 60 % of it encoded from
-//! pixels against cut from the file.
+//! pixels against cut from the file; and a small object read again at 1/2 for the
+//! extractor (`crop_at_extractor_scale`), its region alone against the whole photo.
 //!
 //!     cargo bench -p imgfeat-imaging -- --warm-up-time 1 --measurement-time 3
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,8 +20,8 @@ use std::path::PathBuf;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use imgfeat_core::CropRect;
 use imgfeat_imaging::{
-    DecodeLimits, RgbImage, crop, crop_jpeg_lossless, decode_image, decode_rgb, encode_jpeg,
-    encode_jpeg_region, resize_to_tensor,
+    DecodeLimits, RgbImage, crop, crop_jpeg_lossless, decode_covering, decode_image, decode_rgb,
+    encode_jpeg, encode_jpeg_region, resize_to_tensor,
 };
 
 fn photos() -> Vec<Vec<u8>> {
@@ -182,6 +183,26 @@ fn bench_phone_photo(c: &mut Criterion) {
     });
     group.bench_function("crop_lossless_cut", |b| {
         b.iter(|| black_box(crop_jpeg_lossless(black_box(&jpeg), region).unwrap()))
+    });
+    // A small main object (600 x 800, 4 % of the photo) that the 1/8 decode covers with
+    // 75 x 100 pixels: `crop_at_extractor_scale` reads it again at 1/2, its region
+    // alone, against decoding the whole photo at 1/2.
+    let shrunk = decode_image(&jpeg, &limits, Some((300, 300))).unwrap();
+    let object = CropRect {
+        x: 1500,
+        y: 1000,
+        width: 600,
+        height: 800,
+    };
+    let finer = shrunk.shrink_covering(object, (224, 224));
+    assert_eq!((shrunk.shrink, finer), (8, 2));
+    group.bench_function("small_object_region_read_again_1_2", |b| {
+        b.iter(|| {
+            black_box(decode_covering(black_box(&jpeg), &limits, &shrunk, finer, object).unwrap())
+        })
+    });
+    group.bench_function("small_object_whole_decode_1_2", |b| {
+        b.iter(|| black_box(decode_image(black_box(&jpeg), &limits, Some((2016, 1512))).unwrap()))
     });
     group.finish();
 }

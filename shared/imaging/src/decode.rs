@@ -59,7 +59,7 @@ impl DecodeLimits {
 /// replicated to RGB, CMYK is converted by the JPEG decoder, 16-bit and float samples
 /// are scaled to 8 bits.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImagingError> {
-    decode(bytes, limits, None).map(|d| d.image)
+    decode(bytes, limits, |_| 1).map(|d| d.image)
 }
 
 /// [`decode_rgb`], saying what the pixels are of, with optional shrink-on-load: with
@@ -73,13 +73,27 @@ pub fn decode_image(
     limits: &DecodeLimits,
     shrink_to: Option<(u32, u32)>,
 ) -> Result<Decoded, ImagingError> {
-    decode(bytes, limits, shrink_to)
+    decode(bytes, limits, |original| {
+        shrink_to.map_or(1, |target| shrink_factor(original, target))
+    })
 }
 
+/// [`decode_image`] at 1/`shrink` of the size whatever the image's, for a JPEG
+/// libjpeg-turbo takes (others, and a JPEG it declines, come back at full size, as
+/// their `shrink` says).
+pub(crate) fn decode_scaled(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    shrink: u32,
+) -> Result<Decoded, ImagingError> {
+    decode(bytes, limits, |_| shrink)
+}
+
+/// Decodes `bytes` at the scale `pick` chooses from the upright full size.
 fn decode(
     bytes: &[u8],
     limits: &DecodeLimits,
-    at_least: Option<(u32, u32)>,
+    pick: impl FnOnce((u32, u32)) -> u32,
 ) -> Result<Decoded, ImagingError> {
     if bytes.is_empty() {
         return Err(ImagingError::Empty);
@@ -141,7 +155,7 @@ fn decode(
     } else {
         (width, height)
     };
-    let shrink = at_least.map_or(1, |target| shrink_factor(original, target));
+    let shrink = pick(original);
     let turbo = if format == ImageFormat::Jpeg {
         turbo::decode_rgb(bytes, width, height, shrink)
     } else {

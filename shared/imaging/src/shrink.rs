@@ -35,26 +35,37 @@ impl Decoded {
     /// `region` of the original in this image's pixels: the smallest rectangle that
     /// covers it, never empty and always inside the image.
     pub fn region_in_image(&self, region: CropRect) -> CropRect {
-        if self.shrink <= 1 {
-            return region;
-        }
-        let s = u64::from(self.shrink);
-        let (w, h) = (
-            u64::from(self.image.width()),
-            u64::from(self.image.height()),
-        );
-        let x0 = (u64::from(region.x) / s).min(w.saturating_sub(1));
-        let y0 = (u64::from(region.y) / s).min(h.saturating_sub(1));
-        let x1 = (u64::from(region.x) + u64::from(region.width)).div_ceil(s);
-        let y1 = (u64::from(region.y) + u64::from(region.height)).div_ceil(s);
-        let x1 = x1.clamp(x0 + 1, w.max(x0 + 1));
-        let y1 = y1.clamp(y0 + 1, h.max(y0 + 1));
-        CropRect {
-            x: x0 as u32,
-            y: y0 as u32,
-            width: (x1 - x0) as u32,
-            height: (y1 - y0) as u32,
-        }
+        covering(region, self.shrink, self.image.dimensions())
+    }
+
+    /// The scale to read `region` of the original at so that it still covers
+    /// `at_least` on both sides (Pillow's draft rule applied to the region), never
+    /// coarser than this image's own.
+    pub fn shrink_covering(&self, region: CropRect, at_least: (u32, u32)) -> u32 {
+        let needed = shrink_factor((region.width, region.height), at_least);
+        self.shrink.min(needed)
+    }
+}
+
+/// `region` of an original in the pixels of its 1/`shrink` image of `size`: the smallest
+/// rectangle that covers it, never empty and always inside the image.
+pub(crate) fn covering(region: CropRect, shrink: u32, (w, h): (u32, u32)) -> CropRect {
+    if shrink <= 1 {
+        return region;
+    }
+    let s = u64::from(shrink);
+    let (w, h) = (u64::from(w), u64::from(h));
+    let x0 = (u64::from(region.x) / s).min(w.saturating_sub(1));
+    let y0 = (u64::from(region.y) / s).min(h.saturating_sub(1));
+    let x1 = (u64::from(region.x) + u64::from(region.width)).div_ceil(s);
+    let y1 = (u64::from(region.y) + u64::from(region.height)).div_ceil(s);
+    let x1 = x1.clamp(x0 + 1, w.max(x0 + 1));
+    let y1 = y1.clamp(y0 + 1, h.max(y0 + 1));
+    CropRect {
+        x: x0 as u32,
+        y: y0 as u32,
+        width: (x1 - x0) as u32,
+        height: (y1 - y0) as u32,
     }
 }
 

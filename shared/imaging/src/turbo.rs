@@ -19,7 +19,7 @@ use turbojpeg::{
 
 /// Progressive files may hold this many scans; libjpeg-turbo's advice for untrusted
 /// input, since each scan re-reads the whole coefficient buffer (a cheap CPU bomb).
-const MAX_SCANS: u32 = 500;
+pub(crate) const MAX_SCANS: u32 = 500;
 
 thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
