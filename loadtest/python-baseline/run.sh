@@ -12,7 +12,8 @@
 #                                              RUNTIMES="ort openvino-bf16" MODELS="fp32 int8" SHRINK=1
 #
 # SHRINK=1 adds, per runtime and models, `index` with `[pipeline.decode] shrink_on_load`
-# and the Python worker with --shrink --crops (Pillow's draft: the same decode).
+# and the Python worker with --shrink --crops (Pillow's draft: the same decode). REGION=1
+# adds the same with `crop_at_extractor_scale` (the Python worker with --region too).
 #
 # The ceiling is the two models alone on pre-decoded tensors, alternating, batch 8, in two
 # processes of one thread (the Python pair's shape). imgfeat is taken from
@@ -76,6 +77,11 @@ for r in $(seq 1 "$rounds"); do
           "$imgfeat" --store "$out/index-shrink.sqlite3" index "$corpus" --quiet | index_rate); record "$r" "index_shrink_${models}_$rt" "$v" "$l"
         l=$(load1); v=$($py index "$corpus" "$out/python-shrink.sqlite3" --crops --shrink --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_crops_shrink_${models}_$rt" "$v" "$l"
       fi
+      if [ "${REGION:-0}" = 1 ]; then
+        l=$(load1); v=$(env $(runtime_env "$rt") IMGFEAT_PIPELINE__MODELS__DETECTOR=$det IMGFEAT_PIPELINE__MODELS__BACKBONE=$bb IMGFEAT_PIPELINE__DECODE__SHRINK_ON_LOAD=true IMGFEAT_PIPELINE__DECODE__CROP_AT_EXTRACTOR_SCALE=true \
+          "$imgfeat" --store "$out/index-region.sqlite3" index "$corpus" --quiet | index_rate); record "$r" "index_region_${models}_$rt" "$v" "$l"
+        l=$(load1); v=$($py index "$corpus" "$out/python-region.sqlite3" --crops --shrink --region --runtime "$rt" --detector $det --backbone $bb | json_rate); record "$r" "python_crops_region_${models}_$rt" "$v" "$l"
+      fi
     done
   done
   rm -f "$out"/*.sqlite3*
@@ -106,6 +112,9 @@ for m in ("fp32", "int8"):
         if m != "fp32":
             show(f"index shrink {m} {rt} / python fp32 ort", f"index_shrink_{m}_{rt}", "python_fp32_ort")
         show(f"index shrink {m} {rt} / ceiling {m} {rt}", f"index_shrink_{m}_{rt}", f"ceiling_{m}_{rt}")
+        show(f"index region {m} {rt} / index shrink {m} {rt}", f"index_region_{m}_{rt}", f"index_shrink_{m}_{rt}")
+        show(f"index region {m} {rt} / python+crops region {m} {rt}", f"index_region_{m}_{rt}", f"python_crops_region_{m}_{rt}")
+        show(f"index region {m} {rt} / python {m} ort", f"index_region_{m}_{rt}", f"python_{m}_ort")
         if rt != "ort":
             show(f"ceiling {m} {rt} / ceiling {m} ort", f"ceiling_{m}_{rt}", f"ceiling_{m}_ort")
 PY

@@ -17,7 +17,9 @@ box and the code, as the baseline was first specified.
 `--shrink` decodes JPEGs with Pillow's `draft("RGB", detector input)` (a 1/2, 1/4 or 1/8
 scaled decode), as `imgfeat index` does with `[pipeline.decode] shrink_on_load`: boxes and
 the main object in the original's pixels, the crop (and the crop JPEG) taken from the
-drafted image's pixels that cover it.
+drafted image's pixels that cover it. `--region` (with `--shrink`) reads a main object
+that the drafted pixels cover with fewer than the backbone's input again, from the photo
+drafted at the scale that covers it, as `crop_at_extractor_scale` does.
 `ceiling` runs only the two models, alternating, on pre-decoded tensors of DIR's first
 64 images, in --procs processes of one thread: what the models alone allow.
 """
@@ -56,7 +58,7 @@ def crop_jpeg(im, box):
 
 
 def index_part(args):
-    files, db, det_name, bb_name, crops_too, runtime, shrink = args
+    files, db, det_name, bb_name, crops_too, runtime, shrink, again = args
     det_m, bb_m, det, bb, head = load(det_name, bb_name, runtime)
     con = sqlite3.connect(db, timeout=30)
     done = 0
@@ -71,7 +73,10 @@ def index_part(args):
         boxes, scores = det.run(["boxes", "scores"], {"images": x})
         dets = [common.decode(boxes[j], scores[j], det_m, *full) for j, (_, full, _) in enumerate(loaded)]
         mains = [common.main_object(d, *full) for d, (_, full, _) in zip(dets, loaded)]
-        regions = [common.covering(box, s, im.size) for (im, _, s), (_, box) in zip(loaded, mains)]
+        at = (bb_m.width, bb_m.height)
+        sources = [common.crop_source(p, im, s, box, at, again) for p, (im, _, s), (_, box) in zip(chunk, loaded, mains)]
+        imgs = [px for px, _ in sources]
+        regions = [r for _, r in sources]
         crops = np.stack([common.to_tensor(im, bb_m.width, bb_m.height, r) for im, r in zip(imgs, regions)])
         codes = head.codes(bb.run(["embedding"], {"images": crops})[0])
         if crops_too:
@@ -114,6 +119,7 @@ def main():
     ap.add_argument("--backbone", default="efficientnet_lite0_imagenet.toml")
     ap.add_argument("--crops", action="store_true", help="also store the crop JPEG (q90) and every box")
     ap.add_argument("--shrink", action="store_true", help="decode JPEGs with Pillow's draft, as imgfeat's shrink_on_load")
+    ap.add_argument("--region", action="store_true", help="with --shrink, read a small main object again at the scale that covers the backbone's input, as imgfeat's crop_at_extractor_scale")
     ap.add_argument("--runtime", choices=["ort", "openvino-f32", "openvino-bf16"], default="ort", help="the runtime imgfeat's row uses, for like with like")
     a = ap.parse_args()
     files = images(a.dir)
@@ -130,7 +136,7 @@ def main():
         if a.mode == "index":
             if not a.db:
                 ap.error("index needs DB")
-            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops, a.runtime, a.shrink) for k in range(a.procs)]
+            parts = [(files[k :: a.procs], a.db, a.detector, a.backbone, a.crops, a.runtime, a.shrink, a.region) for k in range(a.procs)]
             n = sum(pool.map(index_part, parts))
             secs = time.perf_counter() - t0
             rate = n / secs

@@ -93,6 +93,33 @@ def covering(box, shrink, size):
     return (x0, y0, x1, y1)
 
 
+def draft_factor(size, at_least):
+    """Pillow's draft rule: the largest of 8, 4, 2, 1 not above the smaller of
+    width // at_least[0] and height // at_least[1]."""
+    ratio = min(size[0] // at_least[0], size[1] // at_least[1])
+    return next((s for s in (8, 4, 2) if ratio >= s), 1)
+
+
+def crop_source(path_or_bytes, drafted, shrink, box, at_least, again):
+    """(pixels, region) the main object's crop is taken from: the region of the drafted
+    image that covers `box`; or, with `again` (imgfeat's `crop_at_extractor_scale`, the
+    `.shrink.region` versions) and where the drafted pixels hold fewer than `at_least`,
+    the photo decoded anew at the scale that covers `at_least` (Pillow's draft to it)
+    and the region there."""
+    crop_size = (box[2] - box[0], box[3] - box[1])
+    finer = min(shrink, draft_factor(crop_size, at_least)) if again else shrink
+    if finer == shrink:
+        return drafted, covering(box, shrink, drafted.size)
+    if finer == 1:
+        return load_rgb(path_or_bytes), box
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(src) as im:
+        w, h = im.size
+    pixels, _, got = load_drafted(path_or_bytes, (w // finer, h // finer))
+    assert got == finer, (got, finer)
+    return pixels, covering(box, finer, pixels.size)
+
+
 def to_tensor(img, w, h, box=None):
     """NHWC float32 0..255 of one image (or of its box x1,y1,x2,y2 in pixels)."""
     if box is not None:

@@ -24,7 +24,9 @@ reference stays the fp32 files on onnxruntime.
 
 With --shrink every candidate decodes the copies with shrink-on-load (Pillow's draft to
 the detector's input, as imgfeat's `[pipeline.decode] shrink_on_load`): `--shrink
---methods fp32` measures shrink-on-load alone.
+--methods fp32` measures shrink-on-load alone; `--shrink --region` reads a main object
+the drafted pixels cover with fewer than the backbone's input again at the scale that
+covers it (imgfeat's `crop_at_extractor_scale`, the `.shrink.region` versions).
 """
 
 import argparse
@@ -113,6 +115,7 @@ def main():
     ap.add_argument("--speed-rounds", type=int, default=8)
     ap.add_argument("--noise-floor", action="store_true", help="also fp32 vs fp32 on +-1 noisy inputs: the main-object rule's own stability")
     ap.add_argument("--shrink", action="store_true", help="candidates decode with shrink-on-load (Pillow draft)")
+    ap.add_argument("--region", action="store_true", help="with --shrink, a small main object is read again at the backbone's scale (crop_at_extractor_scale)")
     ap.add_argument("--speed-only", action="store_true", help="no accuracy, only the interleaved speed")
     a = ap.parse_args()
     det_m = common.Manifest("ssd_mobilenetv2_oidv4_24cls.toml")
@@ -156,6 +159,8 @@ def main():
                 if shrunk:
                     ql, qc, region = pipeline_shrunk(qd, det_m, shrunk)
                     qimg = shrunk[0]
+                    if a.region:
+                        qimg, region = common.crop_source(jpeg, shrunk[0], shrunk[2], qc, (bb_m.width, bb_m.height), True)
                 else:
                     ql, qc = pipeline(qd, qb, det_m, bb_m, img, head)
                     qimg, region = img, qc

@@ -6,6 +6,11 @@
 //! 2400 x 2400 JPEG that shrinks by 8. A photo too small to shrink must keep exactly the
 //! default version's box and code (whose agreement with the reference is
 //! reference_cli.rs's to check).
+//!
+//! With `crop_at_extractor_scale` as well, a main object the shrunk pixels cover with
+//! fewer than 224 x 224 is read again at the scale that covers that: stored under the
+//! `.shrink.region` versions, with the boxes of `.shrink` and the codes of its own
+//! reference (fixtures/golden_codes_shrink_region.json, the same script).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -16,9 +21,14 @@ use common::{imgfeat_with, index_ok, photo_paths, reference_box, repo, shown_mai
 use serde_json::Value;
 
 const SHRINK: (&str, &str) = ("IMGFEAT_PIPELINE__DECODE__SHRINK_ON_LOAD", "true");
+const REGION: (&str, &str) = ("IMGFEAT_PIPELINE__DECODE__CROP_AT_EXTRACTOR_SCALE", "true");
 
 fn golden() -> Value {
-    let text = std::fs::read_to_string(repo().join("fixtures/golden_codes_shrink.json")).unwrap();
+    read_golden("fixtures/golden_codes_shrink.json")
+}
+
+fn read_golden(path: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -90,4 +100,46 @@ fn shrink_on_load_stores_its_own_references_boxes_and_codes_under_its_own_versio
         }
     }
     assert_eq!(shrunk_photos, 2, "the kite (1/2) and the large JPEG (1/8)");
+}
+
+#[test]
+fn the_crop_read_again_gives_its_references_codes_under_its_own_version() {
+    let (shrunk, again) = (
+        golden(),
+        read_golden("fixtures/golden_codes_shrink_region.json"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let photos = corpus(dir.path());
+    let folder = photos[0].parent().unwrap().to_str().unwrap();
+    let (shrunk_store, store) = (
+        dir.path().join("shrunk.sqlite3"),
+        dir.path().join("region.sqlite3"),
+    );
+    index_ok(&shrunk_store, &[SHRINK], folder, 14);
+    index_ok(&store, &[SHRINK, REGION], folder, 14);
+
+    let mut read_again = 0;
+    for photo in &photos {
+        let name = photo.file_name().unwrap().to_str().unwrap();
+        let (ours_box, ours_code, version) = shown(&store, &[SHRINK, REGION], photo);
+        assert!(
+            version.starts_with("ssd_mobilenetv2_oidv4_24cls@2.shrink.region+"),
+            "{name}: stored under {version}"
+        );
+        // The same detection as `.shrink`: only the crop is read again.
+        assert_eq!(ours_box, reference_box(&shrunk["photos"][name]), "{name}");
+        let reference = again["photos"][name]["code"].as_str().unwrap();
+        if reference == shrunk["photos"][name]["code"] {
+            // Not read again: exactly `.shrink`'s code, which the test above holds to
+            // its reference.
+            let (_, shrunk_code, _) = shown(&shrunk_store, &[SHRINK], photo);
+            assert_eq!(ours_code, shrunk_code, "{name}: the code");
+        } else {
+            assert_eq!(ours_code, reference, "{name}: the code");
+            read_again += 1;
+        }
+    }
+    // The kite (1/2) and the large JPEG (1/8) hold their main objects in fewer than
+    // 224 pixels a side once shrunk: both are read again, at full size.
+    assert_eq!(read_again, 2, "photos whose crop was read again");
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use imgfeat_core::{CropRect, Detection};
 use imgfeat_imaging::{
-    DecodeLimits, RgbImage, crop, crop_jpeg_lossless, decode_image, decode_rgb, encode_jpeg,
-    encode_jpeg_region, resize_rgb, resize_to_tensor, rgb_to_tensor,
+    DecodeLimits, RgbImage, crop, crop_jpeg_lossless, decode_covering, decode_image, decode_rgb,
+    encode_jpeg, encode_jpeg_region, resize_rgb, resize_to_tensor, rgb_to_tensor,
 };
 use imgfeat_model::MainObjectRule;
 use imgfeat_model::postprocess::choose_main_object;
@@ -53,6 +53,13 @@ pub struct CropChainReport {
     /// Of which the encode.
     pub shrunk_encode_ms: f64,
     pub shrunk_crop_jpeg_kib_mean: f64,
+    /// The same with the crop read again at the extractor's scale where the shrunk
+    /// pixels hold fewer (`crop_at_extractor_scale`, the `.shrink.region` versions):
+    /// region decode + encode + resize.
+    pub region_total_ms: f64,
+    /// Share of the photos whose crop was read again.
+    pub region_share: f64,
+    pub region_crop_jpeg_kib_mean: f64,
     /// crop_jpeg_lossless: the stored crop cut from the file (`crop_encoding =
     /// "lossless"`), in place of encode_jpeg_region; and its size.
     pub lossless_ms: f64,
@@ -154,6 +161,7 @@ pub fn crop_chain(
     let mut t = [Duration::ZERO; 6];
     let (mut area, mut jpeg_bytes, mut shrunk_bytes, mut cut_bytes) = (0f64, 0f64, 0f64, 0f64);
     let mut shrunk_encode = Duration::ZERO;
+    let (mut region_time, mut region_count, mut region_bytes) = (Duration::ZERO, 0usize, 0f64);
     for (path, dets) in files.iter().zip(detections) {
         let bytes = read(path)?;
         let img: RgbImage = decode_rgb(&bytes, limits).map_err(BenchError::imaging)?;
@@ -191,6 +199,23 @@ pub fn crop_chain(
             .ok_or_else(|| BenchError::Imaging(format!("{}: no lossless crop", path.display())))?;
         let s7 = Instant::now();
         cut_bytes += cut.jpeg.len() as f64;
+        let finer = match small.shrink_covering(main.crop, input) {
+            s if s < small.shrink => Some(
+                decode_covering(&bytes, limits, &small, s, main.crop)
+                    .map_err(BenchError::imaging)?,
+            ),
+            _ => None,
+        };
+        let (finer_image, finer_region) = match &finer {
+            Some(p) => (&p.image, p.region),
+            None => (&small.image, region),
+        };
+        let finer_jpeg =
+            encode_jpeg_region(finer_image, finer_region, quality).map_err(BenchError::imaging)?;
+        resize_rgb(finer_image, finer_region, w, h).map_err(BenchError::imaging)?;
+        region_time += s7.elapsed();
+        region_count += usize::from(finer.is_some());
+        region_bytes += finer_jpeg.len() as f64;
         for (acc, d) in t
             .iter_mut()
             .zip([s1 - s0, s2 - s1, s3 - s2, s4 - s3, s6 - s5, s7 - s6])
@@ -214,6 +239,9 @@ pub fn crop_chain(
             shrunk_total_ms: ms(t[4], n),
             shrunk_encode_ms: ms(shrunk_encode, n),
             shrunk_crop_jpeg_kib_mean: shrunk_bytes / n.max(1) as f64 / 1024.0,
+            region_total_ms: ms(region_time, n),
+            region_share: region_count as f64 / n.max(1) as f64,
+            region_crop_jpeg_kib_mean: region_bytes / n.max(1) as f64 / 1024.0,
             lossless_ms: ms(t[5], n),
             lossless_kib_mean: cut_bytes / n.max(1) as f64 / 1024.0,
         },

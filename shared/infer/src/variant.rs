@@ -162,6 +162,7 @@ impl Variant {
             crop_max_side: settings.detector.crop_max_side,
             crop_encoding: settings.detector.crop_encoding,
             crop_size: detector.crop_size,
+            decoding: settings.decode.decoding(),
         };
         Ok(Self {
             detector_version: detector.version,

@@ -142,6 +142,7 @@ async fn main() -> Result<(), Error> {
         crop_max_side: settings.detector.crop_max_side,
         crop_encoding: settings.detector.crop_encoding,
         crop_size: detector.crop_size,
+        decoding: settings.decode.decoding(),
     };
     let mut candidates: Vec<Candidate> = [
         ("png fast (v3, crop)", raw as fn(&RgbImage) -> _),

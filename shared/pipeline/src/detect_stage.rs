@@ -248,7 +248,7 @@ impl DetectorStage {
         let started = Instant::now();
         let decoding = self.decoding;
         let (w, h) = self.input_size;
-        let keep = self.config.crop_encoding == CropEncoding::Lossless;
+        let keep = self.config.crop_encoding == CropEncoding::Lossless || decoding.reads_again();
         let decoded = self
             .pool
             .run(move || {
@@ -322,6 +322,7 @@ impl DetectorStage {
             crop_max_side: self.config.crop_max_side,
             crop_encoding: self.config.crop_encoding,
             crop_size: self.crop_size,
+            decoding: self.decoding,
         };
         let build = self.build_record;
         let (meta, images): (Vec<_>, Vec<_>) = items

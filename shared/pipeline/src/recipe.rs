@@ -32,6 +32,8 @@ pub struct RecordSpec {
     pub crop_encoding: CropEncoding,
     /// The extractor's input size.
     pub crop_size: (u32, u32),
+    /// How the image was decoded, for reading the crop again at a finer scale.
+    pub decoding: Decoding,
 }
 
 /// How the stored crop is made. Codes never come from it, so this changes no version.
@@ -61,18 +63,34 @@ pub struct Decoding {
     /// (Pillow's `draft`); see [`imgfeat_imaging::decode_image`]. Its results are
     /// stored under their own version ([`SHRINK_LABEL`]).
     pub shrink_on_load: bool,
+    /// With `shrink_on_load`, read the main object's region again at the scale that
+    /// covers the extractor's input ([`imgfeat_imaging::decode_covering`]); stored
+    /// under its own version ([`REGION_LABEL`]).
+    pub crop_at_extractor_scale: bool,
+}
+
+impl Decoding {
+    /// Whether the photo's bytes are needed after the first decode.
+    pub fn reads_again(&self) -> bool {
+        self.shrink_on_load && self.crop_at_extractor_scale
+    }
 }
 
 /// What a detector version decoded with shrink-on-load is suffixed with.
 pub const SHRINK_LABEL: &str = "shrink";
+/// What is added to [`SHRINK_LABEL`] when the crop is read again at the extractor's scale.
+pub const REGION_LABEL: &str = "region";
 
 /// The version a detector's results are stored under when its images are decoded by
-/// `decoding`: shrink-on-load changes every box and code, so it is a version of its own.
+/// `decoding`: shrink-on-load changes every box and code, and reading the crop again
+/// every code, so each is a version of its own.
 pub fn detector_version(
     version: ModelVersion,
     decoding: &Decoding,
 ) -> Result<ModelVersion, imgfeat_core::ids::InvalidModelVersion> {
-    if decoding.shrink_on_load {
+    if decoding.reads_again() {
+        ModelVersion::new(format!("{version}.{SHRINK_LABEL}.{REGION_LABEL}"))
+    } else if decoding.shrink_on_load {
         ModelVersion::new(format!("{version}.{SHRINK_LABEL}"))
     } else {
         Ok(version)
@@ -107,9 +125,12 @@ pub fn detector_input(
 /// on the broker), so one process and the fleet give the reference's codes alike.
 ///
 /// Boxes and the main object are in the original's pixels; an image shrunk on load is
-/// cropped at the region of its own pixels that covers them.
+/// cropped at the region of its own pixels that covers them, or, with
+/// [`Decoding::crop_at_extractor_scale`], at that region read again from `source` at the
+/// scale that covers the extractor's input.
 ///
-/// `source` is the photo's file, for a [`CropEncoding::Lossless`] crop.
+/// `source` is the photo's file, for a [`CropEncoding::Lossless`] crop or a crop read
+/// again.
 pub fn build_record(
     image_id: ImageId,
     decoded: &Decoded,
@@ -119,7 +140,11 @@ pub fn build_record(
 ) -> Result<(DetectionRecord, CropPixels), FailureReason> {
     let (width, height) = decoded.original;
     let main = choose_main_object(&detections, width, height, &spec.rule);
-    let (image, region) = (&decoded.image, decoded.region_in_image(main.crop));
+    let finer = finer_crop(decoded, source, main.crop, spec)?;
+    let (image, region) = match &finer {
+        Some(pixels) => (&pixels.image, pixels.region),
+        None => (&decoded.image, decoded.region_in_image(main.crop)),
+    };
     let cut = source
         .filter(|_| spec.crop_encoding == CropEncoding::Lossless && !decoded.exif_turned)
         .filter(|_| {
@@ -147,6 +172,33 @@ pub fn build_record(
         crop_jpeg,
     };
     Ok((record, handed_on))
+}
+
+/// With [`Decoding::crop_at_extractor_scale`], the main object's region read again from
+/// `source` when the shrunk image holds fewer of its pixels than the extractor's input
+/// needs; `None` when the shrunk pixels suffice (or the setting is off).
+fn finer_crop(
+    decoded: &Decoded,
+    source: Option<&[u8]>,
+    crop: CropRect,
+    spec: &RecordSpec,
+) -> Result<Option<imgfeat_imaging::RegionPixels>, FailureReason> {
+    if !spec.decoding.reads_again() {
+        return Ok(None);
+    }
+    let shrink = decoded.shrink_covering(crop, spec.crop_size);
+    if shrink >= decoded.shrink {
+        return Ok(None);
+    }
+    let bytes = source.ok_or_else(|| {
+        FailureReason::new(
+            FailureKind::Internal,
+            "the crop is read again at the extractor's scale, but the photo's bytes were not kept",
+        )
+    })?;
+    imgfeat_imaging::decode_covering(bytes, &spec.decoding.limits, decoded, shrink, crop)
+        .map(Some)
+        .map_err(|e| e.reason())
 }
 
 /// The stored JPEG of `region`: at the original's resolution, or scaled down to
@@ -235,6 +287,7 @@ mod tests {
             crop_max_side,
             crop_encoding,
             crop_size: (224, 224),
+            decoding: Decoding::default(),
         }
     }
 

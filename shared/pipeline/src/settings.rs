@@ -129,6 +129,11 @@ pub struct DecodeSettings {
     /// so results are stored under the detector version suffixed `.shrink`. Off: the
     /// reference's full decode.
     pub shrink_on_load: bool,
+    /// With `shrink_on_load`: read the main object's region again, alone, at the
+    /// scale that still covers the extractor's input, where the shrunk pixels hold
+    /// fewer (a small object in a large photo). Codes come closer to the full decode's
+    /// for a partial decode's CPU, so results are stored under `.shrink.region`.
+    pub crop_at_extractor_scale: bool,
 }
 
 impl Default for DecodeSettings {
@@ -146,6 +151,7 @@ impl Default for DecodeSettings {
             max_bytes: limits.max_bytes,
             max_pixels: limits.max_pixels,
             shrink_on_load: false,
+            crop_at_extractor_scale: false,
         }
     }
 }
@@ -163,6 +169,7 @@ impl DecodeSettings {
         Decoding {
             limits: self.limits(),
             shrink_on_load: self.shrink_on_load,
+            crop_at_extractor_scale: self.crop_at_extractor_scale,
         }
     }
 }
@@ -226,6 +233,13 @@ impl PipelineSettings {
         }
         if self.decode.max_bytes == 0 || self.decode.max_pixels == 0 {
             problems.push("pipeline.decode.max_bytes and max_pixels must be positive".into());
+        }
+        if self.decode.crop_at_extractor_scale && !self.decode.shrink_on_load {
+            problems.push(
+                "pipeline.decode.crop_at_extractor_scale needs shrink_on_load: without it \
+                 the crop is read at full size already"
+                    .into(),
+            );
         }
         for (key, s) in [
             ("detector_session", self.models.detector_session),
@@ -308,6 +322,16 @@ mod tests {
             shrunk_code.as_str(),
             code.as_str()
                 .replacen(detector.as_str(), shrunk.as_str(), 1)
+        );
+        s.decode.crop_at_extractor_scale = true;
+        let (region, _) = s.versions().unwrap();
+        assert_eq!(region.as_str(), format!("{detector}.shrink.region"));
+        s.validate().unwrap();
+        s.decode.shrink_on_load = false;
+        let err = s.validate().unwrap_err();
+        assert!(
+            err.contains("crop_at_extractor_scale needs shrink_on_load"),
+            "{err}"
         );
     }
 
