@@ -159,3 +159,38 @@ async fn two_detectors_side_by_side_each_answers_its_own_version() {
     );
     server.stop().await;
 }
+
+/// Serve decodes and crops through the same recipe as `index`: with shrink-on-load and
+/// the crop read again at the extractor's scale, it answers under the `.shrink.region`
+/// version with that version's Python reference codes
+/// (fixtures/golden_codes_shrink_region.json), for the two photos read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crop_read_again_answers_its_own_versions_reference() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("golden_codes_shrink_region.json")).unwrap(),
+    )
+    .unwrap();
+    let server = start(settings(|s| {
+        s.pipeline.decode.shrink_on_load = true;
+        s.pipeline.decode.crop_at_extractor_scale = true;
+    }))
+    .await;
+    for photo in [
+        fixtures.join("photos/darknet_kite.jpg"),
+        fixtures.join("imaging/draft/large.jpg"),
+    ] {
+        let name = photo.file_name().unwrap().to_str().unwrap().to_owned();
+        let answer = server.post_photo("", &photo).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert_eq!(
+            answer.body["model"],
+            "ssd_mobilenetv2_oidv4_24cls@2.shrink.region"
+        );
+        assert_eq!(
+            answer.body["results"][0]["code"], golden["photos"][&name]["code"],
+            "{name}"
+        );
+    }
+    server.stop().await;
+}
