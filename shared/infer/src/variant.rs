@@ -16,7 +16,7 @@ use imgfeat_exec::model_thread::ModelThread;
 use imgfeat_model::{Detector, Extractor};
 use imgfeat_pipeline::PipelineSettings;
 use imgfeat_pipeline::parts::{self, LoadError};
-use imgfeat_pipeline::recipe::{Decoding, RecordSpec, build_record, detector_input, pixels_tensor};
+use imgfeat_pipeline::recipe::{RecordSpec, build_record, detector_input, pixels_tensor};
 use tokio::time::Instant;
 
 use crate::batcher::{Batcher, Dropped};
@@ -79,8 +79,8 @@ pub struct Variant {
     pub bits: usize,
     input_size: (u32, u32),
     crop_size: (u32, u32),
+    /// How records are built, with how images are decoded (`spec.decoding`).
     spec: RecordSpec,
-    decoding: Decoding,
     pool: CpuPool,
     detect: Batcher<DetectIn, Vec<Detection>>,
     extract: Batcher<Vec<f32>, BinaryCode>,
@@ -171,7 +171,6 @@ impl Variant {
             input_size: detector.input_size,
             crop_size: extractor.input_size,
             spec,
-            decoding: settings.decode.decoding(),
             pool,
             detect,
             extract,
@@ -195,7 +194,7 @@ impl Variant {
         }
         let mut timings = Timings::default();
         let started = Instant::now();
-        let (decoding, input) = (self.decoding, self.input_size);
+        let (decoding, input) = (self.spec.decoding, self.input_size);
         let file = Arc::clone(&bytes);
         let (image, tensor) = self
             .pool
