@@ -174,8 +174,9 @@ impl RegionDecompressor {
 }
 
 /// `region` (in the pixels of the JPEG decoded at 1/`shrink`) decoded alone, with a
-/// margin, and the rectangle in the returned pixels that is `region`. `Err` with libjpeg-turbo's reason when it cannot: the caller decodes
-/// the whole image at that scale instead.
+/// margin, and the rectangle in the returned pixels that is `region`. `Err` with
+/// libjpeg-turbo's reason when it cannot: the caller decodes the whole image at that
+/// scale instead.
 pub(crate) fn decode_region(
     bytes: &[u8],
     shrink: u32,

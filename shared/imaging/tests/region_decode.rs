@@ -145,3 +145,58 @@ fn a_region_outside_the_photo_is_an_error_not_a_panic() {
         "{ours:?}"
     );
 }
+
+/// Damaged JPEGs through the partial decode (libjpeg-turbo, raw bindings): where the
+/// shrunk decode of the damaged bytes succeeds, reading a region again gives the
+/// region's pixels or an input error, never a panic or a read outside the buffer.
+/// Deterministic damage on the 4:2:0 photo that shrinks by 8.
+#[test]
+fn damaged_jpegs_read_again_give_pixels_or_an_input_error() {
+    use imgfeat_core::FailureKind;
+
+    let good = read("fixtures/imaging/draft/large.jpg");
+    let limits = DecodeLimits::default();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut read_again, mut refused) = (0, 0);
+    for round in 0..200 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + round % 6 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = (next() & 0xFF) as u8;
+        }
+        let Ok(coarse) = decode_image(&bytes, &limits, Some((300, 300))) else {
+            continue;
+        };
+        let (w, h) = coarse.original;
+        let region = CropRect {
+            x: (next() % u64::from(w / 2)) as u32,
+            y: (next() % u64::from(h / 2)) as u32,
+            width: w / 3,
+            height: h / 4,
+        };
+        let shrink = 1 + (round % 2) as u32;
+        match decode_covering(&bytes, &limits, &coarse, shrink, region) {
+            Ok(pixels) => {
+                let r = pixels.region;
+                // The covering rectangle at 1/shrink: the region's size, rounded out.
+                assert!(r.width.abs_diff(region.width / shrink) <= 1, "{r:?}");
+                assert!(r.height.abs_diff(region.height / shrink) <= 1, "{r:?}");
+                assert!(r.x + r.width <= pixels.image.width());
+                assert!(r.y + r.height <= pixels.image.height());
+                read_again += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), FailureKind::Corrupt, "round {round}: {e}");
+                refused += 1;
+            }
+        }
+    }
+    println!("{read_again} read again, {refused} refused");
+    assert!(read_again > 0, "no damaged photo was read again at all");
+}
