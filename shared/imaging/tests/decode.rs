@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{as_f32, diff, manifest, photo, read, reference_png};
+use common::{Damage, as_f32, diff, manifest, photo, read, reference_png};
 use imgfeat_imaging::{DecodeLimits, decode_rgb};
 
 #[test]
@@ -120,22 +120,12 @@ fn damaged_jpegs_give_an_image_or_an_input_error() {
     let good = photo("darknet_dog.jpg");
     let limits = DecodeLimits::default();
     let reference = decode_rgb(&good, &limits).unwrap();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut damage = Damage::new(0x9E37_79B9_7F4A_7C15);
     let (mut images, mut refused) = (0, 0);
     for round in 0..300 {
-        let mut bytes = good.clone();
-        for _ in 0..1 + round % 8 {
-            let at = (next() % bytes.len() as u64) as usize;
-            bytes[at] = (next() & 0xFF) as u8;
-        }
+        let mut bytes = damage.overwrite(&good, 1 + round % 8);
         if round % 5 == 0 {
-            let keep = (next() % bytes.len() as u64) as usize;
+            let keep = (damage.next() % bytes.len() as u64) as usize;
             bytes.truncate(keep.max(1));
         }
         match decode_rgb(&bytes, &limits) {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::read;
+use common::{Damage, read};
 use imgfeat_core::CropRect;
 use imgfeat_imaging::{
     DecodeLimits, Decoded, ImagingError, RgbImage, decode_covering, decode_image,
@@ -156,27 +156,17 @@ fn damaged_jpegs_read_again_give_pixels_or_an_input_error() {
 
     let good = read("fixtures/imaging/draft/large.jpg");
     let limits = DecodeLimits::default();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut damage = Damage::new(0x2545_F491_4F6C_DD1D);
     let (mut read_again, mut refused) = (0, 0);
     for round in 0..200 {
-        let mut bytes = good.clone();
-        for _ in 0..1 + round % 6 {
-            let at = (next() % bytes.len() as u64) as usize;
-            bytes[at] = (next() & 0xFF) as u8;
-        }
+        let bytes = damage.overwrite(&good, 1 + round % 6);
         let Ok(coarse) = decode_image(&bytes, &limits, Some((300, 300))) else {
             continue;
         };
         let (w, h) = coarse.original;
         let region = CropRect {
-            x: (next() % u64::from(w / 2)) as u32,
-            y: (next() % u64::from(h / 2)) as u32,
+            x: (damage.next() % u64::from(w / 2)) as u32,
+            y: (damage.next() % u64::from(h / 2)) as u32,
             width: w / 3,
             height: h / 4,
         };

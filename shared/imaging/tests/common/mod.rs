@@ -54,3 +54,30 @@ pub fn diff(a: &[f32], b: &[f32]) -> (f32, f64) {
 pub fn as_f32(img: &RgbImage) -> Vec<f32> {
     img.as_raw().iter().map(|&v| f32::from(v)).collect()
 }
+
+/// Deterministic damage for the hostile-input tests (xorshift64), so a failure
+/// reproduces from its round number.
+pub struct Damage(u64);
+
+impl Damage {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `good` with `count` bytes overwritten at random places.
+    pub fn overwrite(&mut self, good: &[u8], count: usize) -> Vec<u8> {
+        let mut bytes = good.to_vec();
+        for _ in 0..count {
+            let at = (self.next() % bytes.len() as u64) as usize;
+            bytes[at] = (self.next() & 0xFF) as u8;
+        }
+        bytes
+    }
+}
